@@ -1,0 +1,78 @@
+// periscope agent: the public API for hosts that link libperiscope.so instead of (or as well as)
+// LD_PRELOADing it. See docs/configuration.md for every option and its PERISCOPE_* variable.
+//
+// Contract: every function is thread-safe, never throws, and is cheap when the agent is off.
+// Callbacks you register (commands, variable getters/setters) run on the agent's own thread;
+// make them thread-safe against your threads, keep them short, and report failure by throwing
+// std::exception (the message is shown to the user; nothing escapes into your code).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#define PERISCOPE_API __attribute__((visibility("default")))
+
+namespace periscope {
+
+struct Options {
+  bool enabled = true;                      // PERISCOPE_DISABLE=1 turns the agent off
+  std::string socket_dir;                   // PERISCOPE_SOCKET_DIR; empty: $XDG_RUNTIME_DIR/periscope,
+                                            // else /tmp/periscope-<uid>
+  int max_connections = 16;                 // PERISCOPE_MAX_CONNECTIONS: concurrent manhole sessions
+  std::chrono::seconds idle_timeout{600};   // PERISCOPE_IDLE_TIMEOUT: seconds before an idle session closes
+  bool restart_after_fork = true;           // PERISCOPE_FORK=on|off: a forked child gets its own agent
+  bool verbose = false;                     // PERISCOPE_VERBOSE=1: one line on stderr when started
+
+  // Defaults overridden by PERISCOPE_* environment variables; a malformed value is reported on
+  // stderr (one line) and the default is kept.
+  PERISCOPE_API static Options from_env();
+};
+
+// The outcome of an API call. Check it: a failed start leaves the agent off, not half on.
+class [[nodiscard]] Status {
+ public:
+  static Status success() { return Status(true, {}); }
+  static Status failure(std::string message) { return Status(false, std::move(message)); }
+  bool ok() const { return ok_; }
+  explicit operator bool() const { return ok_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  Status(bool ok, std::string message) : ok_(ok), message_(std::move(message)) {}
+  bool ok_;
+  std::string message_;
+};
+
+// Starts the agent (idempotent: a second call while running succeeds and changes nothing).
+PERISCOPE_API Status start(const Options& options = Options::from_env());
+// Stops the agent's thread and removes its socket. Safe when not running.
+PERISCOPE_API void stop();
+PERISCOPE_API bool running();
+// The manhole socket of the running agent, empty when not running.
+PERISCOPE_API std::string socket_path();
+
+// A manhole command of the application. `usage` is its argument spec ("NAME [VALUE]",
+// "[ITEM...]"): the argument count is checked before `handler` runs. The handler returns the text
+// to show. Commands and variables may be added before or after start().
+using CommandHandler = std::function<std::string(const std::vector<std::string>& args)>;
+PERISCOPE_API Status add_command(const std::string& name, const std::string& usage, const std::string& help,
+                                 CommandHandler handler);
+
+// A live variable shown by `vars`, read by `get NAME`, changed by `set NAME VALUE` when a setter
+// is given (throw from the setter to reject a value).
+PERISCOPE_API Status add_variable(const std::string& name, std::function<std::string()> getter,
+                                  std::function<void(const std::string&)> setter = {},
+                                  const std::string& help = {});
+
+}  // namespace periscope
+
+extern "C" {
+// C API. periscope_start() starts with options from the environment; returns 0 on success and -1
+// on failure (the reason is printed on stderr).
+PERISCOPE_API int periscope_start(void);
+PERISCOPE_API void periscope_stop(void);
+PERISCOPE_API int periscope_running(void);
+}

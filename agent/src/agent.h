@@ -1,0 +1,36 @@
+// The agent's lifecycle: one io thread (all signals blocked) running a Boost.Asio io_context that
+// serves the manhole socket. At most one agent per process; a forked child gets a fresh one.
+//
+// Threading: every function here is thread-safe (one lifecycle mutex) except the fork hooks,
+// which pthread_atfork calls.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "manhole/command_registry.h"
+#include "manhole/variable_registry.h"
+#include "periscope/periscope.h"
+
+namespace periscope::agent {
+
+Status start_agent(const Options& options);
+void stop_agent();
+bool agent_running();
+std::string agent_socket_path();
+
+// What `info` shows about the agent itself (config, uptime, sessions); null when not running.
+nlohmann::json agent_status();
+
+// The process-wide registries; they exist before the agent starts, with the built-ins in them.
+manhole::CommandRegistry& command_registry();
+manhole::VariableRegistry& variable_registry();
+
+// pthread_atfork hooks (fork_handling.cpp registers them).
+void lock_for_fork();
+void unlock_in_fork_parent();
+void restart_in_fork_child();
+
+}  // namespace periscope::agent

@@ -1,0 +1,57 @@
+// The public C++ API: thin, exception-proof wrappers over the agent and its registries.
+#include "agent/src/agent.h"
+#include "periscope/periscope.h"
+
+namespace periscope {
+
+namespace {
+
+template <typename F>
+Status guarded(const char* what, F&& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return Status::failure(std::string(what) + ": " + e.what());
+  } catch (...) {
+    return Status::failure(std::string(what) + ": unknown error");
+  }
+}
+
+Status from_error(const std::string& error) { return error.empty() ? Status::success() : Status::failure(error); }
+
+}  // namespace
+
+Status start(const Options& options) { return agent::start_agent(options); }
+
+void stop() { agent::stop_agent(); }
+
+bool running() { return agent::agent_running(); }
+
+std::string socket_path() {
+  try {
+    return agent::agent_socket_path();
+  } catch (...) {
+    return {};
+  }
+}
+
+Status add_command(const std::string& name, const std::string& usage, const std::string& help,
+                   CommandHandler handler) {
+  return guarded("add_command", [&] {
+    if (!handler) return Status::failure("add_command: '" + name + "' has no handler");
+    manhole::Command command{name, usage, help,
+                             [handler = std::move(handler)](const manhole::Args& args) {
+                               return manhole::Reply::success(handler(args));
+                             }};
+    return from_error(agent::command_registry().add(std::move(command)));
+  });
+}
+
+Status add_variable(const std::string& name, std::function<std::string()> getter,
+                    std::function<void(const std::string&)> setter, const std::string& help) {
+  return guarded("add_variable", [&] {
+    return from_error(agent::variable_registry().add({name, help, std::move(getter), std::move(setter)}));
+  });
+}
+
+}  // namespace periscope

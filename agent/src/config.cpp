@@ -1,0 +1,67 @@
+#include "agent/src/config.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "agent/src/logging.h"
+
+namespace periscope {
+
+namespace {
+
+const char* env(const char* name) {
+  const char* v = std::getenv(name);
+  return (v && *v) ? v : nullptr;
+}
+
+bool env_flag(const char* name, bool fallback) {
+  const char* v = env(name);
+  if (!v) return fallback;
+  if (!std::strcmp(v, "1") || !strcasecmp(v, "on") || !strcasecmp(v, "true") || !strcasecmp(v, "yes")) return true;
+  if (!std::strcmp(v, "0") || !strcasecmp(v, "off") || !strcasecmp(v, "false") || !strcasecmp(v, "no")) return false;
+  agent::log_line(std::string("ignoring ") + name + "='" + v + "': expected on/off or 1/0");
+  return fallback;
+}
+
+long env_int(const char* name, long fallback, long min, long max) {
+  const char* v = env(name);
+  if (!v) return fallback;
+  char* end = nullptr;
+  errno = 0;
+  long n = std::strtol(v, &end, 10);
+  if (errno != 0 || end == v || *end != '\0' || n < min || n > max) {
+    agent::log_line(std::string("ignoring ") + name + "='" + v + "': expected an integer in [" +
+                    std::to_string(min) + ", " + std::to_string(max) + "]");
+    return fallback;
+  }
+  return n;
+}
+
+}  // namespace
+
+Options Options::from_env() {
+  Options o;
+  try {
+    o.enabled = !env_flag("PERISCOPE_DISABLE", false);
+    if (const char* d = env("PERISCOPE_SOCKET_DIR")) o.socket_dir = d;
+    o.max_connections = static_cast<int>(env_int("PERISCOPE_MAX_CONNECTIONS", o.max_connections, 1, 1000));
+    o.idle_timeout = std::chrono::seconds(env_int("PERISCOPE_IDLE_TIMEOUT", o.idle_timeout.count(), 1, 86400 * 7));
+    o.restart_after_fork = env_flag("PERISCOPE_FORK", o.restart_after_fork);
+    o.verbose = env_flag("PERISCOPE_VERBOSE", o.verbose);
+  } catch (...) {
+  }
+  return o;
+}
+
+namespace agent {
+
+nlohmann::json describe_options(const Options& o, const std::string& socket_dir) {
+  return {{"socket_dir", socket_dir},
+          {"max_connections", o.max_connections},
+          {"idle_timeout_s", o.idle_timeout.count()},
+          {"fork", o.restart_after_fork ? "on" : "off"},
+          {"verbose", o.verbose}};
+}
+
+}  // namespace agent
+}  // namespace periscope

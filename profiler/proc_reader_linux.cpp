@@ -1,0 +1,95 @@
+#include "profiler/proc_reader.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <fcntl.h>
+#include <unistd.h>
+#include <vector>
+
+namespace periscope::proc {
+
+std::optional<std::string> read_file(const std::string& path, size_t max_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string out;
+  char buf[4096];
+  while (out.size() < max_bytes) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  if (out.size() > max_bytes) out.resize(max_bytes);
+  return out;
+}
+
+std::optional<Stat> parse_stat(const std::string& line) {
+  auto open = line.find('(');
+  auto close = line.rfind(')');
+  if (open == std::string::npos || close == std::string::npos || close < open) return std::nullopt;
+  Stat st;
+  st.comm = line.substr(open + 1, close - open - 1);
+  // Fields after comm, numbered as in proc(5): 3=state ... 14=utime 15=stime 20=num_threads 22=starttime.
+  std::vector<std::string> fields;
+  size_t pos = close + 1;
+  while (pos < line.size()) {
+    while (pos < line.size() && line[pos] == ' ') ++pos;
+    size_t end = line.find(' ', pos);
+    if (end == std::string::npos) end = line.size();
+    if (end > pos) fields.push_back(line.substr(pos, end - pos));
+    pos = end;
+  }
+  if (fields.size() < 20) return std::nullopt;
+  auto field = [&](int number) -> const std::string& { return fields[static_cast<size_t>(number - 3)]; };
+  st.state = field(3).empty() ? '?' : field(3)[0];
+  st.utime_ticks = std::strtoull(field(14).c_str(), nullptr, 10);
+  st.stime_ticks = std::strtoull(field(15).c_str(), nullptr, 10);
+  st.num_threads = std::strtoll(field(20).c_str(), nullptr, 10);
+  st.start_ticks = std::strtoull(field(22).c_str(), nullptr, 10);
+  return st;
+}
+
+std::optional<Stat> read_stat(const std::string& stat_path) {
+  auto text = read_file(stat_path, 4096);
+  if (!text) return std::nullopt;
+  return parse_stat(*text);
+}
+
+long clock_ticks_per_second() {
+  static const long ticks = [] {
+    long t = ::sysconf(_SC_CLK_TCK);
+    return t > 0 ? t : 100;
+  }();
+  return ticks;
+}
+
+std::optional<double> system_uptime_seconds() {
+  auto text = read_file("/proc/uptime", 256);
+  if (!text) return std::nullopt;
+  char* end = nullptr;
+  double up = std::strtod(text->c_str(), &end);
+  if (end == text->c_str()) return std::nullopt;
+  return up;
+}
+
+const char* state_name(char state) {
+  switch (state) {
+    case 'R': return "running";
+    case 'S': return "sleeping";
+    case 'D': return "disk-wait";
+    case 'T': return "stopped";
+    case 't': return "traced";
+    case 'Z': return "zombie";
+    case 'X': return "dead";
+    case 'I': return "idle";
+    default: return "unknown";
+  }
+}
+
+}  // namespace periscope::proc

@@ -1,0 +1,31 @@
+// Facts about a whole process read from /proc: name, executable, command line, owner, uptime.
+// Shared by the agent's `info` command and the viewer's `ps`.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace periscope {
+
+struct ProcessInfo {
+  pid_t pid = 0;
+  std::string name;                  // comm
+  std::string exe;                   // readlink /proc/<pid>/exe, empty when not permitted
+  std::vector<std::string> cmdline;  // argv, empty when not permitted
+  uid_t uid = 0;                     // real uid
+  double uptime_seconds = 0;
+  double cpu_seconds = 0;
+  long threads = 0;
+};
+
+// nullopt when the process does not exist (or vanished while we read it).
+std::optional<ProcessInfo> read_process_info(pid_t pid);
+
+bool process_exists(pid_t pid);
+
+// "3d4h", "2h05m", "4m07s", "12s": a compact, human duration.
+std::string format_duration(double seconds);
+
+}  // namespace periscope

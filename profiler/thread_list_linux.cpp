@@ -1,0 +1,32 @@
+#include "profiler/thread_list.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <dirent.h>
+
+#include "profiler/proc_reader.h"
+
+namespace periscope {
+
+std::vector<ThreadInfo> list_threads(pid_t pid) {
+  std::vector<ThreadInfo> threads;
+  const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* dir = ::opendir(task_dir.c_str());
+  if (!dir) return threads;
+  const double ticks = static_cast<double>(proc::clock_ticks_per_second());
+  while (dirent* entry = ::readdir(dir)) {
+    char* end = nullptr;
+    long tid = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || tid <= 0) continue;
+    auto st = proc::read_stat(task_dir + "/" + entry->d_name + "/stat");
+    if (!st) continue;  // exited while we were listing
+    threads.push_back({static_cast<pid_t>(tid), st->comm, st->state,
+                       static_cast<double>(st->utime_ticks + st->stime_ticks) / ticks});
+  }
+  ::closedir(dir);
+  std::sort(threads.begin(), threads.end(),
+            [](const ThreadInfo& a, const ThreadInfo& b) { return a.tid < b.tid; });
+  return threads;
+}
+
+}  // namespace periscope

@@ -1,0 +1,20 @@
+// The viewer's subcommands. Each returns the process exit code or throws CliError.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace periscope::viewer {
+
+struct CommonOptions {
+  std::chrono::milliseconds timeout{std::chrono::seconds(30)};
+  bool json = false;
+};
+
+int run_ps(const CommonOptions& options);
+int run_exec(pid_t pid, const std::vector<std::string>& words, const CommonOptions& options);
+int run_attach(pid_t pid, const CommonOptions& options);
+
+}  // namespace periscope::viewer

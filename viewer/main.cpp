@@ -1,0 +1,93 @@
+// periscope: the viewer CLI. Finds processes that carry the agent and looks inside them.
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdlib>
+
+#include "viewer/cli_errors.h"
+#include "viewer/commands.h"
+
+using namespace periscope::viewer;
+
+namespace {
+
+constexpr const char* kDescription =
+    "periscope " PERISCOPE_VERSION_STRING " - look inside running native processes without stopping them.\n"
+    "A process carries the agent when it runs with LD_PRELOAD=libperiscope.so or calls periscope::start().";
+
+constexpr const char* kExamples = R"(
+Examples:
+  periscope ps                          every process with an agent
+  periscope attach 4242                 REPL into process 4242 (Tab completes, Ctrl-D leaves)
+  periscope exec 4242 threads           one command, reply on stdout
+  periscope exec 4242 set log_level debug
+  periscope exec --json 4242 info       the reply as JSON, for scripts
+
+Exit codes: 0 ok, 1 the command failed, 2 bad usage, 3 no such process or no agent,
+4 permission denied, 5 connection lost or timed out.)";
+
+void add_pid(CLI::App* cmd, pid_t& pid) {
+  cmd->add_option("PID", pid, "process id (see 'periscope ps')")->required()->check(CLI::PositiveNumber);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  ::unsetenv("DEBUGINFOD_URLS");  // symbolization never downloads unless asked
+  CLI::App app{kDescription, "periscope"};
+  app.footer(kExamples);
+  app.set_version_flag("--version", "periscope " PERISCOPE_VERSION_STRING);
+  app.require_subcommand(1);
+
+  CommonOptions common;
+  double timeout_s = 30;
+  app.add_option("--timeout", timeout_s, "seconds to wait for a reply (default 30)")
+      ->check(CLI::Range(0.1, 86400.0));
+
+  auto* ps = app.add_subcommand("ps", "list every live process with a periscope agent");
+  ps->add_flag("--json", common.json, "print JSON");
+
+  pid_t pid = 0;
+  auto* attach = app.add_subcommand("attach", "interactive REPL into a process's manhole");
+  add_pid(attach, pid);
+
+  auto* exec = app.add_subcommand("exec", "run one manhole command; its reply goes to stdout");
+  exec->add_flag("--json", common.json, "print the reply's data as JSON (put options before PID)");
+  add_pid(exec, pid);
+  exec->prefix_command();  // everything after PID is the command, even words that start with '-'
+  exec->footer("COMMAND [ARGS...] follow PID; 'periscope exec PID help' lists the commands.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    print_error(std::string(e.what()) + " (try 'periscope --help')");
+    return kExitUsage;
+  }
+  common.timeout = std::chrono::milliseconds(static_cast<long>(timeout_s * 1000));
+
+  try {
+    if (*ps) return run_ps(common);
+    if (*attach) return run_attach(pid, common);
+    if (*exec) {
+      auto words = exec->remaining();
+      if (words.empty()) {
+        print_error("exec needs a COMMAND after the PID (try 'periscope exec " + std::to_string(pid) + " help')");
+        return kExitUsage;
+      }
+      return run_exec(pid, words, common);
+    }
+  } catch (const CliError& e) {
+    print_error(e.what());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    print_error(e.what());
+    return kExitConnection;
+  }
+  return kExitUsage;
+}
