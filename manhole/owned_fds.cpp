@@ -1,38 +1,54 @@
 #include "manhole/owned_fds.h"
 
-#include <atomic>
+#include <algorithm>
+#include <mutex>
+#include <sys/socket.h>
 #include <unistd.h>
+#include <vector>
 
 namespace periscope::manhole {
 
 namespace {
-// Sessions are capped far below this; an fd that does not fit is still close-on-exec.
-constexpr int kSlots = 1024;
-std::atomic<int> g_slots[kSlots];  // 0 = free, otherwise fd + 1
+
+std::mutex& table_mutex() {
+  static auto* m = new std::mutex;  // leaked: used by atfork handlers until the very end
+  return *m;
+}
+
+std::vector<int>& table() {
+  static auto* fds = new std::vector<int>;
+  return *fds;
+}
+
 }  // namespace
 
-// async-signal-safe: lock-free compare-exchange on a static table.
 void track_fd(int fd) {
-  for (auto& slot : g_slots) {
-    int expected = 0;
-    if (slot.compare_exchange_strong(expected, fd + 1, std::memory_order_acq_rel)) return;
-  }
+  std::lock_guard lock(table_mutex());
+  table().push_back(fd);
 }
 
-// async-signal-safe: lock-free compare-exchange on a static table.
-void untrack_fd(int fd) {
-  for (auto& slot : g_slots) {
-    int expected = fd + 1;
-    if (slot.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) return;
-  }
+int accept_tracked(int listen_fd) {
+  std::lock_guard lock(table_mutex());
+  int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd >= 0) table().push_back(fd);
+  return fd;
 }
 
-// async-signal-safe: atomics and close() only.
-void close_tracked_fds_in_fork_child() {
-  for (auto& slot : g_slots) {
-    int value = slot.exchange(0, std::memory_order_acq_rel);
-    if (value != 0) ::close(value - 1);
-  }
+void close_tracked(int fd) {
+  std::lock_guard lock(table_mutex());
+  auto& fds = table();
+  fds.erase(std::remove(fds.begin(), fds.end(), fd), fds.end());
+  ::close(fd);
+}
+
+void lock_fd_table_for_fork() { table_mutex().lock(); }
+
+void unlock_fd_table_in_fork_parent() { table_mutex().unlock(); }
+
+void close_fd_table_in_fork_child() {
+  for (int fd : table()) ::close(fd);
+  table().clear();
+  table_mutex().unlock();
 }
 
 }  // namespace periscope::manhole

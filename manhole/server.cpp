@@ -49,7 +49,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
   void accept_ready() {
     for (;;) {
-      int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      int fd = accept_tracked(listen_fd);
       if (fd >= 0) {
         admit(fd);
         continue;
@@ -73,7 +73,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     if (!why.empty()) {
       ++counters.refused_uid;
       send_last_words(fd, "error: " + why + "\n");
-      ::close(fd);
+      close_tracked(fd);
       uid_t uid = peer ? peer->uid : static_cast<uid_t>(-1);
       if (logged_uids.size() < 64 && logged_uids.insert(uid).second) {
         log("refused manhole connection from pid " + std::to_string(peer ? peer->pid : 0) + ": " + why);
@@ -84,12 +84,11 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       ++counters.refused_busy;
       send_last_words(fd, "error: too many connections (limit " + std::to_string(config.max_connections) +
                               "); try again later\n");
-      ::close(fd);
+      close_tracked(fd);
       return;
     }
     ++counters.accepted;
     ++counters.active;
-    track_fd(fd);
     sessions.remove_if([](const std::weak_ptr<Session>& s) { return s.expired(); });
     auto weak_self = weak_from_this();
     sessions.push_back(start_session(io, fd, config.session, registry, [weak_self] {
@@ -149,8 +148,8 @@ void Server::stop() {
   error_code ec;
   s.backoff.cancel();
   if (s.listen_fd >= 0) {
-    untrack_fd(s.listen_fd);
-    s.acceptor.close(ec);
+    s.acceptor.release(ec);
+    close_tracked(s.listen_fd);
     s.listen_fd = -1;
     ::unlink(s.config.socket_path.c_str());
   }

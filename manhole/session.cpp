@@ -32,8 +32,7 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
     error_code ec;
     socket_.assign(asio::local::stream_protocol(), fd, ec);
     if (ec) {
-      untrack_fd(fd);
-      ::close(fd);
+      close_tracked(fd);
       closed_ = true;
     }
   }
@@ -53,8 +52,8 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
     timer_.cancel();
     error_code ec;
     socket_.shutdown(asio::socket_base::shutdown_both, ec);
-    untrack_fd(fd_);
-    socket_.close(ec);
+    socket_.release(ec);  // cancels pending operations; the fd is ours to close
+    close_tracked(fd_);
     finish();
   }
 

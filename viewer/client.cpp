@@ -52,7 +52,9 @@ Client Client::connect_to_pid(pid_t pid, std::chrono::milliseconds timeout) {
 
 Client Client::connect_to_path(const std::string& path, pid_t pid, std::chrono::milliseconds timeout) {
   Client client(connect_socket(path, pid), pid, timeout);
-  client.send_all(std::string(manhole::kJsonModeCommand) + "\n");
+  // A refusing agent may close before our first line arrives: its reason is still ours to read.
+  const std::string switch_mode = std::string(manhole::kJsonModeCommand) + "\n";
+  (void)::send(client.fd_, switch_mode.data(), switch_mode.size(), MSG_NOSIGNAL);
   // The banner and prompt come first (text mode); the agent then answers with the hello frame.
   // Anything that starts with "error: " is the agent refusing us (uid, too many connections).
   for (;;) {

@@ -205,9 +205,11 @@ void lock_for_fork() {
   g_lifecycle.lock();
   command_registry().mutex().lock();
   variable_registry().mutex().lock();
+  manhole::lock_fd_table_for_fork();
 }
 
 void unlock_in_fork_parent() {
+  manhole::unlock_fd_table_in_fork_parent();
   variable_registry().mutex().unlock();
   command_registry().mutex().unlock();
   g_lifecycle.unlock();
@@ -216,9 +218,11 @@ void unlock_in_fork_parent() {
 void restart_in_fork_child() {
   // The child has one thread (this one) and the parent's agent objects, whose io thread is gone:
   // never touch them. Close the sockets, forget the agent, and start afresh if allowed.
+  // (Asio's epoll, eventfd and timerfd stay open in the child, inert: they are close-on-exec,
+  // and nothing in Asio lets us close them without the parent's io thread.)
+  manhole::close_fd_table_in_fork_child();
   variable_registry().mutex().unlock();
   command_registry().mutex().unlock();
-  manhole::close_tracked_fds_in_fork_child();
   Agent* parent_agent = g_agent;
   g_agent = nullptr;
   g_socket_to_remove[0] = '\0';

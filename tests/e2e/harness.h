@@ -1,0 +1,114 @@
+// End-to-end test harness: start real processes (targets with the agent preloaded, the periscope
+// CLI), talk to them through pipes and sockets, and wait for things with deadlines, never sleeps
+// of fixed length.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace periscope::test {
+
+using namespace std::chrono_literals;
+
+// Paths baked in by CMake.
+std::string cli_path();
+std::string agent_path();
+std::string target_path(const std::string& name);  // a program in tests/targets or examples
+
+using Env = std::map<std::string, std::string>;  // added to (or, with empty value, removed from) ours
+
+// A child process with its stdin and stdout on pipes and its stderr in a file.
+class Process {
+ public:
+  Process(const std::vector<std::string>& argv, const Env& env, uid_t run_as = static_cast<uid_t>(-1));
+  ~Process();  // kills and reaps if still running
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  void write_stdin(const std::string& text);
+  void close_stdin();
+  // The next stdout line, or nullopt at EOF or after `timeout`.
+  std::optional<std::string> read_line(std::chrono::milliseconds timeout = 10s);
+  std::string stderr_text() const;
+  // Waits for exit; returns the exit status (128+signal when killed), nullopt on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout = 10s);
+  void kill(int sig);
+
+ private:
+  pid_t pid_ = -1;
+  int stdin_fd_ = -1;
+  int stdout_fd_ = -1;
+  std::string stderr_path_;
+  std::string stdout_buffer_;
+  bool reaped_ = false;
+};
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs a program to completion (killed after `timeout`) and collects its output.
+RunResult run(const std::vector<std::string>& argv, const Env& env = {}, const std::string& stdin_text = {},
+              uid_t run_as = static_cast<uid_t>(-1), std::chrono::milliseconds timeout = 30s);
+// Runs the periscope CLI with `args`.
+RunResult periscope(const std::vector<std::string>& args, const Env& env = {},
+                    uid_t run_as = static_cast<uid_t>(-1));
+
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s);
+bool file_exists(const std::string& path);
+
+// A private socket directory for one test, removed afterwards.
+class SocketDir {
+ public:
+  SocketDir();
+  ~SocketDir();
+  const std::string& path() const { return path_; }
+  std::string socket_for(pid_t pid) const;
+  Env env() const;  // PERISCOPE_SOCKET_DIR=<path>
+
+ private:
+  std::string path_;
+};
+
+// Starts host_target with the agent preloaded and waits until its socket answers.
+class AgentTarget {
+ public:
+  explicit AgentTarget(const SocketDir& dir, Env extra_env = {});
+  Process& process() { return process_; }
+  pid_t pid() const { return process_.pid(); }
+  std::string socket() const { return socket_; }
+
+ private:
+  Process process_;
+  std::string socket_;
+};
+
+// A raw client connection to a manhole socket.
+class RawConnection {
+ public:
+  explicit RawConnection(const std::string& socket_path, uid_t run_as = static_cast<uid_t>(-1));
+  ~RawConnection();
+  bool connected() const { return fd_ >= 0; }
+  int connect_errno() const { return connect_errno_; }
+  void send(const std::string& bytes);
+  // Reads until `marker` appears (returns all text read up to and including it), EOF, or timeout.
+  std::string read_until(const std::string& marker, std::chrono::milliseconds timeout = 5s);
+  std::string read_line(std::chrono::milliseconds timeout = 5s) { return read_until("\n", timeout); }
+  // True when the peer closed the connection (EOF) within `timeout`.
+  bool closed_by_peer(std::chrono::milliseconds timeout = 5s);
+
+ private:
+  int fd_ = -1;
+  int connect_errno_ = 0;
+  std::string buffer_;
+};
+
+}  // namespace periscope::test
