@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The main job, on a fresh machine: build, start the demo server with the agent, and show
+# periscope finding it and looking inside. DEMO_KEEP=1 leaves the server running afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh
+BUILD_DIR=${BUILD_DIR:-build}
+PERISCOPE="$BUILD_DIR/periscope"
+AGENT="$(pwd)/$BUILD_DIR/libperiscope.so"
+
+pids=()
+cleanup() { [ "${DEMO_KEEP:-0}" = 1 ] || kill "${pids[@]}" 2>/dev/null || true; }
+trap cleanup EXIT
+
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+
+out=$(mktemp)
+"$BUILD_DIR/examples/demo/demo_server" --port 0 >"$out" 2>&1 &
+pids+=($!)
+DEMO=$!
+# An unmodified binary with the agent preloaded.
+LD_PRELOAD="$AGENT" sleep 600 &
+pids+=($!)
+SLEEPER=$!
+
+for _ in $(seq 100); do grep -q listening "$out" && break; sleep 0.05; done
+cat "$out"
+port=$(sed -n 's/.*127.0.0.1:\([0-9]*\).*/\1/p' "$out")
+
+# Some traffic, so the threads have something to show.
+request() { exec 3<>"/dev/tcp/127.0.0.1/$port"; printf 'GET %s HTTP/1.0\r\n\r\n' "$1" >&3; cat <&3 >/dev/null; exec 3>&-; }
+(request "/cpu?ms=1500" &) ; (request "/sleep?ms=1500" &) ; request /fast
+sleep 0.3
+
+step "$PERISCOPE" ps
+step "$PERISCOPE" exec "$DEMO" info
+step "$PERISCOPE" exec "$DEMO" threads
+step "$PERISCOPE" exec "$DEMO" vars
+step "$PERISCOPE" exec "$DEMO" set log_level debug
+step "$PERISCOPE" exec "$DEMO" help
+step "$PERISCOPE" exec --json "$SLEEPER" info
+printf '\n$ printf "threads\\nquit\\n" | socat - UNIX-CONNECT:<socket>   # the same REPL, by hand\n'
+printf 'threads\nquit\n' | socat - "UNIX-CONNECT:$("$PERISCOPE" ps --json | sed -n "s/.*\"socket\": \"\(.*\/$DEMO.sock\)\".*/\1/p")"
+
+echo
+if [ "${DEMO_KEEP:-0}" = 1 ]; then
+  echo "demo_server (pid $DEMO) keeps running on port $port: try '$PERISCOPE attach $DEMO'"
+else
+  echo "Try it yourself: DEMO_KEEP=1 scripts/demo.sh, then '$PERISCOPE attach <pid>'."
+fi
