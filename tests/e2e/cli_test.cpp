@@ -1,5 +1,6 @@
 // The periscope CLI against real processes: ps, exec, attach, and every way they can fail.
 #include <gtest/gtest.h>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "tests/e2e/harness.h"
@@ -156,6 +157,22 @@ TEST(Cli, AttachRunsScriptedCommandsFromStdin) {
   EXPECT_NE(r.out.find("pid, executable"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("bye"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("cmdline"), std::string::npos) << "commands after quit must not run";
+}
+
+TEST(Cli, AttachOnATerminalCompletesNamesAndKeepsHistory) {
+  SocketDir dir;
+  AgentTarget target(dir);
+  // script(1) gives the REPL a pseudo-terminal, so libedit edits and completes as for a person.
+  const std::string command = cli_path() + " attach " + std::to_string(target.pid());
+  auto r = run({"/usr/bin/script", "-qfec", command, "/dev/null"}, {{"HOME", dir.path()}},
+               "thr\t\nhel\t inf\t\nquit\n");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("sleepy-worker"), std::string::npos) << "'thr<Tab>' ran threads:\n" << r.out;
+  EXPECT_NE(r.out.find("info  pid, executable"), std::string::npos) << "'hel<Tab> inf<Tab>' ran help info:\n"
+                                                                     << r.out;
+  std::ifstream history(dir.path() + "/.periscope_history");
+  std::string saved((std::istreambuf_iterator<char>(history)), std::istreambuf_iterator<char>());
+  EXPECT_NE(saved.find("threads"), std::string::npos) << saved;
 }
 
 TEST(Cli, LinkedHostVariablesAndCommandsWork) {
