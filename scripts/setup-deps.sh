@@ -10,7 +10,7 @@ PACKAGES=(
   prometheus-cpp-dev zlib1g-dev
   libcli11-dev libedit-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  socat procps util-linux
+  socat procps util-linux bsdutils elfutils
 )
 
 missing=()

@@ -21,6 +21,8 @@ Examples:
   periscope exec 4242 threads           one command, reply on stdout
   periscope exec 4242 set log_level debug
   periscope exec --json 4242 info       the reply as JSON, for scripts
+  periscope stacks 4242                 every thread's stack (through the agent, else ptrace)
+  periscope stacks 4242 --thread 4250   one thread only
 
 Exit codes: 0 ok, 1 the command failed, 2 bad usage, 3 no such process or no agent,
 4 permission denied, 5 connection lost or timed out.)";
@@ -57,6 +59,15 @@ int main(int argc, char** argv) {
   exec->prefix_command();  // everything after PID is the command, even words that start with '-'
   exec->footer("COMMAND [ARGS...] follow PID; 'periscope exec PID help' lists the commands.");
 
+  auto* stacks = app.add_subcommand("stacks", "every thread's stack: through the agent if the process has one, "
+                                               "else by ptrace (like eu-stack)");
+  add_pid(stacks, pid);
+  std::vector<pid_t> stack_threads;
+  bool force_ptrace = false;
+  stacks->add_option("--thread", stack_threads, "only this thread (repeatable)")->check(CLI::PositiveNumber);
+  stacks->add_flag("--json", common.json, "print JSON");
+  stacks->add_flag("--ptrace", force_ptrace, "use ptrace even when the process has an agent");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -74,6 +85,7 @@ int main(int argc, char** argv) {
   try {
     if (*ps) return run_ps(common);
     if (*attach) return run_attach(pid, common);
+    if (*stacks) return run_stacks(pid, stack_threads, force_ptrace, common);
     if (*exec) {
       auto words = exec->remaining();
       if (words.empty()) {

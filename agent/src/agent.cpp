@@ -21,6 +21,7 @@
 #include "manhole/socket_location.h"
 #include "manhole/standard_commands.h"
 #include "profiler/process_info.h"
+#include "profiler/stack_capture.h"
 
 namespace periscope::agent {
 
@@ -115,6 +116,9 @@ Status start_locked(const Options& options) {
   static bool atexit_registered = (std::atexit(remove_socket_at_exit) == 0);
   (void)atexit_registered;
 
+  if (auto err = StackCapture::install(options.stack_signal); !err.empty()) {
+    log_line("stack capture is off: " + err);  // the rest of the agent works without it
+  }
   start_io_thread(agent.get());
   if (options.verbose) log_line("agent " PERISCOPE_VERSION_STRING " listening on " + path);
   g_agent = agent.release();
@@ -186,6 +190,11 @@ std::string agent_socket_path() {
   return g_agent ? g_agent->server->socket_path() : std::string();
 }
 
+std::chrono::milliseconds agent_stack_timeout() {
+  std::lock_guard lock(g_lifecycle);
+  return g_agent ? g_agent->options.stack_timeout : Options{}.stack_timeout;
+}
+
 nlohmann::json agent_status() {
   std::lock_guard lock(g_lifecycle);
   if (!g_agent) return nullptr;
@@ -198,6 +207,7 @@ nlohmann::json agent_status() {
           {"connections_accepted", c.accepted.load()},
           {"connections_refused_uid", c.refused_uid.load()},
           {"connections_refused_busy", c.refused_busy.load()},
+          {"stack_signal", StackCapture::signal_number()},
           {"config", describe_options(g_agent->options, g_agent->socket_dir)}};
 }
 

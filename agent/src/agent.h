@@ -5,6 +5,7 @@
 // which pthread_atfork calls.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -20,6 +21,8 @@ Status start_agent(const Options& options);
 void stop_agent();
 bool agent_running();
 std::string agent_socket_path();
+
+std::chrono::milliseconds agent_stack_timeout();
 
 // What `info` shows about the agent itself (config, uptime, sessions); null when not running.
 nlohmann::json agent_status();

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "agent/src/agent.h"
+#include "agent/src/stacks_command.h"
 #include "manhole/command_line.h"
 #include "manhole/text_table.h"
 #include "profiler/proc_reader.h"
@@ -83,7 +84,10 @@ std::string add_builtin_commands(manhole::CommandRegistry& registry) {
       !err.empty()) {
     return err;
   }
-  return registry.add({"threads", "", "every thread: tid, name, state, CPU time", threads});
+  if (auto err = registry.add({"threads", "", "every thread: tid, name, state, CPU time", threads}); !err.empty()) {
+    return err;
+  }
+  return add_stacks_command(registry);
 }
 
 }  // namespace periscope::agent

@@ -48,6 +48,9 @@ Options Options::from_env() {
     o.idle_timeout = std::chrono::seconds(env_int("PERISCOPE_IDLE_TIMEOUT", o.idle_timeout.count(), 1, 86400 * 7));
     o.restart_after_fork = env_flag("PERISCOPE_FORK", o.restart_after_fork);
     o.verbose = env_flag("PERISCOPE_VERBOSE", o.verbose);
+    o.stack_signal = static_cast<int>(env_int("PERISCOPE_STACK_SIGNAL", o.stack_signal, 0, 64));
+    o.stack_timeout =
+        std::chrono::milliseconds(env_int("PERISCOPE_STACK_TIMEOUT_MS", o.stack_timeout.count(), 1, 60000));
   } catch (...) {
   }
   return o;
@@ -60,7 +63,8 @@ nlohmann::json describe_options(const Options& o, const std::string& socket_dir)
           {"max_connections", o.max_connections},
           {"idle_timeout_s", o.idle_timeout.count()},
           {"fork", o.restart_after_fork ? "on" : "off"},
-          {"verbose", o.verbose}};
+          {"verbose", o.verbose},
+          {"stack_timeout_ms", o.stack_timeout.count()}};
 }
 
 }  // namespace agent

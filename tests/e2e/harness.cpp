@@ -28,6 +28,17 @@ std::string target_path(const std::string& name) {
   return std::string(PERISCOPE_TEST_TARGET_DIR) + "/" + name;
 }
 
+std::string source_path(const std::string& relative) { return std::string(PERISCOPE_TEST_SOURCE_DIR) + "/" + relative; }
+
+int marker_line(const std::string& file, const std::string& marker) {
+  std::ifstream in(file);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (line.find(marker) != std::string::npos) return n;
+  }
+  return 0;
+}
+
 namespace {
 
 constexpr uid_t kSameUser = static_cast<uid_t>(-1);

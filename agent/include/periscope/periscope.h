@@ -25,6 +25,10 @@ struct Options {
   std::chrono::seconds idle_timeout{600};   // PERISCOPE_IDLE_TIMEOUT: seconds before an idle session closes
   bool restart_after_fork = true;           // PERISCOPE_FORK=on|off: a forked child gets its own agent
   bool verbose = false;                     // PERISCOPE_VERBOSE=1: one line on stderr when started
+  int stack_signal = 0;                     // PERISCOPE_STACK_SIGNAL: real-time signal for stack capture;
+                                            // 0 picks the first free one from SIGRTMIN+8
+  std::chrono::milliseconds stack_timeout{250};  // PERISCOPE_STACK_TIMEOUT_MS: how long a thread may take
+                                                 // to answer a stack capture
 
   // Defaults overridden by PERISCOPE_* environment variables; a malformed value is reported on
   // stderr (one line) and the default is kept.

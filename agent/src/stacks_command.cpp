@@ -1,0 +1,50 @@
+#include "agent/src/stacks_command.h"
+
+#include <chrono>
+#include <memory>
+#include <unistd.h>
+
+#include "agent/src/agent.h"
+#include "profiler/own_stacks.h"
+#include "profiler/stack_capture.h"
+
+namespace periscope::agent {
+
+namespace {
+
+// One symbolizer for the process, used only on the io thread (libdw is not thread-safe); its
+// caches make the second `stacks` much cheaper than the first.
+Symbolizer& own_symbolizer() {
+  static auto* symbolizer = new Symbolizer(::getpid());
+  return *symbolizer;
+}
+
+manhole::Reply stacks(const manhole::Args& args) {
+  if (StackCapture::signal_number() == 0) {
+    return manhole::Reply::failure("stack capture is off (no usable signal; see the host's stderr)");
+  }
+  std::vector<pid_t> only;
+  for (const auto& a : args) {
+    char* end = nullptr;
+    long tid = std::strtol(a.c_str(), &end, 10);
+    if (end == a.c_str() || *end != '\0' || tid <= 0) return manhole::Reply::failure("stacks: bad TID '" + a + "'");
+    only.push_back(static_cast<pid_t>(tid));
+  }
+  auto started = std::chrono::steady_clock::now();
+  auto result = capture_own_stacks(only, agent_stack_timeout(), own_symbolizer());
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  nlohmann::json data = stacks_to_json(result);
+  data["method"] = "agent";
+  data["pid"] = ::getpid();
+  data["elapsed_ms"] = ms;
+  data["symbolizer_error"] = own_symbolizer().error();
+  return manhole::Reply::success(render_stacks(result), std::move(data));
+}
+
+}  // namespace
+
+std::string add_stacks_command(manhole::CommandRegistry& registry) {
+  return registry.add({"stacks", "[TID...]", "every thread's stack (or only these threads), symbolized", stacks});
+}
+
+}  // namespace periscope::agent

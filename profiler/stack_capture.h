@@ -1,0 +1,40 @@
+// In-process stack capture: the agent signals each thread with a free real-time signal; the
+// handler unwinds its own stack with libunwind into memory the agent prepared, and the agent
+// collects the addresses. Symbolizing is someone else's job (Symbolizer), on the agent's thread.
+//
+// Threading: install() once, capture() from one thread at a time (serialized internally).
+// The signal handler itself follows the agent's hard rules: async-signal-safe, no allocation,
+// no locks; a thread that never runs it (signal blocked, stopped) times out, nothing waits longer.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include "profiler/thread_stacks.h"
+
+namespace periscope {
+
+struct CapturedStack {
+  enum class Status { kOk, kTimedOut, kExited };
+  pid_t tid = 0;
+  Status status = Status::kOk;
+  std::vector<uint64_t> pcs;  // innermost first; pcs[0] is the interrupted pc, the rest return addresses
+  bool truncated = false;     // deeper than the depth limit
+  std::string detail;         // why not kOk, in words
+};
+
+class StackCapture {
+ public:
+  // Installs the handler on `signal` (0: the first free real-time signal from SIGRTMIN+8).
+  // Refuses a signal that already has a handler. Empty on success, else why not.
+  [[nodiscard]] static std::string install(int signal);
+  static int signal_number();  // 0 while not installed
+  // Captures the stacks of `tids` of this process, all at once; each thread gets `timeout` to answer.
+  static std::vector<CapturedStack> capture(const std::vector<pid_t>& tids, std::chrono::milliseconds timeout,
+                                            size_t max_depth = kMaxStackDepth);
+};
+
+}  // namespace periscope

@@ -1,0 +1,256 @@
+#include "profiler/stack_capture.h"
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <sys/syscall.h>
+#include <thread>
+#include <unistd.h>
+
+#include "profiler/proc_reader.h"
+
+namespace periscope {
+
+namespace {
+
+enum SlotState : int { kIdle, kRequested, kWriting, kDone, kAbandoned };
+
+struct Slot {
+  std::atomic<pid_t> tid{0};
+  std::atomic<int> state{kIdle};
+  uint32_t depth = 0;
+  bool truncated = false;
+  uint64_t pcs[kMaxStackDepth];
+};
+
+struct Batch {
+  explicit Batch(size_t n) : count(n), slots(new Slot[n]) {}
+  size_t count;
+  std::unique_ptr<Slot[]> slots;
+  size_t max_depth = kMaxStackDepth;
+};
+
+std::atomic<Batch*> g_batch{nullptr};
+std::atomic<int> g_handlers_running{0};
+std::atomic<int> g_signal{0};
+std::mutex g_capture_mutex;
+std::set<pid_t> g_signal_may_be_pending;  // threads that did not answer last time (guarded by g_capture_mutex)
+__attribute__((tls_model("initial-exec"))) thread_local bool t_in_handler = false;
+
+pid_t current_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
+
+// async-signal-safe: libunwind's local unwinder writing into the preallocated slot.
+void unwind_into(Slot& slot, size_t max_depth, void* ucontext) {
+  unw_cursor_t cursor;
+  slot.depth = 0;
+  slot.truncated = false;
+  int init = ucontext ? unw_init_local2(&cursor, static_cast<unw_context_t*>(ucontext), UNW_INIT_SIGNAL_FRAME)
+                      : -1;
+  if (init < 0) return;
+  do {
+    unw_word_t ip = 0;
+    if (unw_get_reg(&cursor, UNW_REG_IP, &ip) < 0 || ip == 0) break;
+    if (slot.depth == max_depth) {
+      slot.truncated = true;
+      break;
+    }
+    slot.pcs[slot.depth++] = ip;
+  } while (unw_step(&cursor) > 0);
+}
+
+// async-signal-safe: atomics, gettid and unwind_into only; errno saved and restored.
+void on_capture_signal(int, siginfo_t*, void* ucontext) {
+  int saved_errno = errno;
+  if (!t_in_handler) {  // libunwind is not re-entrant on one thread
+    t_in_handler = true;
+    g_handlers_running.fetch_add(1);
+    if (Batch* batch = g_batch.load()) {
+      const pid_t self = current_tid();
+      for (size_t i = 0; i < batch->count; ++i) {
+        Slot& slot = batch->slots[i];
+        if (slot.tid.load(std::memory_order_relaxed) != self) continue;
+        int expected = kRequested;
+        if (slot.state.compare_exchange_strong(expected, kWriting)) {
+          unwind_into(slot, batch->max_depth, ucontext);
+          slot.state.store(kDone, std::memory_order_release);
+        }
+        break;
+      }
+    }
+    g_handlers_running.fetch_sub(1);
+    t_in_handler = false;
+  }
+  errno = saved_errno;
+}
+
+bool signal_is_free(int sig) {
+  struct sigaction current {};
+  return ::sigaction(sig, nullptr, &current) == 0 && !(current.sa_flags & SA_SIGINFO) &&
+         current.sa_handler == SIG_DFL;
+}
+
+// The bit of `sig` in a /proc/<tid>/status mask line ("SigBlk:\t0000000000000000").
+bool mask_has(const std::string& status, const char* key, int sig) {
+  auto pos = status.find(key);
+  if (pos == std::string::npos) return false;
+  unsigned long long mask = std::strtoull(status.c_str() + pos + std::strlen(key), nullptr, 16);
+  return (mask >> (sig - 1)) & 1ULL;
+}
+
+std::string why_no_answer(pid_t tid, int sig, std::chrono::milliseconds timeout) {
+  auto status = proc::read_file("/proc/self/task/" + std::to_string(tid) + "/status", 8192);
+  if (!status) return "exited during capture";
+  if (mask_has(*status, "SigBlk:", sig)) return "blocks signal " + std::to_string(sig) + "; no stack";
+  if (status->find("State:\tT") != std::string::npos || status->find("State:\tt") != std::string::npos) {
+    return "is stopped; no stack";
+  }
+  return "did not answer within " + std::to_string(timeout.count()) + " ms";
+}
+
+bool signal_still_pending(pid_t tid, int sig) {
+  auto status = proc::read_file("/proc/self/task/" + std::to_string(tid) + "/status", 8192);
+  return status && mask_has(*status, "SigPnd:", sig);
+}
+
+// Waits for handlers that may still be reading `batch`; false if one seems stuck for good.
+bool wait_for_handlers_to_leave() {
+  for (int i = 0; i < 1000; ++i) {
+    if (g_handlers_running.load() == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
+
+void capture_self(Slot& slot, size_t max_depth) {
+  unw_context_t context;
+  unw_getcontext(&context);
+  unw_cursor_t cursor;
+  slot.depth = 0;
+  if (unw_init_local(&cursor, &context) < 0) return;
+  do {
+    unw_word_t ip = 0;
+    if (unw_get_reg(&cursor, UNW_REG_IP, &ip) < 0 || ip == 0) break;
+    if (slot.depth == max_depth) {
+      slot.truncated = true;
+      break;
+    }
+    slot.pcs[slot.depth++] = ip;
+  } while (unw_step(&cursor) > 0);
+}
+
+}  // namespace
+
+std::string StackCapture::install(int requested) {
+  std::lock_guard lock(g_capture_mutex);
+  if (g_signal.load() != 0) return {};
+  int sig = 0;
+  if (requested != 0) {
+    if (requested < SIGRTMIN || requested > SIGRTMAX) {
+      return "stack signal " + std::to_string(requested) + " is not a real-time signal (" +
+             std::to_string(SIGRTMIN) + ".." + std::to_string(SIGRTMAX) + ")";
+    }
+    if (!signal_is_free(requested)) return "stack signal " + std::to_string(requested) + " already has a handler";
+    sig = requested;
+  } else {
+    for (int s = SIGRTMIN + 8; s <= SIGRTMAX && sig == 0; ++s) {
+      if (signal_is_free(s)) sig = s;
+    }
+    if (sig == 0) return "no free real-time signal for stack capture";
+  }
+  // libunwind initialises itself (under a mutex, allocating) on first use: do it here, not in a handler.
+  Slot warm;
+  capture_self(warm, 8);
+  struct sigaction action {};
+  action.sa_sigaction = on_capture_signal;
+  action.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigfillset(&action.sa_mask);
+  if (::sigaction(sig, &action, nullptr) != 0) return std::string("sigaction: ") + std::strerror(errno);
+  g_signal.store(sig);
+  return {};
+}
+
+int StackCapture::signal_number() { return g_signal.load(); }
+
+std::vector<CapturedStack> StackCapture::capture(const std::vector<pid_t>& tids, std::chrono::milliseconds timeout,
+                                                 size_t max_depth) {
+  std::lock_guard lock(g_capture_mutex);
+  const int sig = g_signal.load();
+  const pid_t pid = ::getpid();
+  const pid_t self = current_tid();
+  auto* batch = new Batch(tids.size());
+  batch->max_depth = std::min(max_depth, kMaxStackDepth);
+  std::vector<CapturedStack> out(tids.size());
+  for (size_t i = 0; i < tids.size(); ++i) {
+    out[i].tid = tids[i];
+    batch->slots[i].tid.store(tids[i]);
+    batch->slots[i].state.store(tids[i] == self || sig == 0 ? kIdle : kRequested);
+  }
+  g_batch.store(batch);
+  for (size_t i = 0; i < tids.size(); ++i) {
+    Slot& slot = batch->slots[i];
+    if (tids[i] == self) {
+      capture_self(slot, batch->max_depth);
+      slot.state.store(kDone);
+    } else if (sig == 0) {
+      out[i].status = CapturedStack::Status::kTimedOut;
+      out[i].detail = "stack capture is not installed";
+    } else if (g_signal_may_be_pending.count(tids[i]) && signal_still_pending(tids[i], sig)) {
+      slot.state.store(kAbandoned);  // one queued signal is enough; don't pile up more
+    } else if (::syscall(SYS_tgkill, pid, tids[i], sig) != 0) {
+      slot.state.store(kAbandoned);
+      out[i].status = CapturedStack::Status::kExited;
+      out[i].detail = errno == ESRCH ? "exited during capture" : std::string("tgkill: ") + std::strerror(errno);
+    }
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto all_answered = [&] {
+    for (size_t i = 0; i < tids.size(); ++i) {
+      int s = batch->slots[i].state.load(std::memory_order_acquire);
+      if (s == kRequested || s == kWriting) return false;
+    }
+    return true;
+  };
+  while (!all_answered() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  for (size_t i = 0; i < tids.size(); ++i) {
+    Slot& slot = batch->slots[i];
+    int expected = kRequested;
+    if (slot.state.compare_exchange_strong(expected, kAbandoned) || expected == kAbandoned) {
+      if (out[i].detail.empty()) {
+        out[i].status = CapturedStack::Status::kTimedOut;
+        out[i].detail = why_no_answer(tids[i], sig, timeout);
+        if (out[i].detail == "exited during capture") out[i].status = CapturedStack::Status::kExited;
+      }
+      g_signal_may_be_pending.insert(tids[i]);
+    }
+  }
+  g_batch.store(nullptr);
+  if (!wait_for_handlers_to_leave()) {
+    // A handler is stuck mid-unwind (its thread was stopped): leave the batch to it, forever.
+    for (auto& r : out) {
+      if (r.detail.empty()) r.status = CapturedStack::Status::kTimedOut, r.detail = "capture abandoned";
+    }
+    return out;
+  }
+  for (size_t i = 0; i < tids.size(); ++i) {
+    Slot& slot = batch->slots[i];
+    if (slot.state.load() != kDone) continue;
+    g_signal_may_be_pending.erase(tids[i]);
+    out[i].pcs.assign(slot.pcs, slot.pcs + slot.depth);
+    out[i].truncated = slot.truncated;
+    out[i].status = CapturedStack::Status::kOk;
+    out[i].detail.clear();
+  }
+  delete batch;
+  return out;
+}
+
+}  // namespace periscope

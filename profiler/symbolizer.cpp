@@ -1,0 +1,178 @@
+#include "profiler/symbolizer.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <cxxabi.h>
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+
+namespace periscope {
+
+namespace {
+
+char* g_debuginfo_path = nullptr;  // libdwfl's default search path (".debug", /usr/lib/debug)
+
+// Local files only: the module itself and /usr/lib/debug/.build-id; never debuginfod.
+const Dwfl_Callbacks kProcCallbacks = {
+    dwfl_linux_proc_find_elf,
+    dwfl_build_id_find_debuginfo,
+    nullptr,
+    &g_debuginfo_path,
+};
+
+std::string demangle(const char* name) {
+  if (!name) return {};
+  int status = 0;
+  char* out = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  if (status != 0 || !out) return name;
+  std::string result = out;
+  std::free(out);
+  return result;
+}
+
+std::string base_name(const char* path) {
+  if (!path) return {};
+  const char* slash = std::strrchr(path, '/');
+  return slash ? slash + 1 : path;
+}
+
+// The name of a subprogram or inlined subroutine DIE, following abstract origins.
+std::string die_function_name(Dwarf_Die* die) {
+  Dwarf_Attribute attr;
+  for (int at : {DW_AT_linkage_name, DW_AT_MIPS_linkage_name}) {
+    if (dwarf_attr_integrate(die, at, &attr)) {
+      if (const char* n = dwarf_formstring(&attr)) return demangle(n);
+    }
+  }
+  if (dwarf_attr_integrate(die, DW_AT_name, &attr)) {
+    if (const char* n = dwarf_formstring(&attr)) return n;
+  }
+  return {};
+}
+
+// The call site (DW_AT_call_file / DW_AT_call_line) of an inlined subroutine.
+void call_site(Dwarf_Die* cu, Dwarf_Die* inlined, std::string* file, int* line) {
+  Dwarf_Attribute attr;
+  Dwarf_Word value = 0;
+  *line = 0;
+  if (dwarf_attr(inlined, DW_AT_call_line, &attr) && dwarf_formudata(&attr, &value) == 0) {
+    *line = static_cast<int>(value);
+  }
+  file->clear();
+  Dwarf_Files* files = nullptr;
+  size_t nfiles = 0;
+  if (dwarf_attr(inlined, DW_AT_call_file, &attr) && dwarf_formudata(&attr, &value) == 0 &&
+      dwarf_getsrcfiles(cu, &files, &nfiles) == 0 && value < nfiles) {
+    if (const char* f = dwarf_filesrc(files, value, nullptr, nullptr)) *file = f;
+  }
+}
+
+}  // namespace
+
+struct Symbolizer::DwflHandle {
+  Dwfl* dwfl = nullptr;
+  ~DwflHandle() {
+    if (dwfl) dwfl_end(dwfl);
+  }
+};
+
+Symbolizer::Symbolizer(pid_t pid) : dwfl_(std::make_unique<DwflHandle>()), pid_(pid) {
+  dwfl_->dwfl = dwfl_begin(&kProcCallbacks);
+  if (!dwfl_->dwfl) {
+    error_ = std::string("libdwfl: ") + dwfl_errmsg(-1);
+    return;
+  }
+  report_modules();
+}
+
+Symbolizer::~Symbolizer() = default;
+
+bool Symbolizer::report_modules() {
+  dwfl_report_begin(dwfl_->dwfl);  // unchanged modules keep what they have loaded
+  int r = dwfl_linux_proc_report(dwfl_->dwfl, pid_);
+  dwfl_report_end(dwfl_->dwfl, nullptr, nullptr);
+  if (r != 0) {
+    error_ = "cannot read the module list of process " + std::to_string(pid_) + ": " +
+             (r > 0 ? std::strerror(r) : dwfl_errmsg(-1));
+    return false;
+  }
+  error_.clear();
+  return true;
+}
+
+std::vector<Frame> Symbolizer::symbolize(uint64_t pc, bool return_address) {
+  const uint64_t addr = return_address && pc > 0 ? pc - 1 : pc;
+  auto cached = cache_.find(addr);
+  if (cached != cache_.end()) return cached->second;
+  if (dwfl_->dwfl && !dwfl_addrmodule(dwfl_->dwfl, addr)) {
+    report_modules();  // a library loaded since we last looked
+    cache_.clear();
+  }
+  auto frames = lookup(pc, addr);
+  cache_.emplace(addr, frames);
+  return frames;
+}
+
+std::vector<Frame> Symbolizer::lookup(uint64_t pc, uint64_t addr) {
+  Frame outer;
+  outer.pc = pc;
+  Dwfl_Module* mod = dwfl_->dwfl ? dwfl_addrmodule(dwfl_->dwfl, addr) : nullptr;
+  if (!mod) return {outer};
+  const char* main_file = nullptr;
+  const char* mod_name = dwfl_module_info(mod, nullptr, nullptr, nullptr, nullptr, nullptr, &main_file, nullptr);
+  outer.module = base_name(main_file ? main_file : mod_name);
+  Dwarf_Addr elf_bias = 0;
+  outer.module_offset = dwfl_module_getelf(mod, &elf_bias) ? pc - elf_bias : pc;
+
+  GElf_Off sym_offset = 0;
+  GElf_Sym sym;
+  outer.function = demangle(dwfl_module_addrinfo(mod, addr, &sym_offset, &sym, nullptr, nullptr, nullptr));
+
+  std::string file;
+  int line = 0;
+  if (Dwfl_Line* l = dwfl_module_getsrc(mod, addr)) {
+    if (const char* f = dwfl_lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr)) file = f;
+  }
+
+  std::vector<Frame> frames;
+  Dwarf_Addr cu_bias = 0;
+  if (Dwarf_Die* cu = dwfl_module_addrdie(mod, addr, &cu_bias)) {
+    Dwarf_Die* scopes = nullptr;
+    int n = dwarf_getscopes(cu, addr - cu_bias, &scopes);
+    for (int i = 0; i < n; ++i) {
+      int tag = dwarf_tag(&scopes[i]);
+      if (tag == DW_TAG_inlined_subroutine) {
+        Frame f = outer;
+        f.function = die_function_name(&scopes[i]);
+        f.file = file;
+        f.line = line;
+        f.inlined = true;
+        frames.push_back(std::move(f));
+        call_site(cu, &scopes[i], &file, &line);  // where the next frame out called it
+      } else if (tag == DW_TAG_subprogram) {
+        if (outer.function.empty()) outer.function = die_function_name(&scopes[i]);
+        break;
+      }
+    }
+    std::free(scopes);
+  }
+  outer.file = file;
+  outer.line = line;
+  frames.push_back(std::move(outer));
+  return frames;
+}
+
+std::string describe_frame(const Frame& f) {
+  if (f.function.empty()) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "+0x%llx", static_cast<unsigned long long>(f.module_offset));
+    return f.module.empty() ? "0x" + std::string(buf + 3) : f.module + buf;
+  }
+  std::string out = (f.inlined ? "[inlined] " : "") + f.function;
+  if (!f.file.empty()) out += " (" + base_name(f.file.c_str()) + ":" + std::to_string(f.line) + ")";
+  else if (!f.module.empty()) out += " (" + f.module + ")";
+  return out;
+}
+
+}  // namespace periscope

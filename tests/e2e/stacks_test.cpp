@@ -1,0 +1,252 @@
+// `periscope stacks` on a target with known call chains, through the agent and through ptrace,
+// checked against the source (function names, file:line, inlined frames, thread names) and
+// against eu-stack on the same process.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tests/e2e/harness.h"
+
+namespace periscope::test {
+namespace {
+
+using nlohmann::json;
+
+const std::string kSource = source_path("tests/targets/stack_target.cpp");
+
+struct Target {
+  explicit Target(bool with_agent, const SocketDir& dir, const std::string& program = target_path("stack_target"))
+      : process({program}, with_agent ? Env{{"LD_PRELOAD", agent_path()}, {"PERISCOPE_SOCKET_DIR", dir.path()}}
+                                      : dir.env()) {
+    auto ready = process.read_line();
+    if (!ready || ready->rfind("ready ", 0) != 0) throw std::runtime_error("stack_target did not start");
+    if (with_agent && !wait_until([&] { return file_exists(dir.socket_for(process.pid())); })) {
+      throw std::runtime_error("no agent socket: " + process.stderr_text());
+    }
+  }
+  std::string pid() const { return std::to_string(process.pid()); }
+  Process process;
+};
+
+json stacks_json(const std::vector<std::string>& args) {
+  std::vector<std::string> all{"stacks", "--json"};
+  all.insert(all.end(), args.begin(), args.end());
+  auto r = periscope(all);
+  if (r.exit_code != 0) throw std::runtime_error("periscope stacks failed: " + r.err);
+  return json::parse(r.out);
+}
+
+const json& thread_named(const json& stacks, const std::string& name) {
+  for (const auto& t : stacks["threads"]) {
+    if (t["name"] == name) return t;
+  }
+  throw std::runtime_error("no thread named " + name + " in " + stacks.dump());
+}
+
+// Index of the first frame whose function contains `name`, or -1.
+int frame_index(const json& thread, const std::string& name) {
+  const auto& frames = thread["frames"];
+  for (size_t i = 0; i < frames.size(); ++i) {
+    if (frames[i]["function"].get<std::string>().find(name) != std::string::npos) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+void expect_known_chains(const json& stacks) {
+  const json& spinner = thread_named(stacks, "spinner");
+  int inner = frame_index(spinner, "spin_inner"), middle = frame_index(spinner, "spin_middle"),
+      outer = frame_index(spinner, "spin_outer");
+  ASSERT_EQ(inner, 0) << spinner.dump(1);
+  EXPECT_LT(inner, middle);
+  EXPECT_LT(middle, outer);
+  EXPECT_TRUE(ends_with(spinner["frames"][inner]["file"], "tests/targets/stack_target.cpp"));
+  EXPECT_EQ(spinner["frames"][inner]["line"], marker_line(kSource, "// marker: spin"));
+
+  const json& reader = thread_named(stacks, "reader");
+  int read_frame = frame_index(reader, "blocked_in_read");
+  ASSERT_GE(read_frame, 1) << "libc's read is below it: " << reader.dump(1);
+  EXPECT_EQ(reader["frames"][read_frame]["line"], marker_line(kSource, "// marker: read"));
+  EXPECT_EQ(reader["state"], "sleeping");
+
+  const json& inliner = thread_named(stacks, "inliner");
+  int helper = frame_index(inliner, "inlined_helper");
+  ASSERT_EQ(helper, 0) << inliner.dump(1);
+  EXPECT_TRUE(inliner["frames"][helper]["inlined"].get<bool>());
+  EXPECT_EQ(inliner["frames"][helper]["line"], marker_line(kSource, "// marker: inlined"));
+  EXPECT_EQ(frame_index(inliner, "calls_inlined"), helper + 1);
+  EXPECT_FALSE(inliner["frames"][helper + 1]["inlined"].get<bool>());
+
+  const json& deep = thread_named(stacks, "deep");
+  EXPECT_TRUE(deep["truncated"].get<bool>()) << "400 levels are cut at 256";
+  EXPECT_GE(deep["frames"].size(), 256u);
+  EXPECT_GE(frame_index(deep, "recurse"), 0);
+}
+
+TEST(Stacks, AgentCapturesKnownChainsInProcess) {
+  SocketDir dir;
+  Target target(true, dir);
+  json stacks = stacks_json({target.pid()});
+  EXPECT_EQ(stacks["method"], "agent");
+  expect_known_chains(stacks);
+  const json& blocker = thread_named(stacks, "blocker");
+  EXPECT_NE(blocker["error"].get<std::string>().find("blocks signal"), std::string::npos) << blocker.dump();
+  EXPECT_EQ(periscope({"exec", target.pid(), "info"}).exit_code, 0) << "the agent lives on";
+}
+
+TEST(Stacks, PtraceCapturesKnownChainsWithoutAnAgent) {
+  SocketDir dir;
+  Target target(false, dir);
+  json stacks = stacks_json({target.pid()});
+  EXPECT_EQ(stacks["method"], "ptrace");
+  expect_known_chains(stacks);
+  const json& blocker = thread_named(stacks, "blocker");
+  EXPECT_GE(frame_index(blocker, "sleep_with_signals_blocked"), 0) << "ptrace needs no signal: " << blocker.dump();
+  target.process.write_stdin("x\n");
+  EXPECT_FALSE(target.process.wait(100ms)) << "the target runs on after being traced";
+}
+
+TEST(Stacks, TextNamesThreadsStatesAndTheWayUsed) {
+  SocketDir dir;
+  Target with_agent(true, dir);
+  auto r = periscope({"stacks", with_agent.pid()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("captured in-process by the agent"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"reader\" (sleeping)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("spin_inner() (stack_target.cpp:" + std::to_string(marker_line(kSource, "// marker: spin")) +
+                       ")"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("[inlined] inlined_helper"), std::string::npos);
+  EXPECT_NE(r.out.find("... cut at 256 frames"), std::string::npos);
+  EXPECT_NE(r.out.find("blocks signal"), std::string::npos);
+
+  auto forced = periscope({"stacks", "--ptrace", with_agent.pid()});
+  ASSERT_EQ(forced.exit_code, 0) << forced.err;
+  EXPECT_NE(forced.out.find("by ptrace"), std::string::npos);
+}
+
+TEST(Stacks, ThreadFilterShowsOnlyThoseThreads) {
+  SocketDir dir;
+  for (bool agent : {true, false}) {
+    Target target(agent, dir);
+    json all = stacks_json({target.pid()});
+    int reader_tid = thread_named(all, "reader")["tid"];
+    json one = stacks_json({target.pid(), "--thread", std::to_string(reader_tid), "--thread", "999999999"});
+    ASSERT_EQ(one["threads"].size(), 2u) << one.dump();
+    EXPECT_EQ(one["threads"][0]["tid"], reader_tid);
+    EXPECT_GE(frame_index(one["threads"][0], "blocked_in_read"), 0);
+    EXPECT_NE(one["threads"][1]["error"].get<std::string>().find("no such thread"), std::string::npos);
+  }
+}
+
+// eu-stack's frames per thread: TID -> function names (empty where it has none).
+std::map<int, std::vector<std::string>> eu_stack(const std::string& pid) {
+  auto r = run({"/usr/bin/eu-stack", "-p", pid});
+  std::map<int, std::vector<std::string>> out;
+  std::istringstream in(r.out);
+  int tid = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("TID ", 0) == 0) {
+      tid = std::stoi(line.substr(4));
+    } else if (line.rfind("#", 0) == 0 && tid) {
+      std::istringstream f(line);
+      std::string index, pc, name;
+      f >> index >> pc;
+      std::getline(f, name);
+      name.erase(0, name.find_first_not_of(' '));
+      out[tid].push_back(name);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> physical_frames(const json& thread) {
+  std::vector<std::string> names;
+  for (const auto& f : thread["frames"]) {
+    if (!f["inlined"].get<bool>()) names.push_back(f["function"]);
+  }
+  return names;
+}
+
+void expect_agreement(const json& ours, const std::map<int, std::vector<std::string>>& theirs,
+                      const std::set<std::string>& skip) {
+  int compared = 0;
+  for (const auto& t : ours["threads"]) {
+    if (skip.count(t["name"])) continue;
+    auto it = theirs.find(t["tid"].get<int>());
+    ASSERT_NE(it, theirs.end()) << "eu-stack misses thread " << t["tid"];
+    auto mine = physical_frames(t);
+    size_t n = std::min(mine.size(), it->second.size());
+    ASSERT_GE(n, 3u) << t.dump(1);
+    std::vector<std::string> a(mine.begin(), mine.begin() + n), b(it->second.begin(), it->second.begin() + n);
+    EXPECT_EQ(a, b) << "thread " << t["name"];
+    ++compared;
+  }
+  EXPECT_GE(compared, 5);
+}
+
+TEST(Stacks, FunctionNamesAgreeWithEuStack) {
+  SocketDir dir;
+  {
+    Target target(false, dir);
+    auto theirs = eu_stack(target.pid());
+    expect_agreement(stacks_json({target.pid()}), theirs, {});
+  }
+  {
+    // The agent's own thread is busy capturing, and the blocker never answers a signal.
+    Target target(true, dir);
+    auto theirs = eu_stack(target.pid());
+    expect_agreement(stacks_json({target.pid()}), theirs, {"periscope", "blocker"});
+  }
+}
+
+TEST(Stacks, ThreadsThatComeAndGoDoNotBreakCapture) {
+  SocketDir dir;
+  Target target(true, dir);
+  target.process.write_stdin("spawn-and-exit\n");
+  for (int i = 0; i < 30; ++i) {
+    json stacks = stacks_json({target.pid()});
+    for (const auto& t : stacks["threads"]) {
+      if (t["name"] == "short-lived" && t.contains("error")) {
+        EXPECT_NE(t["error"].get<std::string>().find("exited"), std::string::npos) << t.dump();
+      }
+    }
+  }
+  EXPECT_EQ(periscope({"exec", target.pid(), "threads"}).exit_code, 0);
+  EXPECT_FALSE(target.process.wait(10ms)) << "host alive";
+}
+
+TEST(Stacks, StrippedBinaryShowsModuleOffsets) {
+  SocketDir dir;
+  std::string stripped = dir.path() + "/stripped_target";
+  ASSERT_EQ(run({"/usr/bin/strip", "--strip-all", "-o", stripped, target_path("stack_target")}).exit_code, 0);
+  for (bool agent : {true, false}) {
+    Target target(agent, dir, stripped);
+    auto r = periscope({"stacks", target.pid()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("stripped_target+0x"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("spin_inner"), std::string::npos) << "no symbols to name it";
+  }
+}
+
+TEST(Stacks, DeadPidAndOtherUsersAreExplained) {
+  Process gone({"/bin/true"}, {});
+  ASSERT_EQ(gone.wait(), 0);
+  auto dead = periscope({"stacks", std::to_string(gone.pid())});
+  EXPECT_EQ(dead.exit_code, 3);
+  EXPECT_NE(dead.err.find("no process with PID"), std::string::npos) << dead.err;
+
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run the viewer as another user";
+  SocketDir dir;
+  Target target(false, dir);
+  auto denied = periscope({"stacks", target.pid()}, {}, 65534);
+  EXPECT_EQ(denied.exit_code, 4) << denied.out << denied.err;
+  EXPECT_NE(denied.err.find("not permitted to ptrace process " + target.pid()), std::string::npos) << denied.err;
+}
+
+}  // namespace
+}  // namespace periscope::test

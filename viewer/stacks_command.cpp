@@ -1,0 +1,65 @@
+// `periscope stacks PID`: every thread's stack. Through the agent when the process has one (it
+// captures in-process, no stopping); otherwise by ptrace, stopping each thread only while its
+// stack is read. The output says which way was used.
+#include <cstdio>
+
+#include "manhole/protocol.h"
+#include "profiler/process_info.h"
+#include "profiler/remote_stacks.h"
+#include "viewer/cli_errors.h"
+#include "viewer/client.h"
+#include "viewer/commands.h"
+#include "viewer/discovery.h"
+
+namespace periscope::viewer {
+
+namespace {
+
+std::vector<ThreadStack> via_agent(const std::string& socket, pid_t pid, const std::vector<pid_t>& threads,
+                                   const CommonOptions& options) {
+  Client client = Client::connect_to_path(socket, pid, options.timeout);
+  std::vector<std::string> words{"stacks"};
+  for (pid_t t : threads) words.push_back(std::to_string(t));
+  auto frame = client.call(words);
+  if (!frame.value("ok", false)) throw CliError(kExitCommandFailed, frame.value("error", "stacks failed"));
+  try {
+    return stacks_from_json(frame["data"]);
+  } catch (const std::exception& e) {
+    throw CliError(kExitConnection, std::string("malformed stacks from the agent: ") + e.what());
+  }
+}
+
+}  // namespace
+
+int run_stacks(pid_t pid, const std::vector<pid_t>& threads, bool force_ptrace, const CommonOptions& options) {
+  if (!process_exists(pid)) throw CliError(kExitNoProcess, "no process with PID " + std::to_string(pid));
+  auto socket = force_ptrace ? std::nullopt : find_agent_socket(pid);
+  std::vector<ThreadStack> stacks;
+  std::string method;
+  if (socket) {
+    stacks = via_agent(*socket, pid, threads, options);
+    method = "agent";
+  } else {
+    auto remote = capture_remote_stacks(pid, threads, kMaxStackDepth);
+    if (!remote.error.empty()) {
+      throw CliError(remote.permission_denied ? kExitPermission : kExitNoProcess, remote.error);
+    }
+    stacks = std::move(remote.stacks);
+    method = "ptrace";
+  }
+  if (options.json) {
+    nlohmann::json out = stacks_to_json(stacks);
+    out["pid"] = pid;
+    out["method"] = method;
+    std::printf("%s\n", manhole::dump_json(out, 2).c_str());
+    return kExitOk;
+  }
+  auto info = read_process_info(pid);
+  std::printf("Process %d (%s): %zu thread%s, captured %s\n\n", pid, info ? info->name.c_str() : "?", stacks.size(),
+              stacks.size() == 1 ? "" : "s",
+              method == "agent" ? "in-process by the agent" : "by ptrace (each thread stopped while read)");
+  std::fputs(render_stacks(stacks).c_str(), stdout);
+  return kExitOk;
+}
+
+}  // namespace periscope::viewer
