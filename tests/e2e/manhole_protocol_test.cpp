@@ -152,10 +152,17 @@ TEST(ManholeBounds, IdleSessionIsClosedWithAReason) {
 TEST(ManholeBounds, ConnectionsBeyondTheCapAreTurnedAwayUntilOneCloses) {
   SocketDir dir;
   AgentTarget target(dir, {{"PERISCOPE_MAX_CONNECTIONS", "2"}});
-  auto a = std::make_unique<RawConnection>(target.socket());
-  RawConnection b(target.socket());
-  a->read_until(kPrompt);
-  b.read_until(kPrompt);
+  // Sessions that just closed (AgentTarget's readiness probe) may count until the agent reads
+  // their EOF: retry until two sessions of ours hold both places.
+  std::unique_ptr<RawConnection> a, b;
+  auto open_session = [&](std::unique_ptr<RawConnection>& c) {
+    return wait_until([&] {
+      c = std::make_unique<RawConnection>(target.socket());
+      return c->read_until(kPrompt).find(kPrompt) != std::string::npos;
+    });
+  };
+  ASSERT_TRUE(open_session(a));
+  ASSERT_TRUE(open_session(b));
   RawConnection c(target.socket());
   EXPECT_NE(c.read_line().find("error: too many connections (limit 2); try again later"), std::string::npos);
   EXPECT_TRUE(c.closed_by_peer());

@@ -3,6 +3,7 @@
 // against eu-stack on the same process.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <fstream>
 #include <sstream>
 
 #include "tests/e2e/harness.h"
@@ -23,6 +24,13 @@ struct Target {
     if (with_agent && !wait_until([&] { return file_exists(dir.socket_for(process.pid())); })) {
       throw std::runtime_error("no agent socket: " + process.stderr_text());
     }
+    // Stable stacks: wait until the main thread sits in read(2) on stdin, past printing "ready".
+    const std::string syscall_file = "/proc/" + pid() + "/syscall";
+    wait_until([&] {
+      std::ifstream in(syscall_file);
+      std::string number;
+      return (in >> number) && number == "0";
+    });
   }
   std::string pid() const { return std::to_string(process.pid()); }
   Process process;
