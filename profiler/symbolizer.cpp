@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <cxxabi.h>
+#include <link.h>
+#include <unistd.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
@@ -68,6 +70,23 @@ void call_site(Dwarf_Die* cu, Dwarf_Die* inlined, std::string* file, int* line) 
   }
 }
 
+// Our own modules, from the dynamic loader rather than /proc/self/maps: libelf maps the files it
+// reads into this very process, and those extra mappings would stretch a module's address range
+// over libraries loaded later (a dlopen'ed plugin would be named libgcc_s).
+int report_loaded_object(dl_phdr_info* info, size_t, void* arg) {
+  auto* dwfl = static_cast<Dwfl*>(arg);
+  std::string path = info->dlpi_name ? info->dlpi_name : "";
+  if (path.empty()) {  // the main executable
+    char exe[4096];
+    ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return 0;
+    path.assign(exe, static_cast<size_t>(n));
+  }
+  if (path[0] != '/') return 0;  // linux-vdso.so.1 has no file
+  dwfl_report_elf(dwfl, base_name(path.c_str()).c_str(), path.c_str(), -1, info->dlpi_addr, false);
+  return 0;
+}
+
 }  // namespace
 
 struct Symbolizer::DwflHandle {
@@ -90,7 +109,8 @@ Symbolizer::~Symbolizer() = default;
 
 bool Symbolizer::report_modules() {
   dwfl_report_begin(dwfl_->dwfl);  // unchanged modules keep what they have loaded
-  int r = dwfl_linux_proc_report(dwfl_->dwfl, pid_);
+  int r = pid_ == ::getpid() ? (dl_iterate_phdr(report_loaded_object, dwfl_->dwfl), 0)
+                             : dwfl_linux_proc_report(dwfl_->dwfl, pid_);
   dwfl_report_end(dwfl_->dwfl, nullptr, nullptr);
   if (r != 0) {
     error_ = "cannot read the module list of process " + std::to_string(pid_) + ": " +

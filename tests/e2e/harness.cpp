@@ -30,6 +30,8 @@ std::string target_path(const std::string& name) {
 
 std::string source_path(const std::string& relative) { return std::string(PERISCOPE_TEST_SOURCE_DIR) + "/" + relative; }
 
+std::string plugin_path() { return PERISCOPE_TEST_PLUGIN; }
+
 int marker_line(const std::string& file, const std::string& marker) {
   std::ifstream in(file);
   std::string line;

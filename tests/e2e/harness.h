@@ -20,6 +20,7 @@ std::string cli_path();
 std::string agent_path();
 std::string target_path(const std::string& name);  // a program in tests/targets or examples
 std::string source_path(const std::string& relative);  // a file of the source tree
+std::string plugin_path();  // tests/targets/plugin.cpp, built as a loadable module
 // The 1-based number of the first line of `file` that contains `marker`, or 0.
 int marker_line(const std::string& file, const std::string& marker);
 

@@ -241,6 +241,48 @@ TEST(Stacks, StrippedBinaryShowsModuleOffsets) {
   }
 }
 
+TEST(Stacks, LibraryLoadedAfterTheAgentStartedIsNamed) {
+  SocketDir dir;
+  Target target(true, dir);
+  stacks_json({target.pid()});  // the agent's symbolizer now knows the modules of before
+  target.process.write_stdin("load " + plugin_path() + "\n");
+  ASSERT_EQ(target.process.read_line(), "loaded");
+  json plugin;
+  // The new thread needs a moment to get from pthread_create into plugin_spin.
+  bool named = wait_until([&] {
+    plugin = thread_named(stacks_json({target.pid()}), "plugin");
+    return frame_index(plugin, "plugin_spin") == 0;
+  }, 5s);
+  ASSERT_TRUE(named) << plugin.dump(1);
+  EXPECT_EQ(plugin["frames"][0]["line"], marker_line(source_path("tests/targets/plugin.cpp"), "// marker: plugin"));
+}
+
+TEST(Stacks, SeparateDebugInfoUnderUsrLibDebugIsUsed) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to install into /usr/lib/debug/.build-id";
+  SocketDir dir;
+  const std::string binary = dir.path() + "/stripped_with_debuginfo";
+  const std::string debug = dir.path() + "/target.debug";
+  ASSERT_EQ(run({"/usr/bin/objcopy", "--only-keep-debug", target_path("stack_target"), debug}).exit_code, 0);
+  ASSERT_EQ(run({"/usr/bin/strip", "--strip-all", "-o", binary, target_path("stack_target")}).exit_code, 0);
+  // The build id names the file: /usr/lib/debug/.build-id/ab/cdef....debug
+  auto notes = run({"/usr/bin/readelf", "-n", binary}).out;
+  auto pos = notes.find("Build ID: ");
+  ASSERT_NE(pos, std::string::npos) << notes;
+  std::string id = notes.substr(pos + 10, notes.find('\n', pos) - pos - 10);
+  std::string target_dir = "/usr/lib/debug/.build-id/" + id.substr(0, 2);
+  std::string installed = target_dir + "/" + id.substr(2) + ".debug";
+  ASSERT_EQ(run({"/bin/mkdir", "-p", target_dir}).exit_code, 0);
+  ASSERT_EQ(run({"/bin/cp", debug, installed}).exit_code, 0);
+  for (bool agent : {true, false}) {
+    Target target(agent, dir, binary);
+    json stacks = stacks_json({target.pid()});
+    const json& spinner = thread_named(stacks, "spinner");
+    EXPECT_EQ(frame_index(spinner, "spin_inner"), 0) << spinner.dump(1);
+    EXPECT_EQ(spinner["frames"][0]["line"], marker_line(kSource, "// marker: spin"));
+  }
+  ::unlink(installed.c_str());
+}
+
 TEST(Stacks, DeadPidAndOtherUsersAreExplained) {
   Process gone({"/bin/true"}, {});
   ASSERT_EQ(gone.wait(), 0);

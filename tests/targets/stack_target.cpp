@@ -8,8 +8,10 @@
 //   deep      recurse() 400 levels deep, then sleeps                   (marker: deep)
 // It prints "ready <pid>" once every thread is in place and lives until stdin closes.
 // "spawn-and-exit" on stdin starts a thread that exits at once, again and again (churn).
+// "load PATH" dlopens PATH and runs its plugin_spin() on a new thread named "plugin"; prints "loaded".
 #include <atomic>
 #include <csignal>
+#include <dlfcn.h>
 #include <cstdio>
 #include <iostream>
 #include <pthread.h>
@@ -97,6 +99,17 @@ int main() {
   std::thread churner;
   while (std::getline(std::cin, line)) {
     if (line == "spawn-and-exit" && !g_churn.exchange(true)) churner = std::thread(churn);
+    if (line.rfind("load ", 0) == 0) {
+      void* lib = ::dlopen(line.substr(5).c_str(), RTLD_NOW);
+      auto* spin = lib ? reinterpret_cast<void (*)()>(::dlsym(lib, "plugin_spin")) : nullptr;
+      if (!spin) {
+        std::fprintf(stderr, "stack_target: %s\n", ::dlerror());
+        _exit(3);
+      }
+      std::thread([spin] { name_thread("plugin"); spin(); }).detach();
+      std::printf("loaded\n");
+      std::fflush(stdout);
+    }
   }
   _exit(0);  // the other threads never end
 }
