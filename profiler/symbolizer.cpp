@@ -9,6 +9,8 @@
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 
+#include "profiler/function_names.h"
+
 namespace periscope {
 
 namespace {
@@ -83,6 +85,10 @@ int report_loaded_object(dl_phdr_info* info, size_t, void* arg) {
     path.assign(exe, static_cast<size_t>(n));
   }
   if (path[0] != '/') return 0;  // linux-vdso.so.1 has no file
+  if (char* real = ::realpath(path.c_str(), nullptr)) {  // libstdc++.so.6 -> libstdc++.so.6.0.30, as in maps
+    path = real;
+    std::free(real);
+  }
   dwfl_report_elf(dwfl, base_name(path.c_str()).c_str(), path.c_str(), -1, info->dlpi_addr, false);
   return 0;
 }
@@ -183,13 +189,13 @@ std::vector<Frame> Symbolizer::lookup(uint64_t pc, uint64_t addr) {
   return frames;
 }
 
-std::string describe_frame(const Frame& f) {
+std::string describe_frame(const Frame& f, bool full_names) {
   if (f.function.empty()) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "+0x%llx", static_cast<unsigned long long>(f.module_offset));
     return f.module.empty() ? "0x" + std::string(buf + 3) : f.module + buf;
   }
-  std::string out = (f.inlined ? "[inlined] " : "") + f.function;
+  std::string out = (f.inlined ? "[inlined] " : "") + (full_names ? f.function : short_function_name(f.function));
   if (!f.file.empty()) out += " (" + base_name(f.file.c_str()) + ":" + std::to_string(f.line) + ")";
   else if (!f.module.empty()) out += " (" + f.module + ")";
   return out;

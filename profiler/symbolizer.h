@@ -50,7 +50,8 @@ class Symbolizer {
   std::unordered_map<uint64_t, std::vector<Frame>> cache_;  // key: looked-up address
 };
 
-// "function (file:line)", "[inlined] function (file:line)", or "module+0x1234".
-std::string describe_frame(const Frame& frame);
+// "function (file:line)", "[inlined] function (file:line)", or "module+0x1234"; with
+// `full_names` false the function reads as short_function_name() gives it.
+std::string describe_frame(const Frame& frame, bool full_names = true);
 
 }  // namespace periscope

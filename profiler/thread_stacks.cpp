@@ -51,7 +51,7 @@ std::vector<ThreadStack> stacks_from_json(const nlohmann::json& json) {
   return stacks;
 }
 
-std::string render_stacks(const std::vector<ThreadStack>& stacks) {
+std::string render_stacks(const std::vector<ThreadStack>& stacks, bool full_names) {
   std::string out;
   for (const auto& s : stacks) {
     out += "Thread " + std::to_string(s.tid) + " \"" + s.name + "\" (" + s.state + ")";
@@ -61,7 +61,7 @@ std::string render_stacks(const std::vector<ThreadStack>& stacks) {
     }
     out += "\n";
     for (size_t i = 0; i < s.frames.size(); ++i) {
-      out += "  #" + std::to_string(i) + (i < 10 ? "  " : " ") + describe_frame(s.frames[i]) + "\n";
+      out += "  #" + std::to_string(i) + (i < 10 ? "  " : " ") + describe_frame(s.frames[i], full_names) + "\n";
     }
     if (s.truncated) out += "  ... cut at " + std::to_string(kMaxStackDepth) + " frames\n";
     out += "\n";

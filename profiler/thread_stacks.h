@@ -35,6 +35,7 @@ std::vector<Frame> symbolize_frames(const std::vector<RawFrame>& raw, Symbolizer
 
 nlohmann::json stacks_to_json(const std::vector<ThreadStack>& stacks);
 std::vector<ThreadStack> stacks_from_json(const nlohmann::json& json);  // throws on malformed input
-std::string render_stacks(const std::vector<ThreadStack>& stacks);
+// Text for a terminal; template arguments and parameter lists are elided unless `full_names`.
+std::string render_stacks(const std::vector<ThreadStack>& stacks, bool full_names = false);
 
 }  // namespace periscope

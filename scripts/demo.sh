@@ -35,10 +35,15 @@ sleep 0.3
 step "$PERISCOPE" ps
 step "$PERISCOPE" exec "$DEMO" info
 step "$PERISCOPE" exec "$DEMO" threads
+step "$PERISCOPE" stacks "$DEMO"
 step "$PERISCOPE" exec "$DEMO" vars
 step "$PERISCOPE" exec "$DEMO" set log_level debug
 step "$PERISCOPE" exec "$DEMO" help
 step "$PERISCOPE" exec --json "$SLEEPER" info
+kill "$SLEEPER"; wait "$SLEEPER" 2>/dev/null || true
+sleep 600 &   # no agent this time: stacks by ptrace
+pids+=($!)
+step "$PERISCOPE" stacks $!
 printf '\n$ printf "threads\\nquit\\n" | socat - UNIX-CONNECT:<socket>   # the same REPL, by hand\n'
 printf 'threads\nquit\n' | socat - "UNIX-CONNECT:$("$PERISCOPE" ps --json | sed -n "s/.*\"socket\": \"\(.*\/$DEMO.sock\)\".*/\1/p")"
 

@@ -16,6 +16,11 @@ struct CommonOptions {
 int run_ps(const CommonOptions& options);
 int run_exec(pid_t pid, const std::vector<std::string>& words, const CommonOptions& options);
 int run_attach(pid_t pid, const CommonOptions& options);
-int run_stacks(pid_t pid, const std::vector<pid_t>& threads, bool force_ptrace, const CommonOptions& options);
+struct StacksOptions {
+  std::vector<pid_t> threads;  // empty: all
+  bool force_ptrace = false;
+  bool full_names = false;
+};
+int run_stacks(pid_t pid, const StacksOptions& stacks, const CommonOptions& options);
 
 }  // namespace periscope::viewer

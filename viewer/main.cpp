@@ -62,11 +62,13 @@ int main(int argc, char** argv) {
   auto* stacks = app.add_subcommand("stacks", "every thread's stack: through the agent if the process has one, "
                                                "else by ptrace (like eu-stack)");
   add_pid(stacks, pid);
-  std::vector<pid_t> stack_threads;
-  bool force_ptrace = false;
-  stacks->add_option("--thread", stack_threads, "only this thread (repeatable)")->check(CLI::PositiveNumber);
-  stacks->add_flag("--json", common.json, "print JSON");
-  stacks->add_flag("--ptrace", force_ptrace, "use ptrace even when the process has an agent");
+  StacksOptions stacks_options;
+  stacks->add_option("--thread", stacks_options.threads, "only this thread (repeatable)")
+      ->check(CLI::PositiveNumber);
+  stacks->add_flag("--json", common.json, "print JSON (always with full function names)");
+  stacks->add_flag("--ptrace", stacks_options.force_ptrace, "use ptrace even when the process has an agent");
+  stacks->add_flag("--full-names", stacks_options.full_names,
+                   "show template arguments and parameter lists in function names");
 
   try {
     app.parse(argc, argv);
@@ -85,7 +87,7 @@ int main(int argc, char** argv) {
   try {
     if (*ps) return run_ps(common);
     if (*attach) return run_attach(pid, common);
-    if (*stacks) return run_stacks(pid, stack_threads, force_ptrace, common);
+    if (*stacks) return run_stacks(pid, stacks_options, common);
     if (*exec) {
       auto words = exec->remaining();
       if (words.empty()) {

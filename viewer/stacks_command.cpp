@@ -31,9 +31,10 @@ std::vector<ThreadStack> via_agent(const std::string& socket, pid_t pid, const s
 
 }  // namespace
 
-int run_stacks(pid_t pid, const std::vector<pid_t>& threads, bool force_ptrace, const CommonOptions& options) {
+int run_stacks(pid_t pid, const StacksOptions& request, const CommonOptions& options) {
+  const auto& threads = request.threads;
   if (!process_exists(pid)) throw CliError(kExitNoProcess, "no process with PID " + std::to_string(pid));
-  auto socket = force_ptrace ? std::nullopt : find_agent_socket(pid);
+  auto socket = request.force_ptrace ? std::nullopt : find_agent_socket(pid);
   std::vector<ThreadStack> stacks;
   std::string method;
   if (socket) {
@@ -58,7 +59,7 @@ int run_stacks(pid_t pid, const std::vector<pid_t>& threads, bool force_ptrace, 
   std::printf("Process %d (%s): %zu thread%s, captured %s\n\n", pid, info ? info->name.c_str() : "?", stacks.size(),
               stacks.size() == 1 ? "" : "s",
               method == "agent" ? "in-process by the agent" : "by ptrace (each thread stopped while read)");
-  std::fputs(render_stacks(stacks).c_str(), stdout);
+  std::fputs(render_stacks(stacks, request.full_names).c_str(), stdout);
   return kExitOk;
 }
 

@@ -124,10 +124,13 @@ TEST(Stacks, TextNamesThreadsStatesAndTheWayUsed) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("captured in-process by the agent"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"reader\" (sleeping)"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("spin_inner() (stack_target.cpp:" + std::to_string(marker_line(kSource, "// marker: spin")) +
-                       ")"),
-            std::string::npos)
+  const std::string spin_line = std::to_string(marker_line(kSource, "// marker: spin"));
+  EXPECT_NE(r.out.find("(anonymous namespace)::spin_inner (stack_target.cpp:" + spin_line + ")"), std::string::npos)
       << r.out;
+  auto full = periscope({"stacks", "--full-names", with_agent.pid()});
+  EXPECT_NE(full.out.find("(anonymous namespace)::spin_inner() (stack_target.cpp:" + spin_line + ")"),
+            std::string::npos)
+      << full.out;
   EXPECT_NE(r.out.find("[inlined] inlined_helper"), std::string::npos);
   EXPECT_NE(r.out.find("... cut at 256 frames"), std::string::npos);
   EXPECT_NE(r.out.find("blocks signal"), std::string::npos);
@@ -226,6 +229,20 @@ TEST(Stacks, ThreadsThatComeAndGoDoNotBreakCapture) {
   }
   EXPECT_EQ(periscope({"exec", target.pid(), "threads"}).exit_code, 0);
   EXPECT_FALSE(target.process.wait(10ms)) << "host alive";
+}
+
+TEST(Stacks, CodeWithoutUnwindInfoAndAGarbageFramePointerDoesNotCrashTheHost) {
+  SocketDir dir;
+  for (bool agent : {true, false}) {
+    Target target(agent, dir);
+    for (int i = 0; i < 20; ++i) {
+      json stacks = stacks_json({target.pid()});
+      const json& t = thread_named(stacks, "no-cfi");
+      ASSERT_FALSE(t.contains("error")) << t.dump();
+      EXPECT_EQ(frame_index(t, "spin_without_unwind_info"), 0) << t.dump(1);
+    }
+    EXPECT_FALSE(target.process.wait(10ms)) << "host alive";
+  }
 }
 
 TEST(Stacks, StrippedBinaryShowsModuleOffsets) {

@@ -6,6 +6,7 @@
 //   inliner   calls_inlined -> [inlined] inlined_helper, spinning     (marker: inlined)
 //   blocker   blocks every signal, sleeps in sleep_with_signals_blocked
 //   deep      recurse() 400 levels deep, then sleeps                   (marker: deep)
+//   no-cfi    spins in code without unwind info, with a garbage frame pointer
 // It prints "ready <pid>" once every thread is in place and lives until stdin closes.
 // "spawn-and-exit" on stdin starts a thread that exits at once, again and again (churn).
 // "load PATH" dlopens PATH and runs its plugin_spin() on a new thread named "plugin"; prints "loaded".
@@ -19,6 +20,8 @@
 #include <thread>
 #include <unistd.h>
 #include <vector>
+
+extern "C" void spin_without_unwind_info();
 
 namespace {
 
@@ -92,7 +95,12 @@ int main() {
   threads.emplace_back([] { name_thread("inliner"); calls_inlined(); });
   threads.emplace_back([] { name_thread("blocker"); sleep_with_signals_blocked(); });
   threads.emplace_back([] { name_thread("deep"); recurse(400); });
-  while (g_ready.load() < 5) ::usleep(1000);
+  threads.emplace_back([] {
+    name_thread("no-cfi");
+    ++g_ready;
+    spin_without_unwind_info();
+  });
+  while (g_ready.load() < 6) ::usleep(1000);
   std::printf("ready %d\n", ::getpid());
   std::fflush(stdout);
   std::string line;
