@@ -35,6 +35,9 @@ class StackCapture {
   // Captures the stacks of `tids` of this process, all at once; each thread gets `timeout` to answer.
   static std::vector<CapturedStack> capture(const std::vector<pid_t>& tids, std::chrono::milliseconds timeout,
                                             size_t max_depth = kMaxStackDepth);
+  // In a fork child (one thread): forget any capture the parent's agent thread was in the middle
+  // of, including a lock it held. The signal handler stays installed.
+  static void reset_in_fork_child();
 };
 
 }  // namespace periscope

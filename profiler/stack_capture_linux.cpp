@@ -40,20 +40,23 @@ struct Batch {
 std::atomic<Batch*> g_batch{nullptr};
 std::atomic<int> g_handlers_running{0};
 std::atomic<int> g_signal{0};
-std::mutex g_capture_mutex;
-std::set<pid_t> g_signal_may_be_pending;  // threads that did not answer last time (guarded by g_capture_mutex)
+// Function-local statics, so they exist whenever asked (the agent may start from a constructor
+// that runs before this file's globals are initialised). Pointers: a fork child replaces them.
+std::mutex*& capture_mutex() {
+  static std::mutex* mutex = new std::mutex;
+  return mutex;
+}
+// Threads that did not answer last time (guarded by capture_mutex()).
+std::set<pid_t>*& signal_may_be_pending() {
+  static std::set<pid_t>* tids = new std::set<pid_t>;
+  return tids;
+}
 __attribute__((tls_model("initial-exec"))) thread_local bool t_in_handler = false;
 
 pid_t current_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
-// async-signal-safe: libunwind's local unwinder writing into the preallocated slot.
-void unwind_into(Slot& slot, size_t max_depth, void* ucontext) {
-  unw_cursor_t cursor;
-  slot.depth = 0;
-  slot.truncated = false;
-  int init = ucontext ? unw_init_local2(&cursor, static_cast<unw_context_t*>(ucontext), UNW_INIT_SIGNAL_FRAME)
-                      : -1;
-  if (init < 0) return;
+// async-signal-safe: steps an initialised libunwind cursor, writing into the preallocated slot.
+void walk(unw_cursor_t& cursor, Slot& slot, size_t max_depth) {
   do {
     unw_word_t ip = 0;
     if (unw_get_reg(&cursor, UNW_REG_IP, &ip) < 0 || ip == 0) break;
@@ -63,6 +66,16 @@ void unwind_into(Slot& slot, size_t max_depth, void* ucontext) {
     }
     slot.pcs[slot.depth++] = ip;
   } while (unw_step(&cursor) > 0);
+}
+
+// async-signal-safe: unwinds the interrupted context of a signal handler into the slot.
+void unwind_into(Slot& slot, size_t max_depth, void* ucontext) {
+  unw_cursor_t cursor;
+  slot.depth = 0;
+  slot.truncated = false;
+  if (ucontext && unw_init_local2(&cursor, static_cast<unw_context_t*>(ucontext), UNW_INIT_SIGNAL_FRAME) >= 0) {
+    walk(cursor, slot, max_depth);
+  }
 }
 
 // async-signal-safe: atomics, gettid and unwind_into only; errno saved and restored.
@@ -128,27 +141,19 @@ bool wait_for_handlers_to_leave() {
   return false;
 }
 
+// The calling thread's own stack, no signal needed.
 void capture_self(Slot& slot, size_t max_depth) {
   unw_context_t context;
-  unw_getcontext(&context);
   unw_cursor_t cursor;
   slot.depth = 0;
-  if (unw_init_local(&cursor, &context) < 0) return;
-  do {
-    unw_word_t ip = 0;
-    if (unw_get_reg(&cursor, UNW_REG_IP, &ip) < 0 || ip == 0) break;
-    if (slot.depth == max_depth) {
-      slot.truncated = true;
-      break;
-    }
-    slot.pcs[slot.depth++] = ip;
-  } while (unw_step(&cursor) > 0);
+  slot.truncated = false;
+  if (unw_getcontext(&context) == 0 && unw_init_local(&cursor, &context) >= 0) walk(cursor, slot, max_depth);
 }
 
 }  // namespace
 
 std::string StackCapture::install(int requested) {
-  std::lock_guard lock(g_capture_mutex);
+  std::lock_guard lock(*capture_mutex());
   if (g_signal.load() != 0) return {};
   int sig = 0;
   if (requested != 0) {
@@ -178,9 +183,18 @@ std::string StackCapture::install(int requested) {
 
 int StackCapture::signal_number() { return g_signal.load(); }
 
+void StackCapture::reset_in_fork_child() {
+  // The parent's agent thread may have held the lock or been changing the set: start with new
+  // ones and leak the old. A batch it published belongs to threads that do not exist here.
+  capture_mutex() = new std::mutex;
+  signal_may_be_pending() = new std::set<pid_t>;
+  g_batch.store(nullptr);
+  g_handlers_running.store(0);
+}
+
 std::vector<CapturedStack> StackCapture::capture(const std::vector<pid_t>& tids, std::chrono::milliseconds timeout,
                                                  size_t max_depth) {
-  std::lock_guard lock(g_capture_mutex);
+  std::lock_guard lock(*capture_mutex());
   const int sig = g_signal.load();
   const pid_t pid = ::getpid();
   const pid_t self = current_tid();
@@ -201,7 +215,7 @@ std::vector<CapturedStack> StackCapture::capture(const std::vector<pid_t>& tids,
     } else if (sig == 0) {
       out[i].status = CapturedStack::Status::kTimedOut;
       out[i].detail = "stack capture is not installed";
-    } else if (g_signal_may_be_pending.count(tids[i]) && signal_still_pending(tids[i], sig)) {
+    } else if (signal_may_be_pending()->count(tids[i]) && signal_still_pending(tids[i], sig)) {
       slot.state.store(kAbandoned);  // one queued signal is enough; don't pile up more
     } else if (::syscall(SYS_tgkill, pid, tids[i], sig) != 0) {
       slot.state.store(kAbandoned);
@@ -229,7 +243,7 @@ std::vector<CapturedStack> StackCapture::capture(const std::vector<pid_t>& tids,
         out[i].detail = why_no_answer(tids[i], sig, timeout);
         if (out[i].detail == "exited during capture") out[i].status = CapturedStack::Status::kExited;
       }
-      g_signal_may_be_pending.insert(tids[i]);
+      signal_may_be_pending()->insert(tids[i]);
     }
   }
   g_batch.store(nullptr);
@@ -243,7 +257,7 @@ std::vector<CapturedStack> StackCapture::capture(const std::vector<pid_t>& tids,
   for (size_t i = 0; i < tids.size(); ++i) {
     Slot& slot = batch->slots[i];
     if (slot.state.load() != kDone) continue;
-    g_signal_may_be_pending.erase(tids[i]);
+    signal_may_be_pending()->erase(tids[i]);
     out[i].pcs.assign(slot.pcs, slot.pcs + slot.depth);
     out[i].truncated = slot.truncated;
     out[i].status = CapturedStack::Status::kOk;

@@ -164,8 +164,13 @@ std::vector<Frame> Symbolizer::lookup(uint64_t pc, uint64_t addr) {
   std::vector<Frame> frames;
   Dwarf_Addr cu_bias = 0;
   if (Dwarf_Die* cu = dwfl_module_addrdie(mod, addr, &cu_bias)) {
+    // dwarf_getscopes finds the innermost scope, but past an inline instance it continues with the
+    // inlined function's abstract scopes; dwarf_getscopes_die gives the concrete nesting.
+    Dwarf_Die* innermost = nullptr;
     Dwarf_Die* scopes = nullptr;
-    int n = dwarf_getscopes(cu, addr - cu_bias, &scopes);
+    int n = 0;
+    if (dwarf_getscopes(cu, addr - cu_bias, &innermost) > 0) n = dwarf_getscopes_die(&innermost[0], &scopes);
+    std::free(innermost);
     for (int i = 0; i < n; ++i) {
       int tag = dwarf_tag(&scopes[i]);
       if (tag == DW_TAG_inlined_subroutine) {

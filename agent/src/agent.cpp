@@ -231,6 +231,7 @@ void restart_in_fork_child() {
   // (Asio's epoll, eventfd and timerfd stay open in the child, inert: they are close-on-exec,
   // and nothing in Asio lets us close them without the parent's io thread.)
   manhole::close_fd_table_in_fork_child();
+  StackCapture::reset_in_fork_child();
   variable_registry().mutex().unlock();
   command_registry().mutex().unlock();
   Agent* parent_agent = g_agent;

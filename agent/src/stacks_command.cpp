@@ -13,9 +13,15 @@ namespace periscope::agent {
 namespace {
 
 // One symbolizer for the process, used only on the io thread (libdw is not thread-safe); its
-// caches make the second `stacks` much cheaper than the first.
+// caches make the second `stacks` much cheaper than the first. A fork child makes its own (the
+// parent's may have been mid-lookup) and leaks the inherited one.
 Symbolizer& own_symbolizer() {
-  static auto* symbolizer = new Symbolizer(::getpid());
+  static Symbolizer* symbolizer = nullptr;
+  static pid_t owner = 0;
+  if (!symbolizer || owner != ::getpid()) {
+    symbolizer = new Symbolizer(::getpid());
+    owner = ::getpid();
+  }
   return *symbolizer;
 }
 

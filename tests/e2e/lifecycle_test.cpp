@@ -58,6 +58,11 @@ TEST(Lifecycle, ForkedChildGetsItsOwnAgent) {
   EXPECT_EQ(info["agent"]["socket"], dir.socket_for(child));
   EXPECT_EQ(info["threads"], 2) << "the child has its main thread and its own agent thread";
   EXPECT_EQ(periscope({"exec", std::to_string(target.pid()), "info"}).exit_code, 0) << "parent unaffected";
+  auto stacks = periscope({"stacks", std::to_string(child)});
+  EXPECT_EQ(stacks.exit_code, 0) << stacks.err;
+  EXPECT_NE(stacks.out.find("captured in-process by the agent"), std::string::npos) << stacks.out;
+  EXPECT_NE(stacks.out.find("fork_child"), std::string::npos) << "the child's main thread is in fork_child:\n"
+                                                               << stacks.out;
   auto ps = nlohmann::json::parse(periscope({"ps", "--json"}).out);
   int seen = 0;
   for (const auto& e : ps) seen += (e["pid"] == child || e["pid"] == target.pid());

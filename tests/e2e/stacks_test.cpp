@@ -85,8 +85,13 @@ void expect_known_chains(const json& stacks) {
   ASSERT_EQ(helper, 0) << inliner.dump(1);
   EXPECT_TRUE(inliner["frames"][helper]["inlined"].get<bool>());
   EXPECT_EQ(inliner["frames"][helper]["line"], marker_line(kSource, "// marker: inlined"));
-  EXPECT_EQ(frame_index(inliner, "calls_inlined"), helper + 1);
-  EXPECT_FALSE(inliner["frames"][helper + 1]["inlined"].get<bool>());
+  // Two levels of inlining: each level is a frame, at the line where the next one calls it.
+  ASSERT_EQ(frame_index(inliner, "inlined_outer"), helper + 1) << inliner.dump(1);
+  EXPECT_TRUE(inliner["frames"][helper + 1]["inlined"].get<bool>());
+  EXPECT_EQ(inliner["frames"][helper + 1]["line"], marker_line(kSource, "// marker: inlined call"));
+  ASSERT_EQ(frame_index(inliner, "calls_inlined"), helper + 2);
+  EXPECT_FALSE(inliner["frames"][helper + 2]["inlined"].get<bool>());
+  EXPECT_EQ(inliner["frames"][helper + 2]["line"], marker_line(kSource, "// marker: outer call"));
 
   const json& deep = thread_named(stacks, "deep");
   EXPECT_TRUE(deep["truncated"].get<bool>()) << "400 levels are cut at 256";

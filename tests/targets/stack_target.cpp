@@ -3,7 +3,8 @@
 // are looked up by the tests, so they can move. Threads:
 //   spinner   spin_outer -> spin_middle -> spin_inner, spinning       (marker: spin)
 //   reader    blocked_in_read, blocked in read(2) on a pipe             (marker: read)
-//   inliner   calls_inlined -> [inlined] inlined_helper, spinning     (marker: inlined)
+//   inliner   calls_inlined -> [inlined] inlined_outer -> [inlined] inlined_helper, spinning
+//                                                                    (markers: inlined, ...call)
 //   blocker   blocks every signal, sleeps in sleep_with_signals_blocked
 //   deep      recurse() 400 levels deep, then sleeps                   (marker: deep)
 //   no-cfi    spins in code without unwind info, with a garbage frame pointer
@@ -55,9 +56,12 @@ __attribute__((noinline)) void blocked_in_read() {
 __attribute__((always_inline)) inline void inlined_helper() {
   for (;;) g_sink = g_sink * 3 + 1;  // marker: inlined
 }
+__attribute__((always_inline)) inline void inlined_outer() {
+  inlined_helper();  // marker: inlined call
+}
 __attribute__((noinline)) void calls_inlined() {
   ++g_ready;
-  inlined_helper();
+  inlined_outer();  // marker: outer call
   asm volatile("");
 }
 
