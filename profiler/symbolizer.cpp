@@ -84,13 +84,36 @@ int report_loaded_object(dl_phdr_info* info, size_t, void* arg) {
     if (n <= 0) return 0;
     path.assign(exe, static_cast<size_t>(n));
   }
-  if (path[0] != '/') return 0;  // linux-vdso.so.1 has no file
+  if (path[0] != '/') return 0;  // linux-vdso.so.1 has no file (frames there are named "[vdso]")
   if (char* real = ::realpath(path.c_str(), nullptr)) {  // libstdc++.so.6 -> libstdc++.so.6.0.30, as in maps
     path = real;
     std::free(real);
   }
   dwfl_report_elf(dwfl, base_name(path.c_str()).c_str(), path.c_str(), -1, info->dlpi_addr, false);
   return 0;
+}
+
+// The kernel's vDSO (clock_gettime and friends) in our own process.
+bool in_vdso(uint64_t addr) {
+  static const auto range = [] {
+    std::pair<uint64_t, uint64_t> r{0, 0};
+    dl_iterate_phdr(
+        [](dl_phdr_info* info, size_t, void* arg) {
+          if (!info->dlpi_name || std::strstr(info->dlpi_name, "vdso") == nullptr) return 0;
+          auto* out = static_cast<std::pair<uint64_t, uint64_t>*>(arg);
+          for (int i = 0; i < info->dlpi_phnum; ++i) {
+            const auto& ph = info->dlpi_phdr[i];
+            if (ph.p_type != PT_LOAD) continue;
+            uint64_t lo = info->dlpi_addr + ph.p_vaddr, hi = lo + ph.p_memsz;
+            if (out->first == 0 || lo < out->first) out->first = lo;
+            if (hi > out->second) out->second = hi;
+          }
+          return 1;
+        },
+        &r);
+    return r;
+  }();
+  return addr >= range.first && addr < range.second;
 }
 
 }  // namespace
@@ -144,7 +167,10 @@ std::vector<Frame> Symbolizer::lookup(uint64_t pc, uint64_t addr) {
   Frame outer;
   outer.pc = pc;
   Dwfl_Module* mod = dwfl_->dwfl ? dwfl_addrmodule(dwfl_->dwfl, addr) : nullptr;
-  if (!mod) return {outer};
+  if (!mod) {
+    if (pid_ == ::getpid() && in_vdso(addr)) outer.module = "[vdso]";
+    return {outer};
+  }
   const char* main_file = nullptr;
   const char* mod_name = dwfl_module_info(mod, nullptr, nullptr, nullptr, nullptr, nullptr, &main_file, nullptr);
   outer.module = base_name(main_file ? main_file : mod_name);
@@ -198,7 +224,9 @@ std::string describe_frame(const Frame& f, bool full_names) {
   if (f.function.empty()) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "+0x%llx", static_cast<unsigned long long>(f.module_offset));
-    return f.module.empty() ? "0x" + std::string(buf + 3) : f.module + buf;
+    if (!f.module.empty()) return f.module + buf;
+    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(f.pc));
+    return buf;
   }
   std::string out = (f.inlined ? "[inlined] " : "") + (full_names ? f.function : short_function_name(f.function));
   if (!f.file.empty()) out += " (" + base_name(f.file.c_str()) + ":" + std::to_string(f.line) + ")";

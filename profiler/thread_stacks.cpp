@@ -12,20 +12,33 @@ std::vector<Frame> symbolize_frames(const std::vector<RawFrame>& raw, Symbolizer
   return frames;
 }
 
+nlohmann::json frames_to_json(const std::vector<Frame>& frames) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& f : frames) {
+    out.push_back({{"pc", f.pc},
+                   {"function", f.function},
+                   {"file", f.file},
+                   {"line", f.line},
+                   {"module", f.module},
+                   {"module_offset", f.module_offset},
+                   {"inlined", f.inlined}});
+  }
+  return out;
+}
+
+std::vector<Frame> frames_from_json(const nlohmann::json& frames) {
+  std::vector<Frame> out;
+  for (const auto& f : frames) {
+    out.push_back({f.at("pc").get<uint64_t>(), f.value("function", ""), f.value("file", ""), f.value("line", 0),
+                   f.value("module", ""), f.value("module_offset", uint64_t{0}), f.value("inlined", false)});
+  }
+  return out;
+}
+
 nlohmann::json stacks_to_json(const std::vector<ThreadStack>& stacks) {
   nlohmann::json threads = nlohmann::json::array();
   for (const auto& s : stacks) {
-    nlohmann::json frames = nlohmann::json::array();
-    for (const auto& f : s.frames) {
-      frames.push_back({{"pc", f.pc},
-                        {"function", f.function},
-                        {"file", f.file},
-                        {"line", f.line},
-                        {"module", f.module},
-                        {"module_offset", f.module_offset},
-                        {"inlined", f.inlined}});
-    }
-    nlohmann::json t{{"tid", s.tid}, {"name", s.name}, {"state", s.state}, {"frames", frames},
+    nlohmann::json t{{"tid", s.tid}, {"name", s.name}, {"state", s.state}, {"frames", frames_to_json(s.frames)},
                      {"truncated", s.truncated}};
     if (!s.error.empty()) t["error"] = s.error;
     threads.push_back(std::move(t));
@@ -42,10 +55,7 @@ std::vector<ThreadStack> stacks_from_json(const nlohmann::json& json) {
     s.state = t.value("state", "");
     s.truncated = t.value("truncated", false);
     s.error = t.value("error", "");
-    for (const auto& f : t.at("frames")) {
-      s.frames.push_back({f.at("pc").get<uint64_t>(), f.value("function", ""), f.value("file", ""), f.value("line", 0),
-                          f.value("module", ""), f.value("module_offset", uint64_t{0}), f.value("inlined", false)});
-    }
+    s.frames = frames_from_json(t.at("frames"));
     stacks.push_back(std::move(s));
   }
   return stacks;

@@ -33,6 +33,8 @@ struct RawFrame {
 // Symbolizes raw frames, expanding inlined calls into frames of their own.
 std::vector<Frame> symbolize_frames(const std::vector<RawFrame>& raw, Symbolizer& symbolizer);
 
+nlohmann::json frames_to_json(const std::vector<Frame>& frames);
+std::vector<Frame> frames_from_json(const nlohmann::json& frames);  // throws on malformed input
 nlohmann::json stacks_to_json(const std::vector<ThreadStack>& stacks);
 std::vector<ThreadStack> stacks_from_json(const nlohmann::json& json);  // throws on malformed input
 // Text for a terminal; template arguments and parameter lists are elided unless `full_names`.

@@ -22,5 +22,7 @@ struct StacksOptions {
   bool full_names = false;
 };
 int run_stacks(pid_t pid, const StacksOptions& stacks, const CommonOptions& options);
+int run_slow(pid_t pid, bool follow, const CommonOptions& options);
+int run_inflight(pid_t pid, size_t limit, const CommonOptions& options);
 
 }  // namespace periscope::viewer

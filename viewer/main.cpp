@@ -23,6 +23,8 @@ Examples:
   periscope exec --json 4242 info       the reply as JSON, for scripts
   periscope stacks 4242                 every thread's stack (through the agent, else ptrace)
   periscope stacks 4242 --thread 4250   one thread only
+  periscope slow 4242 --follow          slow requests with the stacks they were caught in
+  periscope inflight 4242               requests running now, oldest first
 
 Exit codes: 0 ok, 1 the command failed, 2 bad usage, 3 no such process or no agent,
 4 permission denied, 5 connection lost or timed out.)";
@@ -70,6 +72,19 @@ int main(int argc, char** argv) {
   stacks->add_flag("--full-names", stacks_options.full_names,
                    "show template arguments and parameter lists in function names");
 
+  auto* slow = app.add_subcommand("slow", "slow requests caught while still running, with their stacks "
+                                         "(periscope::Request; threshold PERISCOPE_SLOW_MS)");
+  add_pid(slow, pid);
+  bool follow = false;
+  slow->add_flag("--json", common.json, "print JSON (with --follow: one report per line)");
+  slow->add_flag("-f,--follow", follow, "keep printing new reports until interrupted");
+
+  auto* inflight = app.add_subcommand("inflight", "requests running now, oldest first");
+  add_pid(inflight, pid);
+  size_t inflight_limit = 100;
+  inflight->add_flag("--json", common.json, "print JSON");
+  inflight->add_option("--limit", inflight_limit, "show at most this many (default 100)")->check(CLI::PositiveNumber);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -88,6 +103,8 @@ int main(int argc, char** argv) {
     if (*ps) return run_ps(common);
     if (*attach) return run_attach(pid, common);
     if (*stacks) return run_stacks(pid, stacks_options, common);
+    if (*slow) return run_slow(pid, follow, common);
+    if (*inflight) return run_inflight(pid, inflight_limit, common);
     if (*exec) {
       auto words = exec->remaining();
       if (words.empty()) {

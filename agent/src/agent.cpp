@@ -16,6 +16,10 @@
 #include "agent/src/config.h"
 #include "agent/src/fork_handling.h"
 #include "agent/src/logging.h"
+#include "agent/src/own_symbolizer.h"
+#include "agent/src/watchdog/fast_clock.h"
+#include "agent/src/watchdog/request_api.h"
+#include "agent/src/watchdog/watchdog.h"
 #include "manhole/owned_fds.h"
 #include "manhole/server.h"
 #include "manhole/socket_location.h"
@@ -37,6 +41,7 @@ struct Agent {
   asio::io_context io{1};
   asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(io);
   std::unique_ptr<manhole::Server> server;
+  std::unique_ptr<Watchdog> watchdog;
   std::thread thread;
 };
 
@@ -119,6 +124,19 @@ Status start_locked(const Options& options) {
   if (auto err = StackCapture::install(options.stack_signal); !err.empty()) {
     log_line("stack capture is off: " + err);  // the rest of the agent works without it
   }
+  init_fast_clock();
+  auto* table = new RequestTable({static_cast<size_t>(options.max_inflight),
+                                  static_cast<size_t>(options.max_request_names), options.slow_threshold.count()});
+  apply_saved_thresholds(*table);
+  WatchdogConfig watchdog_config;
+  watchdog_config.capture_interval = options.slow_interval;
+  watchdog_config.capture_timeout = options.stack_timeout;
+  watchdog_config.keep = static_cast<size_t>(options.slow_keep);
+  watchdog_config.log_path = options.slow_log;
+  watchdog_config.log_stderr = options.slow_stderr;
+  agent->watchdog = std::make_unique<Watchdog>(agent->io, *table, own_symbolizer(), watchdog_config);
+  asio::post(agent->io, [watchdog = agent->watchdog.get()] { watchdog->start(); });
+  set_request_table(table);  // from now on periscope::Request is tracked
   start_io_thread(agent.get());
   if (options.verbose) log_line("agent " PERISCOPE_VERSION_STRING " listening on " + path);
   g_agent = agent.release();
@@ -164,7 +182,9 @@ void stop_agent() {
   }
   if (!agent) return;
   try {
+    set_request_table(nullptr);
     asio::post(agent->io, [agent] {
+      agent->watchdog->stop();
       agent->server->stop();
       agent->work.reset();
       agent->io.stop();
@@ -193,6 +213,11 @@ std::string agent_socket_path() {
 std::chrono::milliseconds agent_stack_timeout() {
   std::lock_guard lock(g_lifecycle);
   return g_agent ? g_agent->options.stack_timeout : Options{}.stack_timeout;
+}
+
+Watchdog* agent_watchdog() {
+  std::lock_guard lock(g_lifecycle);
+  return g_agent ? g_agent->watchdog.get() : nullptr;
 }
 
 nlohmann::json agent_status() {
@@ -232,6 +257,8 @@ void restart_in_fork_child() {
   // and nothing in Asio lets us close them without the parent's io thread.)
   manhole::close_fd_table_in_fork_child();
   StackCapture::reset_in_fork_child();
+  set_request_table(nullptr);  // the child gets a table of its own if its agent restarts
+  reset_cached_tid_in_fork_child();
   variable_registry().mutex().unlock();
   command_registry().mutex().unlock();
   Agent* parent_agent = g_agent;

@@ -24,6 +24,10 @@ std::string agent_socket_path();
 
 std::chrono::milliseconds agent_stack_timeout();
 
+class Watchdog;
+// The running agent's watchdog (io thread: the commands that use it run there), or nullptr.
+Watchdog* agent_watchdog();
+
 // What `info` shows about the agent itself (config, uptime, sessions); null when not running.
 nlohmann::json agent_status();
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "agent/src/agent.h"
+#include "agent/src/slow_commands.h"
 #include "agent/src/stacks_command.h"
 #include "manhole/command_line.h"
 #include "manhole/text_table.h"
@@ -87,7 +88,8 @@ std::string add_builtin_commands(manhole::CommandRegistry& registry) {
   if (auto err = registry.add({"threads", "", "every thread: tid, name, state, CPU time", threads}); !err.empty()) {
     return err;
   }
-  return add_stacks_command(registry);
+  if (auto err = add_stacks_command(registry); !err.empty()) return err;
+  return add_slow_commands(registry);
 }
 
 }  // namespace periscope::agent

@@ -51,6 +51,15 @@ Options Options::from_env() {
     o.stack_signal = static_cast<int>(env_int("PERISCOPE_STACK_SIGNAL", o.stack_signal, 0, 64));
     o.stack_timeout =
         std::chrono::milliseconds(env_int("PERISCOPE_STACK_TIMEOUT_MS", o.stack_timeout.count(), 1, 60000));
+    o.slow_threshold =
+        std::chrono::milliseconds(env_int("PERISCOPE_SLOW_MS", o.slow_threshold.count(), 0, 86400000));
+    o.slow_interval =
+        std::chrono::milliseconds(env_int("PERISCOPE_SLOW_INTERVAL_MS", o.slow_interval.count(), 10, 3600000));
+    o.slow_keep = static_cast<int>(env_int("PERISCOPE_SLOW_KEEP", o.slow_keep, 1, 100000));
+    if (const char* log = env("PERISCOPE_SLOW_LOG")) o.slow_log = log;
+    o.slow_stderr = env_flag("PERISCOPE_SLOW_STDERR", o.slow_stderr);
+    o.max_inflight = static_cast<int>(env_int("PERISCOPE_SLOW_MAX_INFLIGHT", o.max_inflight, 16, 1 << 22));
+    o.max_request_names = static_cast<int>(env_int("PERISCOPE_SLOW_MAX_NAMES", o.max_request_names, 1, 10000));
   } catch (...) {
   }
   return o;
@@ -64,7 +73,14 @@ nlohmann::json describe_options(const Options& o, const std::string& socket_dir)
           {"idle_timeout_s", o.idle_timeout.count()},
           {"fork", o.restart_after_fork ? "on" : "off"},
           {"verbose", o.verbose},
-          {"stack_timeout_ms", o.stack_timeout.count()}};
+          {"stack_timeout_ms", o.stack_timeout.count()},
+          {"slow_ms", o.slow_threshold.count()},
+          {"slow_interval_ms", o.slow_interval.count()},
+          {"slow_keep", o.slow_keep},
+          {"slow_log", o.slow_log},
+          {"slow_stderr", o.slow_stderr},
+          {"max_inflight", o.max_inflight},
+          {"max_request_names", o.max_request_names}};
 }
 
 }  // namespace agent

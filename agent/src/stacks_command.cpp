@@ -5,25 +5,13 @@
 #include <unistd.h>
 
 #include "agent/src/agent.h"
+#include "agent/src/own_symbolizer.h"
 #include "profiler/own_stacks.h"
 #include "profiler/stack_capture.h"
 
 namespace periscope::agent {
 
 namespace {
-
-// One symbolizer for the process, used only on the io thread (libdw is not thread-safe); its
-// caches make the second `stacks` much cheaper than the first. A fork child makes its own (the
-// parent's may have been mid-lookup) and leaks the inherited one.
-Symbolizer& own_symbolizer() {
-  static Symbolizer* symbolizer = nullptr;
-  static pid_t owner = 0;
-  if (!symbolizer || owner != ::getpid()) {
-    symbolizer = new Symbolizer(::getpid());
-    owner = ::getpid();
-  }
-  return *symbolizer;
-}
 
 manhole::Reply stacks(const manhole::Args& args) {
   if (StackCapture::signal_number() == 0) {

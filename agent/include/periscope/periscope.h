@@ -29,6 +29,16 @@ struct Options {
                                             // 0 picks the first free one from SIGRTMIN+8
   std::chrono::milliseconds stack_timeout{250};  // PERISCOPE_STACK_TIMEOUT_MS: how long a thread may take
                                                  // to answer a stack capture
+  // Slow-request watchdog (periscope::Request).
+  std::chrono::milliseconds slow_threshold{1000};   // PERISCOPE_SLOW_MS: default threshold
+  std::chrono::milliseconds slow_interval{1000};    // PERISCOPE_SLOW_INTERVAL_MS: between stacks of a
+                                                    // request that is still running
+  int slow_keep = 100;                              // PERISCOPE_SLOW_KEEP: reports kept in memory
+  std::string slow_log;                             // PERISCOPE_SLOW_LOG: JSON lines appended here
+  bool slow_stderr = false;                         // PERISCOPE_SLOW_STDERR=1: one line per event
+  int max_inflight = 16384;                         // PERISCOPE_SLOW_MAX_INFLIGHT: requests tracked at once
+  int max_request_names = 100;                      // PERISCOPE_SLOW_MAX_NAMES: distinct names in metrics;
+                                                    // the rest count as "other"
 
   // Defaults overridden by PERISCOPE_* environment variables; a malformed value is reported on
   // stderr (one line) and the default is kept.
@@ -71,9 +81,45 @@ PERISCOPE_API Status add_variable(const std::string& name, std::function<std::st
                                   std::function<void(const std::string&)> setter = {},
                                   const std::string& help = {});
 
+// A request the slow-request watchdog watches, from construction to destruction. The name (cut
+// at 47 bytes) is copied into fixed storage: no allocation, no lock, a few tens of nanoseconds.
+// Without a running agent it does nothing. When a request outlives its threshold, the watchdog
+// captures the stack of the thread serving it, again every interval while it runs, and records
+// its final duration (`periscope slow PID`).
+class PERISCOPE_API Request {
+ public:
+  explicit Request(const char* name, unsigned long long id = 0) noexcept;
+  explicit Request(const std::string& name, unsigned long long id = 0) noexcept : Request(name.c_str(), id) {}
+  ~Request();
+  Request(Request&& other) noexcept : slot_(other.slot_) { other.slot_ = nullptr; }
+  Request& operator=(Request&& other) noexcept;
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+
+  // For thread pools and async servers: detach() when the request leaves this thread, attach()
+  // on the thread that resumes it. The watchdog captures whichever thread serves it now.
+  void detach() noexcept;
+  void attach() noexcept;
+  bool tracked() const noexcept { return slot_ != nullptr; }  // false without an agent or when full
+
+ private:
+  void* slot_;
+};
+
+// A threshold for requests of one name, overriding PERISCOPE_SLOW_MS. Kept across start/stop.
+PERISCOPE_API Status set_slow_threshold(const std::string& name, std::chrono::milliseconds threshold);
+
 }  // namespace periscope
 
 extern "C" {
+typedef struct periscope_request periscope_request_t;
+// C API of periscope::Request. begin returns NULL when the agent is off; end accepts NULL.
+PERISCOPE_API periscope_request_t* periscope_request_begin(const char* name);
+PERISCOPE_API periscope_request_t* periscope_request_begin_id(const char* name, unsigned long long id);
+PERISCOPE_API void periscope_request_end(periscope_request_t* request);
+PERISCOPE_API void periscope_request_detach(periscope_request_t* request);
+PERISCOPE_API void periscope_request_attach(periscope_request_t* request);
+
 // C API. periscope_start() starts with options from the environment; returns 0 on success and -1
 // on failure (the reason is printed on stderr).
 PERISCOPE_API int periscope_start(void);

@@ -1,0 +1,184 @@
+#include "agent/src/watchdog/request_table.h"
+
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "agent/src/watchdog/fast_clock.h"
+
+namespace periscope::agent {
+
+namespace {
+
+std::atomic<RequestTable*> g_table{nullptr};
+// Every table ever made (one per agent start), so a request can end on the one it began on.
+constexpr size_t kMaxTables = 64;
+std::atomic<RequestTable*> g_all_tables[kMaxTables];
+std::mutex g_name_registration;
+
+__attribute__((tls_model("initial-exec"))) thread_local size_t t_slot_hint = 0;
+__attribute__((tls_model("initial-exec"))) thread_local pid_t t_tid = 0;
+
+// A tiny per-thread cache from name pointer to index: names are usually string literals.
+struct NameCacheEntry {
+  const char* pointer;
+  uint32_t index;
+};
+__attribute__((tls_model("initial-exec"))) thread_local NameCacheEntry t_name_cache[8];
+
+size_t copy_name(char* out, const char* name) {
+  size_t n = name ? ::strnlen(name, kRequestNameBytes - 1) : 0;
+  if (n) std::memcpy(out, name, n);
+  out[n] = '\0';
+  return n;
+}
+
+size_t bucket_for(double ms) {
+  for (size_t i = 0; i < kDurationBucketsMs.size(); ++i) {
+    if (ms <= kDurationBucketsMs[i]) return i;
+  }
+  return kDurationBucketsMs.size();
+}
+
+}  // namespace
+
+pid_t cached_tid() {
+  if (t_tid == 0) t_tid = static_cast<pid_t>(::syscall(SYS_gettid));
+  return t_tid;
+}
+
+void reset_cached_tid_in_fork_child() { t_tid = 0; }
+
+RequestTable* request_table() { return g_table.load(std::memory_order_acquire); }
+void set_request_table(RequestTable* table) {
+  if (table) {
+    for (auto& t : g_all_tables) {
+      RequestTable* expected = nullptr;
+      if (t.compare_exchange_strong(expected, table)) break;
+    }
+  }
+  g_table.store(table, std::memory_order_release);
+}
+
+void end_request(RequestSlot* slot) {
+  RequestTable* current = g_table.load(std::memory_order_acquire);
+  if (current && current->owns(slot)) return current->end(slot);
+  for (auto& t : g_all_tables) {
+    RequestTable* table = t.load(std::memory_order_acquire);
+    if (table && table->owns(slot)) return table->end(slot);
+  }
+}
+
+RequestTable::RequestTable(const RequestTableConfig& config)
+    : capacity_(config.capacity),
+      max_names_(config.max_names),
+      default_threshold_ms_(config.default_threshold_ms),
+      slots_(static_cast<RequestSlot*>(::mmap(nullptr, config.capacity * sizeof(RequestSlot), PROT_READ | PROT_WRITE,
+                                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))),
+      names_(new NameStats[config.max_names + 1]) {
+  if (slots_ == MAP_FAILED) {  // track nothing rather than fail the agent
+    slots_ = nullptr;
+    capacity_ = 0;
+  }
+  std::strcpy(names_[max_names_].name, "other");
+  names_[max_names_].ready.store(true);
+}
+
+uint32_t RequestTable::index_of(const char* name) {
+  if (!name) name = "";
+  auto& cached = t_name_cache[(reinterpret_cast<uintptr_t>(name) >> 3) & 7];
+  if (cached.pointer == name && std::strncmp(names_[cached.index].name, name, kRequestNameBytes - 1) == 0) {
+    return cached.index;
+  }
+  char wanted[kRequestNameBytes];
+  copy_name(wanted, name);
+  uint32_t index = static_cast<uint32_t>(max_names_);  // "other" unless found or added
+  size_t count = name_count_.load(std::memory_order_acquire);
+  bool found = false;
+  for (size_t i = 0; i < count; ++i) {
+    if (std::strcmp(names_[i].name, wanted) == 0) {
+      index = static_cast<uint32_t>(i);
+      found = true;
+      break;
+    }
+  }
+  if (!found) {
+    std::lock_guard lock(g_name_registration);  // once per new name
+    count = name_count_.load(std::memory_order_acquire);
+    for (size_t i = 0; i < count && !found; ++i) {
+      if (std::strcmp(names_[i].name, wanted) == 0) index = static_cast<uint32_t>(i), found = true;
+    }
+    if (!found && count < max_names_) {
+      std::memcpy(names_[count].name, wanted, sizeof wanted);
+      names_[count].ready.store(true, std::memory_order_release);
+      name_count_.store(count + 1, std::memory_order_release);
+      index = static_cast<uint32_t>(count);
+    }
+  }
+  cached = {name, index};
+  return index;
+}
+
+void RequestTable::set_threshold(const char* name, int64_t ms) {
+  uint32_t i = index_of(name);
+  if (i < max_names_) names_[i].threshold_ms.store(ms, std::memory_order_relaxed);
+}
+
+int64_t RequestTable::threshold_ms(uint32_t name_index) const {
+  int64_t t = names_[name_index].threshold_ms.load(std::memory_order_relaxed);
+  return t >= 0 ? t : default_threshold_ms_;
+}
+
+RequestSlot* RequestTable::begin(const char* name, uint64_t id) {
+  const size_t start = t_slot_hint;
+  for (size_t k = 0; k < capacity_; ++k) {
+    size_t i = start + k < capacity_ ? start + k : start + k - capacity_;
+    RequestSlot& s = slots_[i];
+    uint64_t word = s.word.load(std::memory_order_relaxed);
+    if (slot_state(word) != kFree) continue;
+    uint64_t sequence = (word >> 8) + 1;
+    if (!s.word.compare_exchange_strong(word, slot_word(sequence, kClaimed), std::memory_order_acquire)) continue;
+    t_slot_hint = i;
+    copy_name(s.name, name);
+    s.name_index = index_of(name);
+    s.id = id;
+    s.tid.store(cached_tid(), std::memory_order_relaxed);
+    s.start_ticks.store(now_ticks(), std::memory_order_relaxed);
+    s.word.store(slot_word(sequence, kActive), std::memory_order_release);
+    size_t hw = high_water_.load(std::memory_order_relaxed);
+    while (i + 1 > hw && !high_water_.compare_exchange_weak(hw, i + 1, std::memory_order_release)) {
+    }
+    return &s;
+  }
+  dropped_.fetch_add(1, std::memory_order_relaxed);
+  return nullptr;
+}
+
+void RequestTable::end(RequestSlot* s) {
+  const uint64_t end = now_ticks();
+  const uint64_t start = s->start_ticks.load(std::memory_order_relaxed);
+  NameStats& stats = names_[s->name_index];
+  const double ns = ticks_to_ns(end - start);
+  stats.requests.fetch_add(1, std::memory_order_relaxed);
+  stats.duration_ns_sum.fetch_add(static_cast<uint64_t>(ns), std::memory_order_relaxed);
+  stats.buckets[bucket_for(ns / 1e6)].fetch_add(1, std::memory_order_relaxed);
+  if (ns >= static_cast<double>(threshold_ms(s->name_index)) * 1e6) stats.slow.fetch_add(1, std::memory_order_relaxed);
+  uint64_t word = s->word.load(std::memory_order_relaxed);
+  const uint64_t sequence = word >> 8;
+  if (slot_state(word) == kActive &&
+      s->word.compare_exchange_strong(word, slot_word(sequence, kFree), std::memory_order_release)) {
+    return;
+  }
+  // The watchdog is reporting this request: hand the end over; it frees the slot.
+  s->end_ticks.store(end, std::memory_order_relaxed);
+  s->word.store(slot_word(sequence, kEnded), std::memory_order_release);
+}
+
+void RequestTable::detach(RequestSlot* s) { s->tid.store(0, std::memory_order_release); }
+
+void RequestTable::attach(RequestSlot* s) { s->tid.store(cached_tid(), std::memory_order_release); }
+
+}  // namespace periscope::agent

@@ -1,0 +1,355 @@
+#include "agent/src/watchdog/watchdog.h"
+
+#include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "agent/src/logging.h"
+#include "agent/src/watchdog/fast_clock.h"
+#include "manhole/text_table.h"
+#include "profiler/function_names.h"
+#include "profiler/proc_reader.h"
+#include "profiler/stack_capture.h"
+#include "profiler/thread_stacks.h"
+
+namespace periscope::agent {
+
+namespace asio = boost::asio;
+
+struct Watchdog::Tracked {
+  size_t index = 0;
+  std::shared_ptr<SlowReport> report;
+  double last_capture_age_ms = 0;
+};
+
+struct Watchdog::Impl {
+  explicit Impl(asio::io_context& io) : timer(io) {}
+  asio::steady_timer timer;
+  std::map<size_t, Tracked> tracked;  // slot index -> report in progress
+  std::deque<std::shared_ptr<SlowReport>> ring;
+  uint64_t next_seq = 1;
+  int log_fd = -1;
+  bool stopped = false;
+};
+
+namespace {
+
+int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string iso_time(int64_t unix_ms) {
+  time_t secs = static_cast<time_t>(unix_ms / 1000);
+  tm t{};
+  ::gmtime_r(&secs, &t);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
+                t.tm_hour, t.tm_min, t.tm_sec, static_cast<int>(unix_ms % 1000));
+  return buf;
+}
+
+std::string thread_name(pid_t tid) {
+  if (tid == 0) return {};
+  auto comm = proc::read_file("/proc/self/task/" + std::to_string(tid) + "/comm", 64);
+  if (!comm) return {};
+  while (!comm->empty() && comm->back() == '\n') comm->pop_back();
+  return *comm;
+}
+
+bool same_stack(const SlowStack& a, const SlowStack& b) {
+  if (a.error != b.error || a.frames.size() != b.frames.size()) return false;
+  for (size_t i = 0; i < a.frames.size(); ++i) {
+    const Frame &x = a.frames[i], &y = b.frames[i];
+    if (x.function != y.function || x.file != y.file || x.line != y.line || x.module != y.module) return false;
+    if (x.function.empty() && x.module_offset != y.module_offset) return false;
+  }
+  return true;
+}
+
+bool is_runtime_library(const std::string& module) {
+  for (const char* prefix : {"libc.so", "libstdc++.so", "libm.so", "libgcc_s.so", "libpthread.so", "ld-linux", "[vdso]"}) {
+    if (module.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
+std::string seconds(double ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, ms < 1000 ? "%.0f ms" : "%.2f s", ms < 1000 ? ms : ms / 1000);
+  return buf;
+}
+
+}  // namespace
+
+nlohmann::json report_to_json(const SlowReport& r) {
+  nlohmann::json stacks = nlohmann::json::array();
+  for (const auto& s : r.stacks) {
+    nlohmann::json j{{"count", s.count}, {"first_at_ms", s.first_at_ms}, {"frames", frames_to_json(s.frames)}};
+    if (!s.error.empty()) j["error"] = s.error;
+    stacks.push_back(std::move(j));
+  }
+  return {{"seq", r.seq},
+          {"name", r.name},
+          {"id", r.id},
+          {"tid", r.tid},
+          {"thread_name", r.thread_name},
+          {"started", iso_time(r.started_unix_ms)},
+          {"started_unix_ms", r.started_unix_ms},
+          {"threshold_ms", r.threshold_ms},
+          {"duration_ms", r.duration_ms},
+          {"finished", r.finished},
+          {"stacks", stacks}};
+}
+
+Watchdog::Watchdog(asio::io_context& io, RequestTable& table, Symbolizer& symbolizer, WatchdogConfig config)
+    : impl_(std::make_unique<Impl>(io)), table_(table), symbolizer_(symbolizer), config_(std::move(config)) {
+  if (!config_.log_path.empty()) {
+    impl_->log_fd = ::open(config_.log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (impl_->log_fd < 0) {
+      log_line("slow-request log " + config_.log_path + " cannot be opened: " + std::strerror(errno));
+    }
+  }
+}
+
+Watchdog::~Watchdog() {
+  if (impl_->log_fd >= 0) ::close(impl_->log_fd);
+}
+
+void Watchdog::start() { schedule(); }
+
+void Watchdog::stop() {
+  impl_->stopped = true;
+  impl_->timer.cancel();
+}
+
+void Watchdog::schedule() {
+  if (impl_->stopped) return;
+  impl_->timer.expires_after(config_.scan_interval);
+  impl_->timer.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || impl_->stopped) return;
+    scan();
+    schedule();
+  });
+}
+
+void Watchdog::scan() {
+  ++scans_;
+  refine_fast_clock();
+  const uint64_t now = now_ticks();
+  const size_t high_water = table_.high_water();
+  for (size_t i = 0; i < high_water; ++i) {
+    RequestSlot& slot = table_.slot(i);
+    uint64_t word = slot.word.load(std::memory_order_acquire);
+    SlotState state = slot_state(word);
+    if (state == kFree || state == kClaimed) continue;
+    uint64_t start = slot.start_ticks.load(std::memory_order_relaxed);
+    double age_ms = now > start ? ticks_to_ns(now - start) / 1e6 : 0;
+    if (state == kActive) {
+      int64_t threshold = table_.threshold_ms(slot.name_index);
+      if (age_ms < static_cast<double>(threshold)) continue;
+      // Same sequence or nothing: never report a newer request that took over the slot.
+      if (slot.word.compare_exchange_strong(word, slot_word(word >> 8, kReported), std::memory_order_acq_rel)) {
+        begin_report(i, word, slot, threshold, age_ms);
+      }
+    } else if (state == kReported) {
+      auto it = impl_->tracked.find(i);
+      if (it != impl_->tracked.end() &&
+          age_ms - it->second.last_capture_age_ms >= static_cast<double>(config_.capture_interval.count())) {
+        capture_into(it->second, age_ms);
+      }
+    } else if (state == kEnded) {
+      auto it = impl_->tracked.find(i);
+      double duration = ticks_to_ns(slot.end_ticks.load(std::memory_order_relaxed) - start) / 1e6;
+      if (it != impl_->tracked.end()) finish(it->second, duration);
+      impl_->tracked.erase(i);
+      slot.word.store(slot_word(word >> 8, kFree), std::memory_order_release);
+    }
+  }
+}
+
+void Watchdog::begin_report(size_t index, uint64_t, RequestSlot& slot, int64_t threshold_ms, double age_ms) {
+  auto report = std::make_shared<SlowReport>();
+  report->seq = impl_->next_seq++;
+  report->name = slot.name;
+  report->id = slot.id;
+  report->threshold_ms = threshold_ms;
+  report->started_unix_ms = unix_ms_now() - static_cast<int64_t>(age_ms);
+  report->duration_ms = age_ms;
+  Tracked& tracked = impl_->tracked[index];
+  tracked = {index, report, 0};
+  capture_into(tracked, age_ms);
+  impl_->ring.push_back(report);
+  while (impl_->ring.size() > config_.keep) impl_->ring.pop_front();
+  emit(*report, "slow");
+}
+
+void Watchdog::capture_into(Tracked& tracked, double age_ms) {
+  SlowReport& report = *tracked.report;
+  tracked.last_capture_age_ms = age_ms;
+  report.duration_ms = age_ms;
+  SlowStack stack;
+  stack.first_at_ms = age_ms;
+  const pid_t tid = table_.slot(tracked.index).tid.load(std::memory_order_acquire);
+  if (tid == 0) {
+    stack.error = "detached from its thread (waiting to be resumed)";
+  } else if (StackCapture::signal_number() == 0) {
+    stack.error = "stack capture is off";
+  } else {
+    if (tid != report.tid) {  // first capture, or the request moved to another thread
+      report.tid = tid;
+      report.thread_name = thread_name(tid);
+    }
+    auto captured = StackCapture::capture({tid}, config_.capture_timeout);
+    const CapturedStack& c = captured.front();
+    if (c.status == CapturedStack::Status::kOk) {
+      std::vector<RawFrame> raw;
+      for (size_t i = 0; i < c.pcs.size(); ++i) raw.push_back({c.pcs[i], i != 0});
+      stack.frames = symbolize_frames(raw, symbolizer_);
+    } else {
+      stack.error = c.status == CapturedStack::Status::kExited ? "thread " + std::to_string(tid) + " exited"
+                                                               : c.detail;
+    }
+  }
+  if (!report.stacks.empty() && same_stack(report.stacks.back(), stack)) {
+    ++report.stacks.back().count;
+  } else {
+    report.stacks.push_back(std::move(stack));
+  }
+}
+
+void Watchdog::finish(Tracked& tracked, double duration_ms) {
+  tracked.report->duration_ms = duration_ms;
+  tracked.report->finished = true;
+  emit(*tracked.report, "finished");
+}
+
+void Watchdog::emit(const SlowReport& report, const char* event) {
+  if (impl_->log_fd >= 0) {
+    nlohmann::json j = report_to_json(report);
+    j["event"] = event;
+    j["pid"] = ::getpid();
+    std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    (void)!::write(impl_->log_fd, line.data(), line.size());
+  }
+  if (config_.log_stderr) {
+    std::string where;
+    if (!report.stacks.empty()) {
+      const SlowStack& s = report.stacks.back();
+      // The innermost named frame of the host's own code says most; libc and friends say little.
+      auto named = std::find_if(s.frames.begin(), s.frames.end(), [](const Frame& f) {
+        return !f.function.empty() && !is_runtime_library(f.module);
+      });
+      if (named == s.frames.end()) {
+        named = std::find_if(s.frames.begin(), s.frames.end(), [](const Frame& f) { return !f.function.empty(); });
+      }
+      where = !s.error.empty()             ? s.error
+              : named != s.frames.end()    ? describe_frame(*named, false)
+              : s.frames.empty()           ? "no frames"
+                                           : describe_frame(s.frames.front(), false);
+    }
+    std::string what = std::string(event) == "slow" ? "running for " + seconds(report.duration_ms)
+                                                    : "finished after " + seconds(report.duration_ms);
+    log_line("slow request '" + report.name + "' (id " + std::to_string(report.id) + ") on thread " +
+             std::to_string(report.tid) + " " + what + (where.empty() ? "" : ": at " + where));
+  }
+}
+
+nlohmann::json Watchdog::reports_json(uint64_t since) const {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& r : impl_->ring) {
+    if (r->seq > since) list.push_back(report_to_json(*r));
+  }
+  return {{"reports", list}, {"next_seq", impl_->next_seq}};
+}
+
+nlohmann::json Watchdog::inflight_json(size_t limit) const {
+  struct Row {
+    double age_ms;
+    nlohmann::json json;
+  };
+  std::vector<Row> rows;
+  const uint64_t now = now_ticks();
+  for (size_t i = 0; i < table_.high_water(); ++i) {
+    RequestSlot& slot = table_.slot(i);
+    uint64_t word = slot.word.load(std::memory_order_acquire);
+    SlotState state = slot_state(word);
+    if (state != kActive && state != kReported) continue;
+    uint64_t start = slot.start_ticks.load(std::memory_order_relaxed);
+    char name[kRequestNameBytes];
+    std::memcpy(name, slot.name, sizeof name);
+    name[kRequestNameBytes - 1] = '\0';
+    uint64_t id = slot.id;
+    pid_t tid = slot.tid.load(std::memory_order_relaxed);
+    if (slot.word.load(std::memory_order_acquire) != word) continue;  // changed while we read it
+    double age = now > start ? ticks_to_ns(now - start) / 1e6 : 0;
+    rows.push_back({age,
+                    {{"name", name},
+                     {"id", id},
+                     {"tid", tid},
+                     {"age_ms", age},
+                     {"slow", state == kReported},
+                     {"threshold_ms", table_.threshold_ms(slot.name_index)}}});
+  }
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.age_ms > b.age_ms; });
+  nlohmann::json list = nlohmann::json::array();
+  for (size_t i = 0; i < rows.size() && i < limit; ++i) list.push_back(std::move(rows[i].json));
+  return {{"inflight", list}, {"total", rows.size()}, {"capacity", table_.capacity()}, {"dropped", table_.dropped()}};
+}
+
+std::string Watchdog::render_reports(const nlohmann::json& data) {
+  const auto& reports = data.at("reports");
+  if (reports.empty()) return "no slow requests\n";
+  std::string out;
+  for (const auto& r : reports) {
+    out += "#" + std::to_string(r.at("seq").get<uint64_t>()) + " '" + r.at("name").get<std::string>() + "'";
+    if (r.value("id", uint64_t{0}) != 0) out += " id " + std::to_string(r["id"].get<uint64_t>());
+    out += ": " + seconds(r.at("duration_ms").get<double>()) +
+           (r.at("finished").get<bool>() ? " (finished)" : " so far (still running)") + ", threshold " +
+           seconds(static_cast<double>(r.at("threshold_ms").get<int64_t>())) + ", thread " +
+           std::to_string(r.at("tid").get<int>()) + " \"" + r.value("thread_name", "") + "\", started " +
+           r.value("started", "") + "\n";
+    for (const auto& s : r.at("stacks")) {
+      out += "  stack at " + seconds(s.at("first_at_ms").get<double>());
+      if (s.at("count").get<int>() > 1) out += " (seen " + std::to_string(s["count"].get<int>()) + " times)";
+      if (s.contains("error")) {
+        out += ": " + s["error"].get<std::string>() + "\n";
+        continue;
+      }
+      out += ":\n";
+      auto frames = frames_from_json(s.at("frames"));
+      for (size_t i = 0; i < frames.size(); ++i) {
+        out += "    #" + std::to_string(i) + (i < 10 ? "  " : " ") + describe_frame(frames[i], false) + "\n";
+      }
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+std::string Watchdog::render_inflight(const nlohmann::json& data) {
+  std::vector<std::vector<std::string>> rows{{"NAME", "ID", "TID", "AGE", "SLOW"}};
+  for (const auto& r : data.at("inflight")) {
+    rows.push_back({r.at("name").get<std::string>(), std::to_string(r.at("id").get<uint64_t>()),
+                    r.at("tid").get<int>() ? std::to_string(r["tid"].get<int>()) : "detached",
+                    seconds(r.at("age_ms").get<double>()), r.at("slow").get<bool>() ? "yes" : ""});
+  }
+  std::string out = rows.size() > 1 ? manhole::format_table(rows) : std::string();
+  out += std::to_string(data.at("total").get<size_t>()) + " requests in flight";
+  if (data.at("total").get<size_t>() > data.at("inflight").size()) {
+    out += " (oldest " + std::to_string(data.at("inflight").size()) + " shown)";
+  }
+  if (data.at("dropped").get<uint64_t>() > 0) {
+    out += "; " + std::to_string(data["dropped"].get<uint64_t>()) + " not tracked (table of " +
+           std::to_string(data.at("capacity").get<size_t>()) + " full)";
+  }
+  return out + "\n";
+}
+
+}  // namespace periscope::agent

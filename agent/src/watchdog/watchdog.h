@@ -1,0 +1,92 @@
+// The slow-request watchdog, dogslow for C++: on the agent's thread it scans the requests in
+// flight; when one crosses its threshold it captures the stack of the thread serving it (the
+// stacks feature's capture path), again every interval while it still runs (identical stacks
+// collapsed with a count), and records the final duration when it ends. Reports go to an
+// in-memory ring, optionally to a JSON-lines file and to stderr.
+//
+// Threading: everything here runs on the io thread, except the counters (atomics).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/src/watchdog/request_table.h"
+#include "profiler/symbolizer.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace periscope::agent {
+
+struct WatchdogConfig {
+  std::chrono::milliseconds scan_interval{50};
+  std::chrono::milliseconds capture_interval{1000};  // between stacks of a request still running
+  std::chrono::milliseconds capture_timeout{250};
+  size_t keep = 100;            // reports in memory
+  std::string log_path;         // JSON lines, appended; empty: none
+  bool log_stderr = false;      // one line per event on stderr
+};
+
+struct SlowStack {
+  std::vector<Frame> frames;
+  std::string error;  // the thread did not answer, was detached, exited...
+  int count = 1;      // identical consecutive captures collapse
+  double first_at_ms = 0;
+};
+
+struct SlowReport {
+  uint64_t seq = 0;
+  std::string name;
+  uint64_t id = 0;
+  pid_t tid = 0;
+  std::string thread_name;
+  int64_t started_unix_ms = 0;
+  int64_t threshold_ms = 0;
+  double duration_ms = 0;  // so far, or final
+  bool finished = false;
+  std::vector<SlowStack> stacks;
+};
+
+class Watchdog {
+ public:
+  Watchdog(boost::asio::io_context& io, RequestTable& table, Symbolizer& symbolizer, WatchdogConfig config);
+  ~Watchdog();
+  void start();  // io thread
+  void stop();   // io thread
+
+  // io thread: recent reports (newest last), those with seq > since; and the requests in flight.
+  nlohmann::json reports_json(uint64_t since) const;
+  nlohmann::json inflight_json(size_t limit) const;
+  static std::string render_reports(const nlohmann::json& reports);
+  static std::string render_inflight(const nlohmann::json& inflight);
+
+  uint64_t scans() const { return scans_; }
+
+ private:
+  struct Tracked;
+  void schedule();
+  void scan();
+  void begin_report(size_t index, uint64_t word, RequestSlot& slot, int64_t threshold_ms, double age_ms);
+  void capture_into(Tracked& tracked, double age_ms);
+  void finish(Tracked& tracked, double duration_ms);
+  void emit(const SlowReport& report, const char* event);
+
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  RequestTable& table_;
+  Symbolizer& symbolizer_;
+  WatchdogConfig config_;
+  uint64_t scans_ = 0;
+};
+
+nlohmann::json report_to_json(const SlowReport& report);
+
+}  // namespace periscope::agent

@@ -1,0 +1,198 @@
+// The slow-request watchdog end to end: a host using periscope::Request, the real CLI.
+#include <gtest/gtest.h>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "tests/e2e/harness.h"
+
+namespace periscope::test {
+namespace {
+
+using nlohmann::json;
+
+struct RequestHost {
+  RequestHost(const SocketDir& dir, Env env = {}) : process({target_path("request_target")}, with_dir(dir, env)) {
+    auto ready = process.read_line();
+    if (!ready || ready->rfind("ready ", 0) != 0) throw std::runtime_error("request_target: " + process.stderr_text());
+  }
+  static Env with_dir(const SocketDir& dir, Env env) {
+    env["PERISCOPE_SOCKET_DIR"] = dir.path();
+    if (!env.count("PERISCOPE_SLOW_MS")) env["PERISCOPE_SLOW_MS"] = "100";
+    if (!env.count("PERISCOPE_SLOW_INTERVAL_MS")) env["PERISCOPE_SLOW_INTERVAL_MS"] = "100";
+    return env;
+  }
+  void run(const std::string& command, const std::string& expect_done) {
+    process.write_stdin(command + "\n");
+    auto line = process.read_line(30s);
+    if (line != "done " + expect_done) throw std::runtime_error("'" + command + "' gave " + line.value_or("EOF"));
+  }
+  std::string pid() const { return std::to_string(process.pid()); }
+  json slow() {
+    auto r = periscope({"slow", "--json", pid()});
+    if (r.exit_code != 0) throw std::runtime_error(r.err);
+    return json::parse(r.out)["reports"];
+  }
+  Process process;
+};
+
+int frame_index(const json& stack, const std::string& function) {
+  const auto& frames = stack["frames"];
+  for (size_t i = 0; i < frames.size(); ++i) {
+    if (frames[i]["function"].get<std::string>().find(function) != std::string::npos) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+const json* report_named(const json& reports, const std::string& name) {
+  for (const auto& r : reports) {
+    if (r["name"] == name) return &r;
+  }
+  return nullptr;
+}
+
+TEST(SlowRequests, ASpinningRequestIsCaughtInItsFunction) {
+  SocketDir dir;
+  RequestHost host(dir);
+  host.run("slow checkout 600 42", "checkout");
+  json reports = host.slow();
+  const json* r = report_named(reports, "checkout");
+  ASSERT_NE(r, nullptr) << reports.dump(1);
+  EXPECT_EQ((*r)["id"], 42);
+  EXPECT_EQ((*r)["thread_name"], "worker");
+  EXPECT_EQ((*r)["threshold_ms"], 100);
+  ASSERT_TRUE(wait_until([&] {
+    r = report_named(reports = host.slow(), "checkout");
+    return r && (*r)["finished"].get<bool>();
+  }));
+  EXPECT_GE((*r)["duration_ms"].get<double>(), 590.0);
+  EXPECT_LT((*r)["duration_ms"].get<double>(), 5000.0);
+  ASSERT_FALSE((*r)["stacks"].empty());
+  int total = 0;
+  for (const auto& s : (*r)["stacks"]) {
+    EXPECT_GE(frame_index(s, "burn_in_checkout"), 0) << s.dump(1);
+    total += s["count"].get<int>();
+  }
+  EXPECT_GE(total, 3) << "captured at 100 ms and again every 100 ms while it ran";
+  EXPECT_LT((*r)["stacks"].size(), static_cast<size_t>(total)) << "identical stacks are collapsed";
+
+  auto text = periscope({"slow", host.pid()});
+  EXPECT_EQ(text.exit_code, 0);
+  EXPECT_NE(text.out.find("'checkout' id 42"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("burn_in_checkout"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("(finished)"), std::string::npos) << text.out;
+}
+
+TEST(SlowRequests, FastRequestsProduceNothing) {
+  SocketDir dir;
+  RequestHost host(dir);
+  host.run("fast 100000", "fast");
+  host.run("slow quick 20", "quick");
+  EXPECT_TRUE(host.slow().empty());
+  auto text = periscope({"slow", host.pid()});
+  EXPECT_EQ(text.out, "no slow requests\n");
+}
+
+TEST(SlowRequests, AMigratedRequestIsCapturedOnTheThreadServingIt) {
+  SocketDir dir;
+  RequestHost host(dir);
+  host.run("migrate 500", "migrating");
+  const json* r = nullptr;
+  json reports;
+  ASSERT_TRUE(wait_until([&] {
+    r = report_named(reports = host.slow(), "migrating");
+    return r && (*r)["finished"].get<bool>();
+  })) << reports.dump(1);
+  EXPECT_EQ((*r)["thread_name"], "resumer");
+  EXPECT_EQ((*r)["id"], 77);
+  bool seen = false;
+  for (const auto& s : (*r)["stacks"]) seen |= frame_index(s, "spin_after_migration") >= 0;
+  EXPECT_TRUE(seen) << r->dump(1);
+}
+
+TEST(SlowRequests, JsonLinesLogParsesAndStderrSaysWhere) {
+  SocketDir dir;
+  const std::string log = dir.path() + "/slow.jsonl";
+  RequestHost host(dir, {{"PERISCOPE_SLOW_LOG", log}, {"PERISCOPE_SLOW_STDERR", "1"}});
+  host.run("slow report 300 7", "report");
+  host.run("slow report 300 8", "report");
+  std::vector<json> events;
+  ASSERT_TRUE(wait_until([&] {
+    events.clear();
+    std::ifstream in(log);
+    for (std::string line; std::getline(in, line);) events.push_back(json::parse(line));
+    return events.size() >= 4;
+  })) << events.size();
+  EXPECT_EQ(events[0]["event"], "slow");
+  EXPECT_EQ(events[0]["id"], 7);
+  EXPECT_EQ(events[0]["pid"], host.process.pid());
+  EXPECT_GE(frame_index(events[0]["stacks"][0], "burn_in_checkout"), 0);
+  EXPECT_EQ(events[1]["event"], "finished");
+  EXPECT_EQ(events[3]["id"], 8);
+  std::string err = host.process.stderr_text();
+  EXPECT_NE(err.find("slow request 'report' (id 7)"), std::string::npos) << err;
+  EXPECT_NE(err.find("at (anonymous namespace)::burn_in_checkout"), std::string::npos) << err;
+}
+
+TEST(SlowRequests, AThreadThatExitsMidRequestDoesNotBreakTheWatchdog) {
+  SocketDir dir;
+  RequestHost host(dir);
+  host.run("orphan", "orphan");
+  const json* r = nullptr;
+  json reports;
+  ASSERT_TRUE(wait_until([&] { return (r = report_named(reports = host.slow(), "orphaned")) != nullptr; }));
+  EXPECT_FALSE((*r)["finished"].get<bool>());
+  EXPECT_NE((*r)["stacks"][0]["error"].get<std::string>().find("exited"), std::string::npos) << r->dump(1);
+  host.run("slow after 300", "after");
+  ASSERT_TRUE(wait_until([&] { return report_named(host.slow(), "after") != nullptr; }));
+}
+
+TEST(SlowRequests, InflightShowsRunningRequestsWithAges) {
+  SocketDir dir;
+  RequestHost host(dir, {{"PERISCOPE_SLOW_MS", "60000"}});
+  host.process.write_stdin("slow longrunning 1500 5\n");
+  json inflight;
+  ASSERT_TRUE(wait_until([&] {
+    auto r = periscope({"inflight", "--json", host.pid()});
+    inflight = json::parse(r.out);
+    return inflight["total"] == 1 && inflight["inflight"][0]["age_ms"].get<double>() > 200;
+  })) << inflight.dump(1);
+  EXPECT_EQ(inflight["inflight"][0]["name"], "longrunning");
+  EXPECT_EQ(inflight["inflight"][0]["id"], 5);
+  EXPECT_EQ(inflight["inflight"][0]["slow"], false);
+  auto text = periscope({"inflight", host.pid()});
+  EXPECT_NE(text.out.find("longrunning"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("1 requests in flight"), std::string::npos) << text.out;
+  ASSERT_EQ(host.process.read_line(30s), "done longrunning");
+}
+
+TEST(SlowRequests, PerNameThresholdOverridesTheDefault) {
+  SocketDir dir;
+  RequestHost host(dir, {{"PERISCOPE_SLOW_MS", "60000"}});
+  host.run("threshold strict 50", "threshold");
+  host.run("slow strict 300", "strict");
+  host.run("slow lenient 300", "lenient");
+  json reports;
+  ASSERT_TRUE(wait_until([&] { return report_named(reports = host.slow(), "strict") != nullptr; }));
+  EXPECT_EQ((*report_named(reports, "strict"))["threshold_ms"], 50);
+  EXPECT_EQ(report_named(reports, "lenient"), nullptr);
+}
+
+TEST(SlowRequests, FollowStreamsNewReports) {
+  SocketDir dir;
+  RequestHost host(dir);
+  Process follow({cli_path(), "slow", "--follow", "--json", host.pid()}, {});
+  host.run("slow first 250 1", "first");
+  host.run("slow second 250 2", "second");
+  std::vector<json> seen;
+  while (seen.size() < 2) {
+    auto line = follow.read_line(10s);
+    ASSERT_TRUE(line) << follow.stderr_text();
+    seen.push_back(json::parse(*line));
+  }
+  EXPECT_EQ(seen[0]["name"], "first");
+  EXPECT_EQ(seen[1]["name"], "second");
+  follow.kill(SIGINT);
+}
+
+}  // namespace
+}  // namespace periscope::test

@@ -1,0 +1,108 @@
+// A host that uses the request API (linked with libperiscope, started in main). Commands on stdin,
+// one per line, each answered with "done <what>" once finished:
+//   slow NAME MS [ID]   a request NAME spinning MS ms in burn_in_checkout() on thread "worker"
+//   fast N              N requests named "fast" that end at once
+//   migrate MS          request "migrating" begins on thread "starter", detaches, and is resumed on
+//                       thread "resumer", which spins MS ms in spin_after_migration()
+//   orphan              thread "orphan" begins request "orphaned" (C API) and exits without ending it
+//   threshold NAME MS   periscope::set_slow_threshold(NAME, MS)
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <pthread.h>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "periscope/periscope.h"
+
+namespace {
+
+volatile unsigned long g_sink = 0;
+
+void spin_for(int ms) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (std::chrono::steady_clock::now() < until) g_sink = g_sink + 1;
+}
+
+// noipa: distinct functions, never folded into one by identical-code folding.
+__attribute__((noinline, noipa)) void burn_in_checkout(int ms) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (std::chrono::steady_clock::now() < until) g_sink = g_sink + 1;
+}
+
+__attribute__((noinline, noipa)) void spin_after_migration(int ms) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (std::chrono::steady_clock::now() < until) g_sink = g_sink + 3;
+}
+
+void named(const char* name) { pthread_setname_np(pthread_self(), name); }
+
+void done(const std::string& what) {
+  std::printf("done %s\n", what.c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main() {
+  if (auto s = periscope::start(); !s.ok()) {
+    std::fprintf(stderr, "request_target: %s\n", s.message().c_str());
+    return 1;
+  }
+  std::printf("ready %d\n", static_cast<int>(getpid()));
+  std::fflush(stdout);
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    std::istringstream in(line);
+    std::string cmd, name;
+    in >> cmd;
+    if (cmd == "slow") {
+      int ms = 0;
+      unsigned long long id = 0;
+      in >> name >> ms >> id;
+      std::thread([&] {
+        named("worker");
+        periscope::Request request(name, id);
+        burn_in_checkout(ms);
+      }).join();
+      done(name);
+    } else if (cmd == "fast") {
+      int n = 0;
+      in >> n;
+      for (int i = 0; i < n; ++i) periscope::Request request("fast");
+      done("fast");
+    } else if (cmd == "migrate") {
+      int ms = 0;
+      in >> ms;
+      std::optional<periscope::Request> moving;
+      std::thread([&] {
+        named("starter");
+        periscope::Request request("migrating", 77);
+        spin_for(10);
+        request.detach();
+        moving.emplace(std::move(request));
+      }).join();
+      std::thread([&] {
+        named("resumer");
+        moving->attach();
+        spin_after_migration(ms);
+        moving.reset();
+      }).join();
+      done("migrating");
+    } else if (cmd == "orphan") {
+      std::thread([] {
+        named("orphan");
+        periscope_request_begin("orphaned");
+      }).join();
+      done("orphan");
+    } else if (cmd == "threshold") {
+      int ms = 0;
+      in >> name >> ms;
+      if (!periscope::set_slow_threshold(name, std::chrono::milliseconds(ms)).ok()) return 2;
+      done("threshold");
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,61 @@
+// `periscope slow PID` (recent slow-request reports; --follow streams new ones) and
+// `periscope inflight PID` (requests running now), through the agent's watchdog commands.
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "manhole/protocol.h"
+#include "viewer/cli_errors.h"
+#include "viewer/client.h"
+#include "viewer/commands.h"
+
+namespace periscope::viewer {
+
+namespace {
+
+nlohmann::json call_or_throw(Client& client, const std::vector<std::string>& words) {
+  auto frame = client.call(words);
+  if (!frame.value("ok", false)) throw CliError(kExitCommandFailed, frame.value("error", words[0] + " failed"));
+  return frame;
+}
+
+void print_frame(const nlohmann::json& frame, bool json) {
+  if (json) std::printf("%s\n", manhole::dump_json(frame["data"], 2).c_str());
+  else std::fputs(frame.value("text", "").c_str(), stdout);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int run_slow(pid_t pid, bool follow, const CommonOptions& options) {
+  Client client = Client::connect_to_pid(pid, options.timeout);
+  auto frame = call_or_throw(client, {"slow"});
+  if (!follow) {
+    print_frame(frame, options.json);
+    return kExitOk;
+  }
+  // Follow: what is there now, then every new report as it appears.
+  uint64_t since = 0;
+  for (;;) {
+    const auto& reports = frame["data"]["reports"];
+    if (!reports.empty()) {
+      if (options.json) {
+        for (const auto& r : reports) std::printf("%s\n", manhole::dump_json(r).c_str());
+        std::fflush(stdout);
+      } else {
+        print_frame(frame, false);
+      }
+    }
+    since = frame["data"].value("next_seq", since + 1) - 1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    frame = call_or_throw(client, {"slow", std::to_string(since)});
+  }
+}
+
+int run_inflight(pid_t pid, size_t limit, const CommonOptions& options) {
+  Client client = Client::connect_to_pid(pid, options.timeout);
+  print_frame(call_or_throw(client, {"inflight", std::to_string(limit)}), options.json);
+  return kExitOk;
+}
+
+}  // namespace periscope::viewer
