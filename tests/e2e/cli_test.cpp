@@ -165,11 +165,11 @@ TEST(Cli, AttachOnATerminalCompletesNamesAndKeepsHistory) {
   // script(1) gives the REPL a pseudo-terminal, so libedit edits and completes as for a person.
   const std::string command = cli_path() + " attach " + std::to_string(target.pid());
   auto r = run({"/usr/bin/script", "-qfec", command, "/dev/null"}, {{"HOME", dir.path()}},
-               "thr\t\nhel\t inf\t\nquit\n");
+               "thr\t\nhel\t stac\t\nquit\n");
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("sleepy-worker"), std::string::npos) << "'thr<Tab>' ran threads:\n" << r.out;
-  EXPECT_NE(r.out.find("info  pid, executable"), std::string::npos) << "'hel<Tab> inf<Tab>' ran help info:\n"
-                                                                     << r.out;
+  EXPECT_NE(r.out.find("stacks [TID...]  every thread's stack"), std::string::npos)
+      << "'hel<Tab> stac<Tab>' ran help stacks:\n" << r.out;
   std::ifstream history(dir.path() + "/.periscope_history");
   std::string saved((std::istreambuf_iterator<char>(history)), std::istreambuf_iterator<char>());
   EXPECT_NE(saved.find("threads"), std::string::npos) << saved;

@@ -73,13 +73,28 @@ TEST(SlowRequests, ASpinningRequestIsCaughtInItsFunction) {
     total += s["count"].get<int>();
   }
   EXPECT_GE(total, 3) << "captured at 100 ms and again every 100 ms while it ran";
-  EXPECT_LT((*r)["stacks"].size(), static_cast<size_t>(total)) << "identical stacks are collapsed";
 
   auto text = periscope({"slow", host.pid()});
   EXPECT_EQ(text.exit_code, 0);
   EXPECT_NE(text.out.find("'checkout' id 42"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("burn_in_checkout"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("(finished)"), std::string::npos) << text.out;
+}
+
+TEST(SlowRequests, IdenticalStacksAreCollapsedWithACount) {
+  SocketDir dir;
+  RequestHost host(dir);
+  host.run("sleep napping 700", "napping");
+  const json* r = nullptr;
+  json reports;
+  ASSERT_TRUE(wait_until([&] {
+    r = report_named(reports = host.slow(), "napping");
+    return r && (*r)["finished"].get<bool>();
+  }));
+  ASSERT_EQ((*r)["stacks"].size(), 1u) << "the same sleeping stack every time: " << r->dump(1);
+  EXPECT_GE((*r)["stacks"][0]["count"].get<int>(), 4);
+  EXPECT_GE(frame_index((*r)["stacks"][0], "sleep_in_checkout"), 0);
+  EXPECT_GE((*r)["duration_ms"].get<double>(), 690.0) << "the sleep resumed after each capture signal";
 }
 
 TEST(SlowRequests, FastRequestsProduceNothing) {

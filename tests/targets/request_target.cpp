@@ -1,6 +1,7 @@
 // A host that uses the request API (linked with libperiscope, started in main). Commands on stdin,
 // one per line, each answered with "done <what>" once finished:
 //   slow NAME MS [ID]   a request NAME spinning MS ms in burn_in_checkout() on thread "worker"
+//   sleep NAME MS       a request NAME sleeping MS ms in sleep_in_checkout() on thread "sleeper"
 //   fast N              N requests named "fast" that end at once
 //   migrate MS          request "migrating" begins on thread "starter", detaches, and is resumed on
 //                       thread "resumer", which spins MS ms in spin_after_migration()
@@ -37,6 +38,11 @@ __attribute__((noinline, noipa)) void spin_after_migration(int ms) {
   while (std::chrono::steady_clock::now() < until) g_sink = g_sink + 3;
 }
 
+__attribute__((noinline, noipa)) void sleep_in_checkout(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));  // resumes after our signal's EINTR
+  asm volatile("");
+}
+
 void named(const char* name) { pthread_setname_np(pthread_self(), name); }
 
 void done(const std::string& what) {
@@ -66,6 +72,15 @@ int main() {
         named("worker");
         periscope::Request request(name, id);
         burn_in_checkout(ms);
+      }).join();
+      done(name);
+    } else if (cmd == "sleep") {
+      int ms = 0;
+      in >> name >> ms;
+      std::thread([&] {
+        named("sleeper");
+        periscope::Request request(name);
+        sleep_in_checkout(ms);
       }).join();
       done(name);
     } else if (cmd == "fast") {
