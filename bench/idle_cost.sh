@@ -26,7 +26,9 @@ status() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
 agent_tid() { for t in /proc/"$1"/task/*; do if [ "$(cat "$t/comm")" = periscope ]; then basename "$t"; fi; done; }
 cpu_ns() { awk '{print $1}' "/proc/$1/task/$2/schedstat"; }
 
-tid=$(agent_tid "$agent")
+tid=""
+for _ in $(seq 100); do tid=$(agent_tid "$agent"); [ -n "$tid" ] && break; sleep 0.02; done  # it names itself as it starts
+[ -n "$tid" ] || { echo "idle_cost: no agent thread found" >&2; exit 1; }
 before=$(cpu_ns "$agent" "$tid")
 sleep "$SECS"
 after=$(cpu_ns "$agent" "$tid")

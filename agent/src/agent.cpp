@@ -16,7 +16,6 @@
 #include "agent/src/config.h"
 #include "agent/src/fork_handling.h"
 #include "agent/src/logging.h"
-#include "agent/src/own_symbolizer.h"
 #include "agent/src/watchdog/fast_clock.h"
 #include "agent/src/watchdog/request_api.h"
 #include "agent/src/watchdog/watchdog.h"
@@ -134,7 +133,7 @@ Status start_locked(const Options& options) {
   watchdog_config.keep = static_cast<size_t>(options.slow_keep);
   watchdog_config.log_path = options.slow_log;
   watchdog_config.log_stderr = options.slow_stderr;
-  agent->watchdog = std::make_unique<Watchdog>(agent->io, *table, own_symbolizer(), watchdog_config);
+  agent->watchdog = std::make_unique<Watchdog>(agent->io, *table, watchdog_config);
   asio::post(agent->io, [watchdog = agent->watchdog.get()] { watchdog->start(); });
   set_request_table(table);  // from now on periscope::Request is tracked
   start_io_thread(agent.get());

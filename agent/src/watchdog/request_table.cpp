@@ -3,6 +3,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -36,11 +37,47 @@ size_t copy_name(char* out, const char* name) {
   return n;
 }
 
-size_t bucket_for(double ms) {
-  for (size_t i = 0; i < kDurationBucketsMs.size(); ++i) {
-    if (ms <= kDurationBucketsMs[i]) return i;
-  }
-  return kDurationBucketsMs.size();
+template <typename T>
+T* map_zeroed(size_t count) {
+  void* p = ::mmap(nullptr, count * sizeof(T), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : static_cast<T*>(p);
+}
+
+// Single writer: a plain add, no lock prefix. Readers load the atomics.
+void bump(std::atomic<uint64_t>& counter, uint64_t by) {
+  counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+// This thread's statistics block in the current table. Plain thread-local data (no guard on
+// every access); a pthread key, set once per thread, gives the block back when the thread exits.
+struct ThreadBlockHandle {
+  RequestTable* table;
+  ThreadStatsBlock* block;
+};
+__attribute__((tls_model("initial-exec"))) thread_local ThreadBlockHandle t_block{nullptr, nullptr};
+
+void release_block(void* block) { static_cast<ThreadStatsBlock*>(block)->owned.store(false, std::memory_order_release); }
+
+pthread_key_t block_key() {
+  static const pthread_key_t key = [] {
+    pthread_key_t k{};
+    ::pthread_key_create(&k, release_block);
+    return k;
+  }();
+  return key;
+}
+
+// Bucket upper bounds in nanoseconds, so the hot path compares integers.
+constexpr auto kBucketBoundsNs = [] {
+  std::array<uint64_t, kDurationBucketsMs.size()> ns{};
+  for (size_t i = 0; i < ns.size(); ++i) ns[i] = static_cast<uint64_t>(kDurationBucketsMs[i] * 1e6);
+  return ns;
+}();
+
+size_t bucket_for(uint64_t ns) {
+  size_t i = 0;
+  while (i < kBucketBoundsNs.size() && ns > kBucketBoundsNs[i]) ++i;
+  return i;
 }
 
 }  // namespace
@@ -76,13 +113,10 @@ RequestTable::RequestTable(const RequestTableConfig& config)
     : capacity_(config.capacity),
       max_names_(config.max_names),
       default_threshold_ms_(config.default_threshold_ms),
-      slots_(static_cast<RequestSlot*>(::mmap(nullptr, config.capacity * sizeof(RequestSlot), PROT_READ | PROT_WRITE,
-                                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))),
-      names_(new NameStats[config.max_names + 1]) {
-  if (slots_ == MAP_FAILED) {  // track nothing rather than fail the agent
-    slots_ = nullptr;
-    capacity_ = 0;
-  }
+      slots_(map_zeroed<RequestSlot>(config.capacity)),
+      names_(new NameStats[config.max_names + 1]),
+      blocks_(map_zeroed<ThreadStatsBlock>(kThreadBlocks)) {
+  if (!slots_) capacity_ = 0;  // track nothing rather than fail the agent
   std::strcpy(names_[max_names_].name, "other");
   names_[max_names_].ready.store(true);
 }
@@ -157,24 +191,71 @@ RequestSlot* RequestTable::begin(const char* name, uint64_t id) {
   return nullptr;
 }
 
+ThreadStatsBlock* RequestTable::acquire_block() {
+  for (size_t i = 0; blocks_ && i < kThreadBlocks; ++i) {
+    bool expected = false;
+    if (!blocks_[i].owned.load(std::memory_order_relaxed) &&
+        blocks_[i].owned.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
+      return &blocks_[i];
+    }
+  }
+  return nullptr;
+}
+
+void RequestTable::record(uint32_t name_index, uint64_t ns) {
+  const size_t bucket = bucket_for(ns);
+  if (t_block.table != this) {  // first request of this thread on this table
+    if (t_block.block) release_block(t_block.block);
+    t_block.table = this;
+    t_block.block = acquire_block();
+    ::pthread_setspecific(block_key(), t_block.block);
+  }
+  if (ThreadStatsBlock* b = t_block.block) {
+    for (size_t i = 0; i < kNamesPerThreadBlock; ++i) {
+      uint32_t n = b->name_plus1[i].load(std::memory_order_relaxed);
+      if (n == 0) b->name_plus1[i].store(n = name_index + 1, std::memory_order_release);
+      if (n != name_index + 1) continue;
+      bump(b->counters[i].buckets[bucket], 1);
+      bump(b->counters[i].sum_ns, ns);
+      return;
+    }
+  }
+  DurationCounters& shared = names_[name_index].shared;
+  shared.buckets[bucket].fetch_add(1, std::memory_order_relaxed);
+  shared.sum_ns.fetch_add(ns, std::memory_order_relaxed);
+}
+
+NameTotals RequestTable::totals(size_t name_index) const {
+  NameTotals t;
+  auto add = [&t](const DurationCounters& c) {
+    t.sum_ns += c.sum_ns.load(std::memory_order_relaxed);
+    for (size_t b = 0; b < kBuckets; ++b) t.buckets[b] += c.buckets[b].load(std::memory_order_relaxed);
+  };
+  add(names_[name_index].shared);
+  for (size_t i = 0; blocks_ && i < kThreadBlocks; ++i) {
+    for (size_t k = 0; k < kNamesPerThreadBlock; ++k) {
+      if (blocks_[i].name_plus1[k].load(std::memory_order_acquire) == name_index + 1) add(blocks_[i].counters[k]);
+    }
+  }
+  for (uint64_t n : t.buckets) t.requests += n;
+  t.slow = names_[name_index].slow.load(std::memory_order_relaxed);
+  return t;
+}
+
 void RequestTable::end(RequestSlot* s) {
   const uint64_t end = now_ticks();
   const uint64_t start = s->start_ticks.load(std::memory_order_relaxed);
-  NameStats& stats = names_[s->name_index];
-  const double ns = ticks_to_ns(end - start);
-  stats.requests.fetch_add(1, std::memory_order_relaxed);
-  stats.duration_ns_sum.fetch_add(static_cast<uint64_t>(ns), std::memory_order_relaxed);
-  stats.buckets[bucket_for(ns / 1e6)].fetch_add(1, std::memory_order_relaxed);
-  if (ns >= static_cast<double>(threshold_ms(s->name_index)) * 1e6) stats.slow.fetch_add(1, std::memory_order_relaxed);
-  uint64_t word = s->word.load(std::memory_order_relaxed);
-  const uint64_t sequence = word >> 8;
-  if (slot_state(word) == kActive &&
-      s->word.compare_exchange_strong(word, slot_word(sequence, kFree), std::memory_order_release)) {
-    return;
+  const uint64_t ns = static_cast<uint64_t>(ticks_to_ns(end - start));
+  record(s->name_index, ns);
+  if (ns >= static_cast<uint64_t>(threshold_ms(s->name_index)) * 1000000u) {
+    names_[s->name_index].slow.fetch_add(1, std::memory_order_relaxed);  // rare
   }
-  // The watchdog is reporting this request: hand the end over; it frees the slot.
+  const uint64_t word = s->word.load(std::memory_order_acquire);
+  const uint64_t sequence = word >> 8;
   s->end_ticks.store(end, std::memory_order_relaxed);
-  s->word.store(slot_word(sequence, kEnded), std::memory_order_release);
+  s->end_sequence.store(sequence, std::memory_order_relaxed);
+  // Reported: the watchdog holds it and frees it after reading the end (hand-over).
+  s->word.store(slot_word(sequence, slot_state(word) == kReported ? kEnded : kFree), std::memory_order_release);
 }
 
 void RequestTable::detach(RequestSlot* s) { s->tid.store(0, std::memory_order_release); }

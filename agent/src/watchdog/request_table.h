@@ -5,9 +5,14 @@
 //
 // Slot protocol, one 64-bit word per slot = (sequence << 8) | state:
 //   host:     Free -CAS-> Claimed (sequence+1), writes fields, -store-> Active
-//   host end: Active -CAS-> Free; if that fails the watchdog took it (Reported): writes end, -> Ended
+//   host end: writes end_ticks and end_sequence, then stores Free; if it finds Reported it stores
+//             Ended instead (hand-over). No read-modify-write: the rare watchdog CAS that lands
+//             between the host's load and store is noticed by the watchdog (the slot is Free or has
+//             a newer sequence) and the end is read back through end_sequence.
 //   watchdog: Active -CAS-> Reported (same sequence, so never a newer request in the same slot);
 //             Ended -> reads the end, -> Free
+// Statistics go to a per-thread block (single writer: plain loads and stores, no lock prefix)
+// and are summed when read; a thread without a block falls back to shared atomics.
 #pragma once
 
 #include <array>
@@ -37,19 +42,40 @@ struct alignas(64) RequestSlot {
   std::atomic<pid_t> tid{0};  // the serving thread; 0 while detached
   std::atomic<uint64_t> start_ticks{0};
   std::atomic<uint64_t> end_ticks{0};
+  std::atomic<uint64_t> end_sequence{0};  // which request end_ticks belongs to
   uint64_t id = 0;
   uint32_t name_index = 0;
   char name[kRequestNameBytes] = {};
+};
+
+inline constexpr size_t kBuckets = kDurationBucketsMs.size() + 1;  // the last is +Inf
+
+struct DurationCounters {
+  std::atomic<uint64_t> sum_ns{0};
+  std::array<std::atomic<uint64_t>, kBuckets> buckets{};
 };
 
 struct NameStats {
   char name[kRequestNameBytes] = {};
   std::atomic<bool> ready{false};
   std::atomic<int64_t> threshold_ms{-1};  // -1: the default threshold
-  std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> slow{0};
-  std::atomic<uint64_t> duration_ns_sum{0};
-  std::array<std::atomic<uint64_t>, kDurationBucketsMs.size() + 1> buckets{};  // last: +Inf
+  DurationCounters shared;  // for threads without a block of their own
+};
+
+// What a name has counted so far, summed over every thread.
+struct NameTotals {
+  uint64_t requests = 0;
+  uint64_t slow = 0;
+  uint64_t sum_ns = 0;
+  std::array<uint64_t, kBuckets> buckets{};  // per bucket, not cumulative
+};
+
+inline constexpr size_t kNamesPerThreadBlock = 8;
+struct alignas(64) ThreadStatsBlock {
+  std::atomic<bool> owned{false};
+  std::atomic<uint32_t> name_plus1[kNamesPerThreadBlock] = {};
+  DurationCounters counters[kNamesPerThreadBlock];
 };
 
 struct RequestTableConfig {
@@ -80,6 +106,8 @@ class RequestTable {
   bool owns(const RequestSlot* s) const { return s >= slots_ && s < slots_ + capacity_; }
   size_t names() const { return name_count_.load(std::memory_order_acquire); }
   const NameStats& name_stats(size_t i) const { return names_[i]; }
+  NameTotals totals(size_t name_index) const;  // name_index == max_names(): "other"
+  size_t max_names() const { return max_names_; }
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
   int64_t default_threshold_ms() const { return default_threshold_ms_; }
 
@@ -92,6 +120,11 @@ class RequestTable {
   std::atomic<size_t> name_count_{0};
   std::atomic<size_t> high_water_{0};
   std::atomic<uint64_t> dropped_{0};
+
+  static constexpr size_t kThreadBlocks = 512;
+  ThreadStatsBlock* blocks_;  // mmap'ed like the slots
+  void record(uint32_t name_index, uint64_t ns);
+  ThreadStatsBlock* acquire_block();
 };
 
 // The table of the running agent, or nullptr (then the request API does nothing).

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent/src/logging.h"
+#include "agent/src/own_symbolizer.h"
 #include "agent/src/watchdog/fast_clock.h"
 #include "manhole/text_table.h"
 #include "profiler/function_names.h"
@@ -24,6 +25,8 @@ namespace asio = boost::asio;
 
 struct Watchdog::Tracked {
   size_t index = 0;
+  uint64_t sequence = 0;     // of the request in the slot: a different one means ours ended
+  uint64_t start_ticks = 0;
   std::shared_ptr<SlowReport> report;
   double last_capture_age_ms = 0;
 };
@@ -108,8 +111,8 @@ nlohmann::json report_to_json(const SlowReport& r) {
           {"stacks", stacks}};
 }
 
-Watchdog::Watchdog(asio::io_context& io, RequestTable& table, Symbolizer& symbolizer, WatchdogConfig config)
-    : impl_(std::make_unique<Impl>(io)), table_(table), symbolizer_(symbolizer), config_(std::move(config)) {
+Watchdog::Watchdog(asio::io_context& io, RequestTable& table, WatchdogConfig config)
+    : impl_(std::make_unique<Impl>(io)), table_(table), config_(std::move(config)) {
   if (!config_.log_path.empty()) {
     impl_->log_fd = ::open(config_.log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (impl_->log_fd < 0) {
@@ -131,7 +134,8 @@ void Watchdog::stop() {
 
 void Watchdog::schedule() {
   if (impl_->stopped) return;
-  impl_->timer.expires_after(config_.scan_interval);
+  // A host that never used periscope::Request costs two wake-ups a second, not twenty.
+  impl_->timer.expires_after(table_.high_water() > 0 ? config_.scan_interval : std::chrono::milliseconds(500));
   impl_->timer.async_wait([this](const boost::system::error_code& ec) {
     if (ec || impl_->stopped) return;
     scan();
@@ -143,47 +147,62 @@ void Watchdog::scan() {
   ++scans_;
   refine_fast_clock();
   const uint64_t now = now_ticks();
+  auto age_ms = [now](uint64_t start) { return now > start ? ticks_to_ns(now - start) / 1e6 : 0.0; };
+
+  // Requests being reported: still running, ended (handed over), or ended just as we took them.
+  for (auto it = impl_->tracked.begin(); it != impl_->tracked.end();) {
+    Tracked& t = it->second;
+    RequestSlot& slot = table_.slot(t.index);
+    const uint64_t word = slot.word.load(std::memory_order_acquire);
+    const bool same = (word >> 8) == t.sequence;
+    if (same && slot_state(word) == kReported) {
+      double age = age_ms(t.start_ticks);
+      if (age - t.last_capture_age_ms >= static_cast<double>(config_.capture_interval.count())) capture_into(t, age);
+      ++it;
+      continue;
+    }
+    const uint64_t end_sequence = slot.end_sequence.load(std::memory_order_acquire);
+    const uint64_t end = slot.end_ticks.load(std::memory_order_acquire);
+    const bool exact = end_sequence == t.sequence && slot.end_sequence.load(std::memory_order_acquire) == t.sequence;
+    finish(t, exact && end > t.start_ticks ? ticks_to_ns(end - t.start_ticks) / 1e6 : t.last_capture_age_ms);
+    if (same && slot_state(word) == kEnded) slot.word.store(slot_word(t.sequence, kFree), std::memory_order_release);
+    it = impl_->tracked.erase(it);
+  }
+
+  // Requests that crossed their threshold since the last scan.
   const size_t high_water = table_.high_water();
   for (size_t i = 0; i < high_water; ++i) {
     RequestSlot& slot = table_.slot(i);
     uint64_t word = slot.word.load(std::memory_order_acquire);
-    SlotState state = slot_state(word);
-    if (state == kFree || state == kClaimed) continue;
-    uint64_t start = slot.start_ticks.load(std::memory_order_relaxed);
-    double age_ms = now > start ? ticks_to_ns(now - start) / 1e6 : 0;
-    if (state == kActive) {
-      int64_t threshold = table_.threshold_ms(slot.name_index);
-      if (age_ms < static_cast<double>(threshold)) continue;
-      // Same sequence or nothing: never report a newer request that took over the slot.
-      if (slot.word.compare_exchange_strong(word, slot_word(word >> 8, kReported), std::memory_order_acq_rel)) {
-        begin_report(i, word, slot, threshold, age_ms);
-      }
-    } else if (state == kReported) {
-      auto it = impl_->tracked.find(i);
-      if (it != impl_->tracked.end() &&
-          age_ms - it->second.last_capture_age_ms >= static_cast<double>(config_.capture_interval.count())) {
-        capture_into(it->second, age_ms);
-      }
-    } else if (state == kEnded) {
-      auto it = impl_->tracked.find(i);
-      double duration = ticks_to_ns(slot.end_ticks.load(std::memory_order_relaxed) - start) / 1e6;
-      if (it != impl_->tracked.end()) finish(it->second, duration);
-      impl_->tracked.erase(i);
-      slot.word.store(slot_word(word >> 8, kFree), std::memory_order_release);
-    }
+    if (slot_state(word) != kActive) continue;
+    const uint64_t start = slot.start_ticks.load(std::memory_order_relaxed);
+    const double age = age_ms(start);
+    const int64_t threshold = table_.threshold_ms(slot.name_index);
+    if (age < static_cast<double>(threshold)) continue;
+    // Same sequence or nothing: never take over a newer request in the same slot.
+    if (!slot.word.compare_exchange_strong(word, slot_word(word >> 8, kReported), std::memory_order_acq_rel)) continue;
+    begin_report(i, word >> 8, start, slot, threshold, age);
   }
 }
 
-void Watchdog::begin_report(size_t index, uint64_t, RequestSlot& slot, int64_t threshold_ms, double age_ms) {
+void Watchdog::begin_report(size_t index, uint64_t sequence, uint64_t start_ticks, RequestSlot& slot,
+                            int64_t threshold_ms, double age_ms) {
   auto report = std::make_shared<SlowReport>();
-  report->seq = impl_->next_seq++;
   report->name = slot.name;
   report->id = slot.id;
+  // The host may have ended it just as we took it over (and even begun the next one): then it
+  // is not slow in flight any more, and what we copied may be torn. Drop it.
+  const uint64_t now_word = slot.word.load(std::memory_order_acquire);
+  if (now_word != slot_word(sequence, kReported)) {
+    if (now_word == slot_word(sequence, kEnded)) slot.word.store(slot_word(sequence, kFree), std::memory_order_release);
+    return;
+  }
+  report->seq = impl_->next_seq++;
   report->threshold_ms = threshold_ms;
   report->started_unix_ms = unix_ms_now() - static_cast<int64_t>(age_ms);
   report->duration_ms = age_ms;
   Tracked& tracked = impl_->tracked[index];
-  tracked = {index, report, 0};
+  tracked = {index, sequence, start_ticks, report, 0};
   capture_into(tracked, age_ms);
   impl_->ring.push_back(report);
   while (impl_->ring.size() > config_.keep) impl_->ring.pop_front();
@@ -211,7 +230,7 @@ void Watchdog::capture_into(Tracked& tracked, double age_ms) {
     if (c.status == CapturedStack::Status::kOk) {
       std::vector<RawFrame> raw;
       for (size_t i = 0; i < c.pcs.size(); ++i) raw.push_back({c.pcs[i], i != 0});
-      stack.frames = symbolize_frames(raw, symbolizer_);
+      stack.frames = symbolize_frames(raw, own_symbolizer());  // made on first use: idle agents stay small
     } else {
       stack.error = c.status == CapturedStack::Status::kExited ? "thread " + std::to_string(tid) + " exited"
                                                                : c.detail;

@@ -57,7 +57,7 @@ struct SlowReport {
 
 class Watchdog {
  public:
-  Watchdog(boost::asio::io_context& io, RequestTable& table, Symbolizer& symbolizer, WatchdogConfig config);
+  Watchdog(boost::asio::io_context& io, RequestTable& table, WatchdogConfig config);
   ~Watchdog();
   void start();  // io thread
   void stop();   // io thread
@@ -74,7 +74,8 @@ class Watchdog {
   struct Tracked;
   void schedule();
   void scan();
-  void begin_report(size_t index, uint64_t word, RequestSlot& slot, int64_t threshold_ms, double age_ms);
+  void begin_report(size_t index, uint64_t sequence, uint64_t start_ticks, RequestSlot& slot, int64_t threshold_ms,
+                    double age_ms);
   void capture_into(Tracked& tracked, double age_ms);
   void finish(Tracked& tracked, double duration_ms);
   void emit(const SlowReport& report, const char* event);
@@ -82,7 +83,6 @@ class Watchdog {
   struct Impl;
   std::unique_ptr<Impl> impl_;
   RequestTable& table_;
-  Symbolizer& symbolizer_;
   WatchdogConfig config_;
   uint64_t scans_ = 0;
 };

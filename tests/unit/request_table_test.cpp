@@ -1,0 +1,121 @@
+// The watchdog's request table driven directly: slots, statistics, bounded names, hand-over.
+#include "agent/src/watchdog/request_table.h"
+
+#include <gtest/gtest.h>
+#include <thread>
+
+#include "agent/src/watchdog/fast_clock.h"
+
+namespace periscope::agent {
+namespace {
+
+RequestTable make_table(size_t capacity = 64, size_t max_names = 3, int64_t threshold_ms = 1000) {
+  init_fast_clock();
+  return RequestTable({capacity, max_names, threshold_ms});
+}
+
+TEST(RequestTable, BeginAndEndCountPerName) {
+  RequestTable table = make_table();
+  for (int i = 0; i < 10; ++i) table.end(table.begin("GET /a", i));
+  table.end(table.begin("GET /b", 0));
+  ASSERT_EQ(table.names(), 2u);
+  EXPECT_STREQ(table.name_stats(0).name, "GET /a");
+  NameTotals a = table.totals(0);
+  EXPECT_EQ(a.requests, 10u);
+  EXPECT_EQ(a.buckets[0], 10u) << "instant requests land in the first bucket";
+  EXPECT_EQ(table.totals(1).requests, 1u);
+  EXPECT_EQ(a.slow, 0u);
+}
+
+TEST(RequestTable, NamesBeyondTheBoundCountAsOther) {
+  RequestTable table = make_table(64, 3);
+  for (std::string n : {"a", "b", "c", "d", "e"}) table.end(table.begin(n.c_str(), 0));
+  EXPECT_EQ(table.names(), 3u);
+  EXPECT_STREQ(table.name_stats(3).name, "other");
+  EXPECT_EQ(table.totals(3).requests, 2u);
+}
+
+TEST(RequestTable, SlowRequestsAreCountedAtTheirEnd) {
+  RequestTable table = make_table(64, 3, 20);
+  RequestSlot* s = table.begin("slowpoke", 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  table.end(s);
+  NameTotals t = table.totals(0);
+  EXPECT_EQ(t.slow, 1u);
+  EXPECT_GE(t.sum_ns, 30000000u);
+  EXPECT_EQ(t.buckets[5], 1u) << "30 ms falls in the (25, 50] ms bucket";
+}
+
+TEST(RequestTable, SlotsAreReusedAndAFullTableDropsAndCounts) {
+  RequestTable table = make_table(4);
+  std::vector<RequestSlot*> held;
+  for (int i = 0; i < 4; ++i) held.push_back(table.begin("x", 0));
+  for (auto* s : held) ASSERT_NE(s, nullptr);
+  EXPECT_EQ(table.begin("x", 0), nullptr);
+  EXPECT_EQ(table.dropped(), 1u);
+  table.end(held[2]);
+  RequestSlot* again = table.begin("x", 0);
+  EXPECT_EQ(again, held[2]) << "a freed slot is claimed again";
+  EXPECT_EQ(table.high_water(), 4u);
+}
+
+TEST(RequestTable, AReportedRequestIsHandedOverAtItsEnd) {
+  RequestTable table = make_table();
+  RequestSlot* s = table.begin("watched", 9);
+  uint64_t word = s->word.load();
+  ASSERT_EQ(slot_state(word), kActive);
+  ASSERT_TRUE(s->word.compare_exchange_strong(word, slot_word(word >> 8, kReported)));  // the watchdog
+  table.end(s);
+  EXPECT_EQ(slot_state(s->word.load()), kEnded) << "the watchdog frees it after reading the end";
+  EXPECT_GT(s->end_ticks.load(), s->start_ticks.load());
+  EXPECT_EQ(s->end_sequence.load(), s->word.load() >> 8);
+}
+
+TEST(RequestTable, AReusedSlotCannotBeTakenOverWithAnOldSequence) {
+  RequestTable table = make_table();
+  RequestSlot* s = table.begin("first", 0);
+  uint64_t seen = s->word.load();
+  table.end(s);
+  RequestSlot* t = table.begin("second", 0);
+  ASSERT_EQ(s, t);
+  uint64_t expected = seen;
+  EXPECT_FALSE(t->word.compare_exchange_strong(expected, slot_word(seen >> 8, kReported)));
+}
+
+TEST(RequestTable, CountsFromManyThreadsAddUp) {
+  RequestTable table = make_table(256, 3);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10000; ++i) table.end(table.begin(i % 2 ? "odd" : "even", 0));
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(table.totals(table.index_of("odd")).requests, 40000u);
+  EXPECT_EQ(table.totals(table.index_of("even")).requests, 40000u);
+}
+
+TEST(RequestTable, PerNameThresholds) {
+  RequestTable table = make_table(64, 3, 1000);
+  table.set_threshold("strict", 5);
+  EXPECT_EQ(table.threshold_ms(table.index_of("strict")), 5);
+  EXPECT_EQ(table.threshold_ms(table.index_of("lenient")), 1000);
+}
+
+TEST(RequestTable, DetachAndAttachMoveTheServingThread) {
+  RequestTable table = make_table();
+  RequestSlot* s = table.begin("moving", 0);
+  EXPECT_EQ(s->tid.load(), cached_tid());
+  RequestTable::detach(s);
+  EXPECT_EQ(s->tid.load(), 0);
+  pid_t other = 0;
+  std::thread([&] {
+    RequestTable::attach(s);
+    other = cached_tid();
+  }).join();
+  EXPECT_EQ(s->tid.load(), other);
+  EXPECT_NE(other, cached_tid());
+}
+
+}  // namespace
+}  // namespace periscope::agent
