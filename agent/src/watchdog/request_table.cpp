@@ -4,6 +4,7 @@
 #include <memory>
 #include <mutex>
 #include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -117,6 +118,7 @@ RequestTable::RequestTable(const RequestTableConfig& config)
       names_(new NameStats[config.max_names + 1]),
       blocks_(map_zeroed<ThreadStatsBlock>(kThreadBlocks)) {
   if (!slots_) capacity_ = 0;  // track nothing rather than fail the agent
+  first_use_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   std::strcpy(names_[max_names_].name, "other");
   names_[max_names_].ready.store(true);
 }
@@ -184,6 +186,10 @@ RequestSlot* RequestTable::begin(const char* name, uint64_t id) {
     s.word.store(slot_word(sequence, kActive), std::memory_order_release);
     size_t hw = high_water_.load(std::memory_order_relaxed);
     while (i + 1 > hw && !high_water_.compare_exchange_weak(hw, i + 1, std::memory_order_release)) {
+    }
+    if (hw == 0 && first_use_fd_ >= 0) {  // the very first request of this table: wake the watchdog
+      uint64_t one = 1;
+      (void)!::write(first_use_fd_, &one, sizeof one);
     }
     return &s;
   }

@@ -108,6 +108,9 @@ class RequestTable {
   const NameStats& name_stats(size_t i) const { return names_[i]; }
   NameTotals totals(size_t name_index) const;  // name_index == max_names(): "other"
   size_t max_names() const { return max_names_; }
+  // Readable once the first request ever began (one write, by that request): lets the watchdog
+  // sleep until the table is used. Never closed, like the table.
+  int first_use_fd() const { return first_use_fd_; }
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
   int64_t default_threshold_ms() const { return default_threshold_ms_; }
 
@@ -120,6 +123,7 @@ class RequestTable {
   std::atomic<size_t> name_count_{0};
   std::atomic<size_t> high_water_{0};
   std::atomic<uint64_t> dropped_{0};
+  int first_use_fd_ = -1;
 
   static constexpr size_t kThreadBlocks = 512;
   ThreadStatsBlock* blocks_;  // mmap'ed like the slots

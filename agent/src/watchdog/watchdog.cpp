@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cerrno>
 #include <chrono>
@@ -32,8 +33,9 @@ struct Watchdog::Tracked {
 };
 
 struct Watchdog::Impl {
-  explicit Impl(asio::io_context& io) : timer(io) {}
+  explicit Impl(asio::io_context& io) : timer(io), first_use(io) {}
   asio::steady_timer timer;
+  asio::posix::stream_descriptor first_use;  // our copy of the table's first-use eventfd
   std::map<size_t, Tracked> tracked;  // slot index -> report in progress
   std::deque<std::shared_ptr<SlowReport>> ring;
   uint64_t next_seq = 1;
@@ -125,17 +127,33 @@ Watchdog::~Watchdog() {
   if (impl_->log_fd >= 0) ::close(impl_->log_fd);
 }
 
-void Watchdog::start() { schedule(); }
+void Watchdog::start() {
+  // A host that never uses periscope::Request never wakes us: we sleep until its first request
+  // (the table's eventfd) and scan from then on. Without the eventfd, scan from the start.
+  int fd = table_.high_water() == 0 && table_.first_use_fd() >= 0 ? ::fcntl(table_.first_use_fd(), F_DUPFD_CLOEXEC, 0)
+                                                                   : -1;
+  boost::system::error_code ec;
+  if (fd >= 0) impl_->first_use.assign(fd, ec);
+  if (fd < 0 || ec) {
+    if (fd >= 0) ::close(fd);
+    schedule();
+    return;
+  }
+  impl_->first_use.async_wait(asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& e) {
+    if (!e && !impl_->stopped) schedule();
+  });
+}
 
 void Watchdog::stop() {
   impl_->stopped = true;
   impl_->timer.cancel();
+  boost::system::error_code ec;
+  impl_->first_use.close(ec);
 }
 
 void Watchdog::schedule() {
   if (impl_->stopped) return;
-  // A host that never used periscope::Request costs two wake-ups a second, not twenty.
-  impl_->timer.expires_after(table_.high_water() > 0 ? config_.scan_interval : std::chrono::milliseconds(500));
+  impl_->timer.expires_after(config_.scan_interval);
   impl_->timer.async_wait([this](const boost::system::error_code& ec) {
     if (ec || impl_->stopped) return;
     scan();
