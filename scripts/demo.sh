@@ -15,7 +15,7 @@ trap cleanup EXIT
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
 out=$(mktemp)
-"$BUILD_DIR/examples/demo/demo_server" --port 0 >"$out" 2>&1 &
+PERISCOPE_SLOW_MS=500 "$BUILD_DIR/examples/demo/demo_server" --port 0 >"$out" 2>&1 &
 pids+=($!)
 DEMO=$!
 # An unmodified binary with the agent preloaded.
@@ -35,7 +35,10 @@ sleep 0.3
 step "$PERISCOPE" ps
 step "$PERISCOPE" exec "$DEMO" info
 step "$PERISCOPE" exec "$DEMO" threads
+step "$PERISCOPE" inflight "$DEMO"
 step "$PERISCOPE" stacks "$DEMO"
+sleep 1.5   # let /cpu (1.5 s) cross PERISCOPE_SLOW_MS=500 and finish
+step "$PERISCOPE" slow "$DEMO"
 step "$PERISCOPE" exec "$DEMO" vars
 step "$PERISCOPE" exec "$DEMO" set log_level debug
 step "$PERISCOPE" exec "$DEMO" help

@@ -7,6 +7,9 @@
 //   GET /sleep?ms=N  sleeps N ms (default 300)
 //   GET /stuck?pct=P P% of requests (default 20) wait 5 s on a lock; the rest answer at once
 //
+// Every request is a periscope::Request named by its route, so `periscope slow PID` shows where
+// slow ones were caught and `periscope inflight PID` what runs now.
+//
 // Usage: demo_server [--port N (0 = any free port)] [--threads N]
 // It prints "demo_server listening on http://127.0.0.1:PORT" once it accepts connections.
 #include <atomic>
@@ -87,9 +90,21 @@ __attribute__((noinline)) void wait_on_stuck_lock() {
   while (std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
 }
 
+// The route a path belongs to: a bounded set of request names for the watchdog and metrics
+// (never the raw URL, which would be unbounded).
+const char* route_of(const std::string& path) {
+  for (const char* route : {"/fast", "/cpu", "/sleep", "/stuck", "/"}) {
+    if (path == route) return route;
+  }
+  return "not_found";
+}
+
 std::string handle(const std::string& target) {
   ++g_requests;
   std::string path = target.substr(0, target.find('?'));
+  // Watched by periscope's slow-request watchdog: `periscope slow PID` shows the stacks of
+  // requests that outlive PERISCOPE_SLOW_MS (see also set_slow_threshold in main).
+  periscope::Request request(route_of(path), g_requests.load());
   if (path == "/fast") return "ok\n";
   if (path == "/cpu") return "primes: " + std::to_string(find_primes(query_int(target, "ms", 200))) + "\n";
   if (path == "/sleep") {
@@ -178,6 +193,7 @@ void register_with_periscope() {
                                });
   }
   if (!s.ok()) std::fprintf(stderr, "demo_server: periscope registration failed: %s\n", s.message().c_str());
+  if (s.ok()) s = periscope::set_slow_threshold("/fast", std::chrono::milliseconds(50));
   s = periscope::start();
   if (!s.ok()) std::fprintf(stderr, "demo_server: periscope agent not started: %s\n", s.message().c_str());
 }
