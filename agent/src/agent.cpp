@@ -16,6 +16,7 @@
 #include "agent/src/config.h"
 #include "agent/src/fork_handling.h"
 #include "agent/src/logging.h"
+#include "agent/src/profiling.h"
 #include "agent/src/watchdog/fast_clock.h"
 #include "agent/src/watchdog/request_api.h"
 #include "agent/src/watchdog/watchdog.h"
@@ -24,6 +25,7 @@
 #include "manhole/socket_location.h"
 #include "manhole/standard_commands.h"
 #include "profiler/process_info.h"
+#include "profiler/sampler.h"
 #include "profiler/stack_capture.h"
 
 namespace periscope::agent {
@@ -41,6 +43,7 @@ struct Agent {
   asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(io);
   std::unique_ptr<manhole::Server> server;
   std::unique_ptr<Watchdog> watchdog;
+  ProfilingPtr profiling;
   std::thread thread;
 };
 
@@ -136,6 +139,8 @@ Status start_locked(const Options& options) {
   agent->watchdog = std::make_unique<Watchdog>(agent->io, *table, watchdog_config);
   asio::post(agent->io, [watchdog = agent->watchdog.get()] { watchdog->start(); });
   set_request_table(table);  // from now on periscope::Request is tracked
+  if (auto err = Sampler::install(options.profile_signal); !err.empty()) log_line("profiling is off: " + err);
+  agent->profiling = make_profiling(agent->io);
   start_io_thread(agent.get());
   if (options.verbose) log_line("agent " PERISCOPE_VERSION_STRING " listening on " + path);
   g_agent = agent.release();
@@ -184,6 +189,7 @@ void stop_agent() {
     set_request_table(nullptr);
     asio::post(agent->io, [agent] {
       agent->watchdog->stop();
+      stop_profiling(*agent->profiling);
       agent->server->stop();
       agent->work.reset();
       agent->io.stop();
@@ -214,6 +220,11 @@ std::chrono::milliseconds agent_stack_timeout() {
   return g_agent ? g_agent->options.stack_timeout : Options{}.stack_timeout;
 }
 
+Profiling* agent_profiling() {
+  std::lock_guard lock(g_lifecycle);
+  return g_agent ? g_agent->profiling.get() : nullptr;
+}
+
 Watchdog* agent_watchdog() {
   std::lock_guard lock(g_lifecycle);
   return g_agent ? g_agent->watchdog.get() : nullptr;
@@ -232,6 +243,7 @@ nlohmann::json agent_status() {
           {"connections_refused_uid", c.refused_uid.load()},
           {"connections_refused_busy", c.refused_busy.load()},
           {"stack_signal", StackCapture::signal_number()},
+          {"profile_signal", Sampler::signal_number()},
           {"config", describe_options(g_agent->options, g_agent->socket_dir)}};
 }
 
@@ -256,6 +268,7 @@ void restart_in_fork_child() {
   // and nothing in Asio lets us close them without the parent's io thread.)
   manhole::close_fd_table_in_fork_child();
   StackCapture::reset_in_fork_child();
+  Sampler::reset_in_fork_child();
   set_request_table(nullptr);  // the child gets a table of its own if its agent restarts
   reset_cached_tid_in_fork_child();
   variable_registry().mutex().unlock();

@@ -25,6 +25,9 @@ std::string agent_socket_path();
 std::chrono::milliseconds agent_stack_timeout();
 
 class Watchdog;
+class Profiling;
+// The running agent's profiling session (io thread), or nullptr.
+Profiling* agent_profiling();
 // The running agent's watchdog (io thread: the commands that use it run there), or nullptr.
 Watchdog* agent_watchdog();
 

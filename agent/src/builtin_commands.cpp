@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "agent/src/agent.h"
+#include "agent/src/profiling.h"
 #include "agent/src/slow_commands.h"
 #include "agent/src/stacks_command.h"
 #include "manhole/command_line.h"
@@ -89,7 +90,8 @@ std::string add_builtin_commands(manhole::CommandRegistry& registry) {
     return err;
   }
   if (auto err = add_stacks_command(registry); !err.empty()) return err;
-  return add_slow_commands(registry);
+  if (auto err = add_slow_commands(registry); !err.empty()) return err;
+  return add_profile_command(registry);
 }
 
 }  // namespace periscope::agent

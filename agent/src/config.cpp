@@ -51,6 +51,7 @@ Options Options::from_env() {
     o.stack_signal = static_cast<int>(env_int("PERISCOPE_STACK_SIGNAL", o.stack_signal, 0, 64));
     o.stack_timeout =
         std::chrono::milliseconds(env_int("PERISCOPE_STACK_TIMEOUT_MS", o.stack_timeout.count(), 1, 60000));
+    o.profile_signal = static_cast<int>(env_int("PERISCOPE_PROFILE_SIGNAL", o.profile_signal, 0, 64));
     o.slow_threshold =
         std::chrono::milliseconds(env_int("PERISCOPE_SLOW_MS", o.slow_threshold.count(), 0, 86400000));
     o.slow_interval =

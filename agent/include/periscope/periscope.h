@@ -29,6 +29,8 @@ struct Options {
                                             // 0 picks the first free one from SIGRTMIN+8
   std::chrono::milliseconds stack_timeout{250};  // PERISCOPE_STACK_TIMEOUT_MS: how long a thread may take
                                                  // to answer a stack capture
+  int profile_signal = 0;                   // PERISCOPE_PROFILE_SIGNAL: real-time signal for sampling;
+                                            // 0 picks the highest free one
   // Slow-request watchdog (periscope::Request).
   std::chrono::milliseconds slow_threshold{1000};   // PERISCOPE_SLOW_MS: default threshold
   std::chrono::milliseconds slow_interval{1000};    // PERISCOPE_SLOW_INTERVAL_MS: between stacks of a

@@ -1,0 +1,31 @@
+// The agent's profiling session and its manhole command:
+//   profile start [cpu|wall] [HZ]   begin sampling (default cpu, 99 Hz)
+//   profile stop                    stop; the profile stays for dump
+//   profile status                  mode, rate, seconds, samples taken and lost, threads
+//   profile dump                    the profile so far, symbolized (JSON data, folded text)
+// Everything runs on the io thread: a timer drives the sampler (new and dead threads, wall-clock
+// ticks, draining the handlers' ring); symbolizing happens at dump.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "manhole/command_registry.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace periscope::agent {
+
+class Profiling;
+struct ProfilingDeleter {
+  void operator()(Profiling* p) const;
+};
+using ProfilingPtr = std::unique_ptr<Profiling, ProfilingDeleter>;
+ProfilingPtr make_profiling(boost::asio::io_context& io);
+void stop_profiling(Profiling& profiling);  // io thread, at agent stop
+
+[[nodiscard]] std::string add_profile_command(manhole::CommandRegistry& registry);
+
+}  // namespace periscope::agent

@@ -1,0 +1,55 @@
+#include "profiler/profile.h"
+
+#include <map>
+
+namespace periscope {
+
+nlohmann::json profile_to_json(const Profile& p) {
+  nlohmann::json stacks = nlohmann::json::array();
+  for (const auto& s : p.stacks) stacks.push_back({{"thread", s.thread}, {"frames", s.frames}, {"count", s.count}});
+  return {{"mode", p.mode},         {"hz", p.hz},           {"clock", p.clock}, {"seconds", p.seconds},
+          {"samples", p.samples},   {"lost", p.lost},       {"threads", p.threads}, {"stacks", stacks}};
+}
+
+Profile profile_from_json(const nlohmann::json& j) {
+  Profile p;
+  p.mode = j.at("mode").get<std::string>();
+  p.hz = j.at("hz").get<int>();
+  p.clock = j.value("clock", "");
+  p.seconds = j.value("seconds", 0.0);
+  p.samples = j.at("samples").get<uint64_t>();
+  p.lost = j.value("lost", uint64_t{0});
+  p.threads = j.value("threads", size_t{0});
+  for (const auto& s : j.at("stacks")) {
+    p.stacks.push_back({s.value("thread", ""), s.at("frames").get<std::vector<std::string>>(), s.at("count").get<uint64_t>()});
+  }
+  return p;
+}
+
+namespace {
+
+// A frame name that cannot break the folded format: ';' separates frames, the last ' ' the count.
+std::string folded_name(const std::string& name) {
+  std::string out = name.empty() ? "[unknown]" : name;
+  for (char& c : out) {
+    if (c == ';' || c == '\n') c = ':';
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string to_folded(const Profile& p, bool per_thread) {
+  std::map<std::string, uint64_t> lines;  // identical lines merge (same stack on several threads)
+  for (const auto& s : p.stacks) {
+    std::string line = per_thread ? folded_name(s.thread) : std::string();
+    for (const auto& f : s.frames) line += (line.empty() ? "" : ";") + folded_name(f);
+    if (line.empty()) line = "[no frames]";
+    lines[line] += s.count;
+  }
+  std::string out;
+  for (const auto& [line, count] : lines) out += line + " " + std::to_string(count) + "\n";
+  return out;
+}
+
+}  // namespace periscope

@@ -1,0 +1,85 @@
+// The sampling profiler's engine in the host: per-thread CPU-time sampling (perf_event task-clock
+// with the signal sent to the sampled thread; per-thread CPU timers where perf_event is not
+// allowed) or wall-clock sampling of every thread, running or blocked. Signal handlers unwind
+// with libunwind into a SampleRing; the agent's thread drains it into a Profile.
+//
+// Threading: install() once; start/stop/tick/drain from the agent's thread only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <sys/types.h>
+#include <unordered_map>
+#include <vector>
+
+#include "profiler/sample_ring.h"
+
+namespace periscope {
+
+enum class SampleMode { kCpu, kWall };
+
+// Every distinct (thread, stack) with its sample count.
+struct RawProfile {
+  SampleMode mode = SampleMode::kCpu;
+  int hz = 99;
+  std::string clock;  // how samples were taken, in words
+  std::chrono::steady_clock::time_point started;
+  double seconds = 0;
+  uint64_t samples = 0;  // weighted
+  uint64_t lost = 0;     // dropped: ring full, or taken inside our own handler
+  struct Key {
+    pid_t tid;
+    std::vector<uint64_t> pcs;  // innermost first
+    bool operator==(const Key& o) const { return tid == o.tid && pcs == o.pcs; }
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const;
+  };
+  std::unordered_map<Key, uint64_t, KeyHash> stacks;
+};
+
+class Sampler {
+ public:
+  // Installs the handler on `signal` (0: a free real-time signal). Empty on success, else why not.
+  [[nodiscard]] static std::string install(int signal);
+  static int signal_number();
+
+  Sampler();
+  ~Sampler();
+  [[nodiscard]] std::string start(SampleMode mode, int hz);
+  void stop();
+  bool running() const { return running_; }
+  // Agent thread, often: CPU mode every ~50 ms (new threads, dead threads, drain); wall mode
+  // 1/hz (signal the threads that ran, count the idle ones at their last stack, drain).
+  void tick();
+  // The profile so far (drains first). Taking it resets the sampler's copy.
+  RawProfile take();
+  const RawProfile& peek();
+  size_t threads() const { return per_thread_.size(); }
+  uint64_t signals_sent() const { return signals_sent_; }
+
+  // In a fork child: the parent's sampling state is not ours; close its perf descriptors.
+  static void reset_in_fork_child();
+
+ private:
+  struct ThreadState;
+  void rescan_threads();
+  void drain();
+  bool arm(pid_t tid, ThreadState& state);
+  void disarm(ThreadState& state);
+
+  bool running_ = false;
+  SampleMode mode_ = SampleMode::kCpu;
+  int hz_ = 99;
+  bool use_perf_ = true;
+  RawProfile profile_;
+  std::map<pid_t, ThreadState> per_thread_;
+  std::chrono::steady_clock::time_point last_rescan_;
+  uint64_t signals_sent_ = 0;
+  uint64_t lost_at_start_ = 0;
+};
+
+}  // namespace periscope

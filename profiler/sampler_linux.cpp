@@ -1,0 +1,341 @@
+#include "profiler/sampler.h"
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <linux/perf_event.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "profiler/thread_list.h"
+
+namespace periscope {
+
+namespace {
+
+constexpr size_t kRingRecords = 1024;
+constexpr size_t kMaxPerfFds = 4096;
+
+std::atomic<int> g_signal{0};
+std::atomic<SampleRing*> g_ring{nullptr};
+std::atomic<bool> g_sampling{false};
+std::atomic<uint64_t> g_lost_reentry{0};
+std::atomic<int> g_perf_fds[kMaxPerfFds];  // 0 free, else fd + 1: closed by a fork child
+__attribute__((tls_model("initial-exec"))) thread_local bool t_in_handler = false;
+
+pid_t current_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
+
+// async-signal-safe: libunwind's fast backtrace, cut to start at the interrupted pc; the slower
+// cursor walk from the signal context when the fast one does not pass through it.
+void fill_stack(SampleRecord& r, void* ucontext) {
+  const auto* uc = static_cast<const ucontext_t*>(ucontext);
+  const uint64_t ip = static_cast<uint64_t>(uc->uc_mcontext.gregs[REG_RIP]);
+  int n = unw_backtrace(reinterpret_cast<void**>(r.pcs), static_cast<int>(kMaxSampleDepth));
+  for (int i = 0; i < n && i < 16; ++i) {
+    if (r.pcs[i] != ip) continue;
+    std::memmove(r.pcs, r.pcs + i, static_cast<size_t>(n - i) * sizeof r.pcs[0]);
+    r.depth = static_cast<uint32_t>(n - i);
+    r.truncated = n == static_cast<int>(kMaxSampleDepth);
+    return;
+  }
+  unw_cursor_t cursor;
+  r.depth = 0;
+  r.truncated = false;
+  if (unw_init_local2(&cursor, static_cast<unw_context_t*>(ucontext), UNW_INIT_SIGNAL_FRAME) < 0) return;
+  do {
+    unw_word_t pc = 0;
+    if (unw_get_reg(&cursor, UNW_REG_IP, &pc) < 0 || pc == 0) break;
+    if (r.depth == kMaxSampleDepth) {
+      r.truncated = true;
+      break;
+    }
+    r.pcs[r.depth++] = pc;
+  } while (unw_step(&cursor) > 0);
+}
+
+// async-signal-safe: atomics, gettid, libunwind into a preallocated ring cell; errno preserved.
+void on_sample_signal(int, siginfo_t* info, void* ucontext) {
+  const int saved_errno = errno;
+  SampleRing* ring = g_ring.load(std::memory_order_acquire);
+  if (ring && g_sampling.load(std::memory_order_relaxed)) {
+    if (t_in_handler) {
+      g_lost_reentry.fetch_add(1, std::memory_order_relaxed);
+    } else if (SampleRing::Cell* cell = ring->begin_push()) {
+      t_in_handler = true;
+      SampleRecord& r = cell->record;
+      r.tid = current_tid();
+      r.weight = 1 + (info->si_code == SI_TIMER && info->si_overrun > 0 ? static_cast<uint32_t>(info->si_overrun) : 0);
+      fill_stack(r, ucontext);
+      ring->commit_push(cell);
+      t_in_handler = false;
+    }
+  }
+  errno = saved_errno;
+}
+
+bool signal_is_free(int sig) {
+  struct sigaction current {};
+  return ::sigaction(sig, nullptr, &current) == 0 && !(current.sa_flags & SA_SIGINFO) &&
+         current.sa_handler == SIG_DFL;
+}
+
+void remember_perf_fd(int fd) {
+  for (auto& slot : g_perf_fds) {
+    int expected = 0;
+    if (slot.compare_exchange_strong(expected, fd + 1)) return;
+  }
+}
+
+void forget_perf_fd(int fd) {
+  for (auto& slot : g_perf_fds) {
+    int expected = fd + 1;
+    if (slot.compare_exchange_strong(expected, 0)) return;
+  }
+}
+
+clockid_t thread_cpu_clock(pid_t tid) { return static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6); }
+
+uint64_t thread_cpu_ns(pid_t tid) {
+  timespec ts{};
+  if (::clock_gettime(thread_cpu_clock(tid), &ts) != 0) return 0;
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
+size_t RawProfile::KeyHash::operator()(const Key& k) const {
+  uint64_t h = 1469598103934665603ull ^ static_cast<uint64_t>(k.tid);
+  for (uint64_t pc : k.pcs) h = (h ^ pc) * 1099511628211ull;
+  return static_cast<size_t>(h);
+}
+
+struct Sampler::ThreadState {
+  int perf_fd = -1;
+  timer_t timer{};
+  bool has_timer = false;
+  uint64_t last_cpu_ns = 0;
+  std::vector<uint64_t> last_pcs;  // wall mode: an idle thread counts again at its last stack
+  bool seen = false;               // during a rescan
+};
+
+std::string Sampler::install(int requested) {
+  if (g_signal.load() != 0) return {};
+  int sig = 0;
+  if (requested != 0) {
+    if (requested < SIGRTMIN || requested > SIGRTMAX || !signal_is_free(requested)) {
+      return "profile signal " + std::to_string(requested) + " is not a free real-time signal";
+    }
+    sig = requested;
+  } else {
+    for (int s = SIGRTMAX; s >= SIGRTMIN + 8 && sig == 0; --s) {  // from the top: stack capture takes the bottom
+      if (signal_is_free(s)) sig = s;
+    }
+    if (sig == 0) return "no free real-time signal for profiling";
+  }
+  struct sigaction action {};
+  action.sa_sigaction = on_sample_signal;
+  action.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigfillset(&action.sa_mask);
+  if (::sigaction(sig, &action, nullptr) != 0) return std::string("sigaction: ") + std::strerror(errno);
+  g_signal.store(sig);
+  return {};
+}
+
+int Sampler::signal_number() { return g_signal.load(); }
+
+Sampler::Sampler() = default;
+
+Sampler::~Sampler() { stop(); }
+
+std::string Sampler::start(SampleMode mode, int hz) {
+  if (g_signal.load() == 0) return "profiling is off (no usable signal)";
+  if (hz < 1 || hz > 10000) return "rate must be 1..10000 Hz";
+  stop();
+  if (!g_ring.load()) g_ring.store(new SampleRing(kRingRecords));  // kept for the process's life
+  SampleRing* ring = g_ring.load();
+  ring->drain([](const SampleRecord&) {});  // leftovers of an earlier run
+  mode_ = mode;
+  hz_ = hz;
+  use_perf_ = true;
+  profile_ = RawProfile{};
+  profile_.mode = mode;
+  profile_.hz = hz;
+  profile_.started = std::chrono::steady_clock::now();
+  profile_.lost = 0;
+  lost_at_start_ = ring->dropped() + g_lost_reentry.load();
+  signals_sent_ = 0;
+  running_ = true;
+  g_sampling.store(true);
+  rescan_threads();
+  profile_.clock = mode == SampleMode::kWall ? "wall clock, every thread"
+                   : use_perf_              ? "perf_event task-clock per thread"
+                                            : "per-thread CPU timer (timer_create)";
+  return {};
+}
+
+void Sampler::stop() {
+  if (!running_) return;
+  for (auto& [tid, state] : per_thread_) disarm(state);
+  per_thread_.clear();
+  drain();
+  g_sampling.store(false);
+  running_ = false;
+  profile_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - profile_.started).count();
+}
+
+bool Sampler::arm(pid_t tid, ThreadState& state) {
+  if (mode_ == SampleMode::kWall) return true;
+  const uint64_t period_ns = 1000000000ull / static_cast<uint64_t>(hz_);
+  if (use_perf_) {
+    perf_event_attr attr{};
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.size = sizeof attr;
+    attr.config = PERF_COUNT_SW_TASK_CLOCK;
+    attr.sample_period = period_ns;
+    attr.disabled = 1;
+    attr.wakeup_events = 1;
+    int fd = static_cast<int>(::syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC));
+    if (fd >= 0) {
+      f_owner_ex owner{F_OWNER_TID, tid};
+      if (::fcntl(fd, F_SETOWN_EX, &owner) == 0 && ::fcntl(fd, F_SETSIG, g_signal.load()) == 0 &&
+          ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_ASYNC | O_NONBLOCK) == 0 &&
+          ::ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) == 0) {
+        state.perf_fd = fd;
+        remember_perf_fd(fd);
+        return true;
+      }
+      ::close(fd);
+    } else if (errno == ESRCH) {
+      return false;  // gone already
+    }
+    use_perf_ = false;  // not allowed here (perf_event_paranoid, seccomp): timers from now on
+    for (auto& [other, s] : per_thread_) {
+      if (s.perf_fd >= 0) {
+        disarm(s);
+        arm(other, s);
+      }
+    }
+  }
+  sigevent sev{};
+  sev.sigev_notify = SIGEV_THREAD_ID;
+  sev.sigev_signo = g_signal.load();
+  sev._sigev_un._tid = tid;
+  if (::timer_create(thread_cpu_clock(tid), &sev, &state.timer) != 0) return false;
+  itimerspec spec{};
+  spec.it_interval.tv_sec = static_cast<time_t>(period_ns / 1000000000ull);
+  spec.it_interval.tv_nsec = static_cast<long>(period_ns % 1000000000ull);
+  spec.it_value = spec.it_interval;
+  if (::timer_settime(state.timer, 0, &spec, nullptr) != 0) {
+    ::timer_delete(state.timer);
+    return false;
+  }
+  state.has_timer = true;
+  return true;
+}
+
+void Sampler::disarm(ThreadState& state) {
+  if (state.perf_fd >= 0) {
+    ::ioctl(state.perf_fd, PERF_EVENT_IOC_DISABLE, 0);
+    forget_perf_fd(state.perf_fd);
+    ::close(state.perf_fd);
+    state.perf_fd = -1;
+  }
+  if (state.has_timer) {
+    ::timer_delete(state.timer);
+    state.has_timer = false;
+  }
+}
+
+void Sampler::rescan_threads() {
+  last_rescan_ = std::chrono::steady_clock::now();
+  const pid_t self = current_tid();  // the agent's thread blocks every signal: never sample it
+  for (auto& [tid, state] : per_thread_) state.seen = false;
+  for (const auto& t : list_threads(::getpid())) {
+    if (t.tid == self) continue;
+    auto [it, added] = per_thread_.try_emplace(t.tid);
+    it->second.seen = true;
+    if (added && !arm(t.tid, it->second)) per_thread_.erase(it);
+  }
+  for (auto it = per_thread_.begin(); it != per_thread_.end();) {
+    if (it->second.seen) {
+      ++it;
+      continue;
+    }
+    disarm(it->second);
+    it = per_thread_.erase(it);
+  }
+}
+
+void Sampler::tick() {
+  if (!running_) return;
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_rescan_ >= std::chrono::milliseconds(100)) rescan_threads();
+  if (mode_ == SampleMode::kWall) {
+    const pid_t pid = ::getpid();
+    for (auto& [tid, state] : per_thread_) {
+      uint64_t cpu = thread_cpu_ns(tid);
+      if (cpu == state.last_cpu_ns && !state.last_pcs.empty()) {
+        profile_.stacks[{tid, state.last_pcs}] += 1;  // idle since its last sample: same stack, no signal
+        profile_.samples += 1;
+        continue;
+      }
+      state.last_cpu_ns = cpu;
+      if (::syscall(SYS_tgkill, pid, tid, g_signal.load()) == 0) ++signals_sent_;
+    }
+  }
+  drain();
+}
+
+void Sampler::drain() {
+  SampleRing* ring = g_ring.load();
+  if (!ring) return;
+  ring->drain([this](const SampleRecord& r) {
+    std::vector<uint64_t> pcs(r.pcs, r.pcs + r.depth);
+    if (r.truncated) pcs.push_back(0);  // outermost marker: the stack was cut here
+    if (mode_ == SampleMode::kWall) {
+      auto it = per_thread_.find(r.tid);
+      if (it != per_thread_.end()) it->second.last_pcs = pcs;
+    }
+    profile_.stacks[{r.tid, std::move(pcs)}] += r.weight;
+    profile_.samples += r.weight;
+  });
+  profile_.lost = ring->dropped() + g_lost_reentry.load() - lost_at_start_;
+  if (mode_ == SampleMode::kCpu) signals_sent_ = profile_.samples;
+}
+
+const RawProfile& Sampler::peek() {
+  drain();
+  if (running_) {
+    profile_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - profile_.started).count();
+  }
+  return profile_;
+}
+
+RawProfile Sampler::take() {
+  peek();
+  RawProfile out = std::move(profile_);
+  profile_ = RawProfile{};
+  profile_.mode = out.mode;
+  profile_.hz = out.hz;
+  profile_.clock = out.clock;
+  profile_.started = std::chrono::steady_clock::now();
+  return out;
+}
+
+void Sampler::reset_in_fork_child() {
+  g_sampling.store(false);
+  for (auto& slot : g_perf_fds) {
+    int value = slot.exchange(0);
+    if (value != 0) ::close(value - 1);
+  }
+}
+
+}  // namespace periscope
