@@ -23,6 +23,15 @@ struct StacksOptions {
 };
 int run_stacks(pid_t pid, const StacksOptions& stacks, const CommonOptions& options);
 int run_slow(pid_t pid, bool follow, const CommonOptions& options);
+
+struct RecordOptions {
+  double seconds = 0;  // 0: until Ctrl-C
+  int hz = 99;
+  bool wall = false;
+  bool per_thread = false;
+  std::string output;
+};
+int run_record(pid_t pid, const RecordOptions& record, const CommonOptions& options);
 int run_inflight(pid_t pid, size_t limit, const CommonOptions& options);
 
 }  // namespace periscope::viewer

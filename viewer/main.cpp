@@ -25,6 +25,8 @@ Examples:
   periscope stacks 4242 --thread 4250   one thread only
   periscope slow 4242 --follow          slow requests with the stacks they were caught in
   periscope inflight 4242               requests running now, oldest first
+  periscope record 4242 -d 30 -o cpu.folded          CPU profile for FlameGraph or speedscope
+  periscope record 4242 --wall -o wall.speedscope.json   every thread, running or blocked
 
 Exit codes: 0 ok, 1 the command failed, 2 bad usage, 3 no such process or no agent,
 4 permission denied, 5 connection lost or timed out.)";
@@ -85,6 +87,17 @@ int main(int argc, char** argv) {
   inflight->add_flag("--json", common.json, "print JSON");
   inflight->add_option("--limit", inflight_limit, "show at most this many (default 100)")->check(CLI::PositiveNumber);
 
+  auto* record = app.add_subcommand("record", "record a CPU or wall-clock profile of a running process");
+  add_pid(record, pid);
+  RecordOptions record_options;
+  record->add_option("-d,--duration", record_options.seconds, "seconds to record (default: until Ctrl-C)")
+      ->check(CLI::Range(0.1, 86400.0));
+  record->add_option("--rate", record_options.hz, "samples per second per thread (default 99)")
+      ->check(CLI::Range(1, 10000));
+  record->add_flag("--wall", record_options.wall, "wall clock: every thread, running or blocked (default: CPU time)");
+  record->add_flag("--threads", record_options.per_thread, "put each thread at the root of its stacks");
+  record->add_option("-o,--output", record_options.output, "FILE.folded or FILE.speedscope.json")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -105,6 +118,7 @@ int main(int argc, char** argv) {
     if (*stacks) return run_stacks(pid, stacks_options, common);
     if (*slow) return run_slow(pid, follow, common);
     if (*inflight) return run_inflight(pid, inflight_limit, common);
+    if (*record) return run_record(pid, record_options, common);
     if (*exec) {
       auto words = exec->remaining();
       if (words.empty()) {

@@ -1,0 +1,70 @@
+#include "profiler/profile_formats.h"
+
+#include <map>
+
+namespace periscope {
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+std::string profile_format_for(const std::string& path, std::string* error) {
+  if (ends_with(path, ".folded")) return "folded";
+  if (ends_with(path, ".speedscope.json")) return "speedscope";
+  if (ends_with(path, ".pb.gz") || ends_with(path, ".html")) {
+    *error = "'" + path + "': pprof (.pb.gz) and HTML (.html) output are not built yet; use .folded or .speedscope.json";
+  } else {
+    *error = "'" + path + "': unknown format; the file name must end in .folded or .speedscope.json";
+  }
+  return {};
+}
+
+std::string to_speedscope(const Profile& p, bool per_thread) {
+  nlohmann::json frames = nlohmann::json::array();
+  std::map<std::string, size_t> frame_index;
+  auto index_of = [&](const std::string& name) {
+    auto [it, added] = frame_index.emplace(name, frames.size());
+    if (added) frames.push_back({{"name", name}});
+    return it->second;
+  };
+  // One sampled profile per thread when asked, else one for the whole process.
+  std::map<std::string, std::pair<nlohmann::json, nlohmann::json>> profiles;  // name -> samples, weights
+  for (const auto& s : p.stacks) {
+    auto& [samples, weights] = profiles[per_thread ? s.thread : std::string("all threads")];
+    nlohmann::json stack = nlohmann::json::array();
+    for (const auto& f : s.frames) stack.push_back(index_of(f));
+    samples.push_back(std::move(stack));
+    weights.push_back(s.count);
+  }
+  nlohmann::json out_profiles = nlohmann::json::array();
+  for (auto& [name, sw] : profiles) {
+    uint64_t total = 0;
+    for (const auto& w : sw.second) total += w.get<uint64_t>();
+    out_profiles.push_back({{"type", "sampled"},
+                            {"name", name},
+                            {"unit", "none"},
+                            {"startValue", 0},
+                            {"endValue", total},
+                            {"samples", std::move(sw.first)},
+                            {"weights", std::move(sw.second)}});
+  }
+  nlohmann::json doc{{"$schema", "https://www.speedscope.app/file-format-schema.json"},
+                     {"exporter", "periscope"},
+                     {"name", p.mode + " profile, " + std::to_string(p.hz) + " Hz, " + std::to_string(p.samples) +
+                                  " samples, " + std::to_string(p.lost) + " lost"},
+                     {"activeProfileIndex", 0},
+                     {"shared", {{"frames", frames}}},
+                     {"profiles", out_profiles}};
+  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+std::string render_profile(const Profile& profile, const std::string& format, bool per_thread) {
+  if (format == "speedscope") return to_speedscope(profile, per_thread);
+  return to_folded(profile, per_thread);
+}
+
+}  // namespace periscope

@@ -1,0 +1,18 @@
+// Writing a Profile in the format a file name asks for. Today: collapsed stacks (.folded) and
+// speedscope's JSON (.speedscope.json); pprof (.pb.gz) and the HTML flame graph are next.
+#pragma once
+
+#include <string>
+
+#include "profiler/profile.h"
+
+namespace periscope {
+
+// The format for `path`, or an empty string with *error set (unknown or not yet supported).
+std::string profile_format_for(const std::string& path, std::string* error);
+// The file's content in `format`; `per_thread` puts each thread at the root.
+std::string render_profile(const Profile& profile, const std::string& format, bool per_thread);
+
+std::string to_speedscope(const Profile& profile, bool per_thread);
+
+}  // namespace periscope

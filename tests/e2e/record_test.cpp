@@ -1,0 +1,142 @@
+// `periscope record` and the agent's `profile` command on a known workload.
+#include <gtest/gtest.h>
+#include <csignal>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "tests/e2e/harness.h"
+
+namespace periscope::test {
+namespace {
+
+struct ProfiledHost {
+  explicit ProfiledHost(const SocketDir& dir)
+      : process({target_path("profile_target")}, {{"LD_PRELOAD", agent_path()}, {"PERISCOPE_SOCKET_DIR", dir.path()}}) {
+    auto ready = process.read_line();
+    if (!ready || ready->rfind("ready ", 0) != 0) throw std::runtime_error("profile_target: " + process.stderr_text());
+    if (!wait_until([&] { return file_exists(dir.socket_for(process.pid())); })) throw std::runtime_error("no agent");
+  }
+  std::string pid() const { return std::to_string(process.pid()); }
+  Process process;
+};
+
+// Samples per function among the lines of a folded file whose stacks contain it.
+std::map<std::string, uint64_t> samples_by_function(const std::string& folded, const std::vector<std::string>& names,
+                                                    uint64_t* total) {
+  std::map<std::string, uint64_t> out;
+  *total = 0;
+  std::istringstream in(folded);
+  for (std::string line; std::getline(in, line);) {
+    auto space = line.rfind(' ');
+    uint64_t count = std::stoull(line.substr(space + 1));
+    *total += count;
+    for (const auto& n : names) {
+      if (line.find(n) != std::string::npos) out[n] += count;
+    }
+  }
+  return out;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(Record, CpuProfileMatchesTheKnownWorkload) {
+  SocketDir dir;
+  ProfiledHost host(dir);
+  const std::string out = dir.path() + "/cpu.folded";
+  auto r = periscope({"record", host.pid(), "-d", "3", "--rate", "199", "-o", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("wrote " + out), std::string::npos) << r.err;
+  uint64_t total = 0;
+  auto by = samples_by_function(slurp(out), {"work_a", "work_b", "work_c"}, &total);
+  const double work = static_cast<double>(by["work_a"] + by["work_b"] + by["work_c"]);
+  ASSERT_GT(work, 400) << "about 199 Hz x 3 s on the busy thread";
+  EXPECT_NEAR(100 * by["work_a"] / work, 60, 6);
+  EXPECT_NEAR(100 * by["work_b"] / work, 30, 6);
+  EXPECT_NEAR(100 * by["work_c"] / work, 10, 4);
+  EXPECT_GE(work / static_cast<double>(total), 0.95) << "CPU time goes to the worker; the blocked thread costs none";
+}
+
+TEST(Record, WallProfileSeesTheBlockedThreadToo) {
+  SocketDir dir;
+  ProfiledHost host(dir);
+  const std::string out = dir.path() + "/wall.folded";
+  auto r = periscope({"record", host.pid(), "-d", "2", "--rate", "99", "--wall", "--threads", "-o", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  uint64_t total = 0;
+  auto by = samples_by_function(slurp(out), {"blocked_in_read", "work_a", "blocked (", "worker ("}, &total);
+  EXPECT_GT(by["blocked_in_read"], 100u) << slurp(out);
+  EXPECT_GT(by["work_a"], 50u);
+  EXPECT_GT(by["blocked ("], 100u) << "--threads puts the thread at the root";
+  EXPECT_NEAR(static_cast<double>(by["blocked ("]), static_cast<double>(by["worker ("]),
+              0.25 * static_cast<double>(by["worker ("]))
+      << "wall clock counts a blocked thread as often as a busy one";
+}
+
+TEST(Record, SpeedscopeFileIsValidJson) {
+  SocketDir dir;
+  ProfiledHost host(dir);
+  const std::string out = dir.path() + "/cpu.speedscope.json";
+  ASSERT_EQ(periscope({"record", host.pid(), "-d", "1", "-o", out}).exit_code, 0);
+  auto doc = nlohmann::json::parse(slurp(out));
+  EXPECT_EQ(doc["profiles"][0]["type"], "sampled");
+  EXPECT_EQ(doc["profiles"][0]["samples"].size(), doc["profiles"][0]["weights"].size());
+  bool named = false;
+  for (const auto& f : doc["shared"]["frames"]) named |= f["name"].get<std::string>().find("work_a") != std::string::npos;
+  EXPECT_TRUE(named);
+}
+
+TEST(Record, CtrlCStopsAndStillWritesTheFile) {
+  SocketDir dir;
+  ProfiledHost host(dir);
+  const std::string out = dir.path() + "/interrupted.folded";
+  Process rec({cli_path(), "record", host.pid(), "-o", out}, {});
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  rec.kill(SIGINT);
+  ASSERT_EQ(rec.wait(), 0) << rec.stderr_text();
+  EXPECT_NE(rec.stderr_text().find("(interrupted)"), std::string::npos) << rec.stderr_text();
+  uint64_t total = 0;
+  samples_by_function(slurp(out), {}, &total);
+  EXPECT_GT(total, 50u);
+  auto status = periscope({"exec", "--json", host.pid(), "profile", "status"});
+  EXPECT_EQ(nlohmann::json::parse(status.out)["running"], false) << "the agent stopped sampling";
+}
+
+TEST(Record, ProfileCommandsWorkFromTheRepl) {
+  SocketDir dir;
+  ProfiledHost host(dir);
+  auto started = periscope({"exec", host.pid(), "profile", "start", "wall", "49"});
+  EXPECT_NE(started.out.find("profiling wall at 49 Hz"), std::string::npos) << started.out << started.err;
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto r = run({cli_path(), "attach", host.pid()}, {},
+               "profile start\nprofile status\nprofile stop\nprofile dump\nprofile bogus\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("error: profile start: a profile is already running"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("running: wall at 49 Hz"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("stopped after"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("blocked_in_read"), std::string::npos) << "dump prints folded stacks:\n" << r.out;
+  EXPECT_NE(r.out.find("error: profile: unknown action 'bogus'"), std::string::npos) << r.out;
+}
+
+TEST(Record, BadOutputNameAndMissingAgentAreExplained) {
+  SocketDir dir;
+  ProfiledHost host(dir);
+  auto bad = periscope({"record", host.pid(), "-d", "1", "-o", dir.path() + "/x.txt"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("must end in .folded or .speedscope.json"), std::string::npos) << bad.err;
+  Process plain({target_path("host_target")}, dir.env());
+  ASSERT_TRUE(plain.read_line());
+  auto none = periscope({"record", std::to_string(plain.pid()), "-d", "1", "-o", dir.path() + "/y.folded"});
+  EXPECT_EQ(none.exit_code, 3);
+  EXPECT_NE(none.err.find("has no periscope agent"), std::string::npos) << none.err;
+}
+
+}  // namespace
+}  // namespace periscope::test

@@ -1,0 +1,70 @@
+// A host with a known CPU workload for the profiler tests, the agent preloaded. Thread "worker"
+// repeats: work_a for 6 ms of its CPU time, work_b for 3 ms, work_c for 1 ms: 60/30/10%.
+// Thread "blocked" sits in blocked_in_read() forever (for wall-clock profiles). Prints
+// "ready <pid>" and lives until stdin closes.
+#include <atomic>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <pthread.h>
+#include <string>
+#include <thread>
+#include <unistd.h>
+
+namespace {
+
+volatile unsigned long g_sink = 0;
+int g_pipe[2];
+
+uint64_t thread_cpu_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// noipa: three distinct functions, never folded into one.
+__attribute__((noinline, noipa)) void work_a(uint64_t ns) {
+  for (uint64_t end = thread_cpu_ns() + ns; thread_cpu_ns() < end;) {
+    for (int i = 0; i < 1000; ++i) g_sink = g_sink + 1;
+  }
+}
+__attribute__((noinline, noipa)) void work_b(uint64_t ns) {
+  for (uint64_t end = thread_cpu_ns() + ns; thread_cpu_ns() < end;) {
+    for (int i = 0; i < 1000; ++i) g_sink = g_sink + 2;
+  }
+}
+__attribute__((noinline, noipa)) void work_c(uint64_t ns) {
+  for (uint64_t end = thread_cpu_ns() + ns; thread_cpu_ns() < end;) {
+    for (int i = 0; i < 1000; ++i) g_sink = g_sink + 3;
+  }
+}
+
+__attribute__((noinline, noipa)) void blocked_in_read() {
+  char c;
+  while (::read(g_pipe[0], &c, 1) != 0) {
+  }
+}
+
+}  // namespace
+
+int main() {
+  if (::pipe(g_pipe) != 0) return 1;
+  std::thread worker([] {
+    pthread_setname_np(pthread_self(), "worker");
+    for (;;) {
+      work_a(6000000);
+      work_b(3000000);
+      work_c(1000000);
+    }
+  });
+  std::thread blocked([] {
+    pthread_setname_np(pthread_self(), "blocked");
+    blocked_in_read();
+  });
+  std::printf("ready %d\n", getpid());
+  std::fflush(stdout);
+  std::string line;
+  while (std::getline(std::cin, line)) {
+  }
+  _exit(0);
+}

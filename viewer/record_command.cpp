@@ -1,0 +1,101 @@
+// `periscope record PID [-d SECONDS] [--rate HZ] [--wall] [--threads] -o FILE`: samples a running
+// process through its agent and writes the profile in the format FILE's name asks for. A progress
+// line shows samples taken and lost; Ctrl-C stops early and still writes the file.
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+#include <unistd.h>
+
+#include "profiler/profile_formats.h"
+#include "viewer/cli_errors.h"
+#include "viewer/client.h"
+#include "viewer/commands.h"
+
+namespace periscope::viewer {
+
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+
+void on_interrupt(int) { g_interrupted.store(true); }  // async-signal-safe: one atomic store
+
+nlohmann::json call_or_throw(Client& client, const std::vector<std::string>& words) {
+  auto frame = client.call(words);
+  if (!frame.value("ok", false)) throw CliError(kExitCommandFailed, frame.value("error", "profile failed"));
+  return frame["data"];
+}
+
+void show_progress(pid_t pid, const nlohmann::json& status, double target_s) {
+  const double s = status.value("seconds", 0.0);
+  std::string bar;
+  if (target_s > 0) {
+    int filled = static_cast<int>(20 * std::min(1.0, s / target_s));
+    bar = "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(20 - filled), ' ') + "] ";
+  }
+  std::fprintf(stderr, "\rrecording pid %d (%s, %d Hz): %s%.1f%s s  %llu samples  %llu lost%s   ", pid,
+               status.value("mode", "?").c_str(), status.value("hz", 0), bar.c_str(), s,
+               target_s > 0 ? ("/" + std::to_string(static_cast<int>(target_s))).c_str() : "",
+               static_cast<unsigned long long>(status.value("samples", uint64_t{0})),
+               static_cast<unsigned long long>(status.value("lost", uint64_t{0})),
+               target_s > 0 ? "" : "  (Ctrl-C stops)");
+}
+
+void write_atomically(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << content;
+    if (!out) throw CliError(kExitCommandFailed, "cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw CliError(kExitCommandFailed, "cannot write " + path);
+}
+
+}  // namespace
+
+int run_record(pid_t pid, const RecordOptions& o, const CommonOptions& options) {
+  std::string error;
+  const std::string format = profile_format_for(o.output, &error);
+  if (format.empty()) throw CliError(kExitUsage, error);
+  Client client = Client::connect_to_pid(pid, options.timeout);
+  call_or_throw(client, {"profile", "start", o.wall ? "wall" : "cpu", std::to_string(o.hz)});
+
+  struct sigaction action {};
+  action.sa_handler = on_interrupt;
+  sigemptyset(&action.sa_mask);
+  struct sigaction old_int {}, old_term {};
+  ::sigaction(SIGINT, &action, &old_int);
+  ::sigaction(SIGTERM, &action, &old_term);
+  const bool tty = ::isatty(STDERR_FILENO);
+  const auto started = std::chrono::steady_clock::now();
+  nlohmann::json status;
+  while (!g_interrupted.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    status = call_or_throw(client, {"profile", "status"});
+    if (tty) show_progress(pid, status, o.seconds);
+    if (!status.value("running", false)) break;  // stopped from elsewhere
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (o.seconds > 0 && elapsed >= o.seconds) break;
+  }
+  ::sigaction(SIGINT, &old_int, nullptr);
+  ::sigaction(SIGTERM, &old_term, nullptr);
+  if (tty) std::fputc('\n', stderr);
+  auto stopped = client.call({"profile", "stop"});  // fails harmlessly if stopped from elsewhere
+  (void)stopped;
+  Profile profile;
+  try {
+    profile = profile_from_json(call_or_throw(client, {"profile", "dump"}));
+  } catch (const nlohmann::json::exception& e) {
+    throw CliError(kExitConnection, std::string("malformed profile from the agent: ") + e.what());
+  }
+  write_atomically(o.output, render_profile(profile, format, o.per_thread));
+  std::fprintf(stderr, "wrote %s: %llu samples (%llu lost) over %.1f s, %zu stacks, %s%s\n", o.output.c_str(),
+               static_cast<unsigned long long>(profile.samples), static_cast<unsigned long long>(profile.lost),
+               profile.seconds, profile.stacks.size(), profile.clock.c_str(),
+               g_interrupted.load() ? " (interrupted)" : "");
+  return kExitOk;
+}
+
+}  // namespace periscope::viewer
