@@ -2,6 +2,8 @@
 
 #include <map>
 
+#include "profiler/pprof.h"
+
 namespace periscope {
 
 namespace {
@@ -15,10 +17,11 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 std::string profile_format_for(const std::string& path, std::string* error) {
   if (ends_with(path, ".folded")) return "folded";
   if (ends_with(path, ".speedscope.json")) return "speedscope";
-  if (ends_with(path, ".pb.gz") || ends_with(path, ".html")) {
-    *error = "'" + path + "': pprof (.pb.gz) and HTML (.html) output are not built yet; use .folded or .speedscope.json";
+  if (ends_with(path, ".pb.gz")) return "pprof";
+  if (ends_with(path, ".html")) {
+    *error = "'" + path + "': the HTML flame graph is not built yet; use .folded, .speedscope.json or .pb.gz";
   } else {
-    *error = "'" + path + "': unknown format; the file name must end in .folded or .speedscope.json";
+    *error = "'" + path + "': unknown format; the file name must end in .folded, .speedscope.json or .pb.gz";
   }
   return {};
 }
@@ -64,6 +67,7 @@ std::string to_speedscope(const Profile& p, bool per_thread) {
 
 std::string render_profile(const Profile& profile, const std::string& format, bool per_thread) {
   if (format == "speedscope") return to_speedscope(profile, per_thread);
+  if (format == "pprof") return to_pprof_gz(profile);  // threads are labels in pprof
   return to_folded(profile, per_thread);
 }
 

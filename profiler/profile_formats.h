@@ -1,5 +1,5 @@
-// Writing a Profile in the format a file name asks for. Today: collapsed stacks (.folded) and
-// speedscope's JSON (.speedscope.json); pprof (.pb.gz) and the HTML flame graph are next.
+// Writing a Profile in the format a file name asks for: collapsed stacks (.folded), speedscope's
+// JSON (.speedscope.json), pprof (.pb.gz). The HTML flame graph is next.
 #pragma once
 
 #include <string>

@@ -224,6 +224,7 @@ std::string describe_frame(const Frame& f, bool full_names) {
   if (f.function.empty()) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "+0x%llx", static_cast<unsigned long long>(f.module_offset));
+    if (f.module == "[vdso]") return f.module;
     if (!f.module.empty()) return f.module + buf;
     std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(f.pc));
     return buf;

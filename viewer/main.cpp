@@ -27,6 +27,7 @@ Examples:
   periscope inflight 4242               requests running now, oldest first
   periscope record 4242 -d 30 -o cpu.folded          CPU profile for FlameGraph or speedscope
   periscope record 4242 --wall -o wall.speedscope.json   every thread, running or blocked
+  periscope record 4242 -d 10 -o cpu.pb.gz           for go tool pprof
 
 Exit codes: 0 ok, 1 the command failed, 2 bad usage, 3 no such process or no agent,
 4 permission denied, 5 connection lost or timed out.)";
@@ -96,7 +97,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 10000));
   record->add_flag("--wall", record_options.wall, "wall clock: every thread, running or blocked (default: CPU time)");
   record->add_flag("--threads", record_options.per_thread, "put each thread at the root of its stacks");
-  record->add_option("-o,--output", record_options.output, "FILE.folded or FILE.speedscope.json")->required();
+  record->add_option("-o,--output", record_options.output,
+                     "FILE.folded, FILE.speedscope.json or FILE.pb.gz (pprof: go tool pprof reads it)")
+      ->required();
 
   try {
     app.parse(argc, argv);

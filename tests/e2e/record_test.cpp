@@ -93,6 +93,28 @@ TEST(Record, SpeedscopeFileIsValidJson) {
   EXPECT_TRUE(named);
 }
 
+TEST(Record, PprofOpensInGoToolPprof) {
+  if (!file_exists("/usr/bin/go")) GTEST_SKIP() << "go tool pprof needs golang-go (scripts/setup-deps.sh installs it)";
+  SocketDir dir;
+  ProfiledHost host(dir);
+  const std::string out = dir.path() + "/cpu.pb.gz";
+  ASSERT_EQ(periscope({"record", host.pid(), "-d", "2", "--rate", "199", "-o", out}).exit_code, 0);
+  auto top = run({"/usr/bin/go", "tool", "pprof", "-top", out}, {{"HOME", dir.path()}}, "", static_cast<uid_t>(-1),
+                 120s);
+  ASSERT_EQ(top.exit_code, 0) << top.out << top.err;
+  EXPECT_NE(top.out.find("Type: cpu"), std::string::npos) << top.out;
+  // The hottest function is work_a, with about 60% of the samples.
+  std::istringstream lines(top.out);
+  std::string line;
+  while (std::getline(lines, line) && line.find("flat%") == std::string::npos) {
+  }
+  ASSERT_TRUE(std::getline(lines, line)) << top.out;
+  EXPECT_NE(line.find("work_a"), std::string::npos) << top.out;
+  auto tags = run({"/usr/bin/go", "tool", "pprof", "-tags", out}, {{"HOME", dir.path()}}, "", static_cast<uid_t>(-1),
+                  120s);
+  EXPECT_NE(tags.out.find("worker ("), std::string::npos) << "threads are labels:\n" << tags.out;
+}
+
 TEST(Record, CtrlCStopsAndStillWritesTheFile) {
   SocketDir dir;
   ProfiledHost host(dir);
@@ -130,7 +152,7 @@ TEST(Record, BadOutputNameAndMissingAgentAreExplained) {
   ProfiledHost host(dir);
   auto bad = periscope({"record", host.pid(), "-d", "1", "-o", dir.path() + "/x.txt"});
   EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_NE(bad.err.find("must end in .folded or .speedscope.json"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("must end in .folded, .speedscope.json or .pb.gz"), std::string::npos) << bad.err;
   Process plain({target_path("host_target")}, dir.env());
   ASSERT_TRUE(plain.read_line());
   auto none = periscope({"record", std::to_string(plain.pid()), "-d", "1", "-o", dir.path() + "/y.folded"});

@@ -1,0 +1,139 @@
+#include "profiler/pprof.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <stdexcept>
+#include <zlib.h>
+
+namespace periscope {
+
+namespace {
+
+// The protobuf wire format, as much of it as profile.proto needs.
+class ProtoWriter {
+ public:
+  void varint(uint64_t v) {
+    while (v >= 0x80) {
+      out_ += static_cast<char>((v & 0x7f) | 0x80);
+      v >>= 7;
+    }
+    out_ += static_cast<char>(v);
+  }
+  void field_varint(int field, uint64_t v) {
+    if (v == 0) return;  // proto3: zero is the default and is not written
+    varint(static_cast<uint64_t>(field) << 3);
+    varint(v);
+  }
+  void field_bytes(int field, const std::string& bytes) {
+    varint((static_cast<uint64_t>(field) << 3) | 2);
+    varint(bytes.size());
+    out_ += bytes;
+  }
+  void field_packed(int field, const std::vector<uint64_t>& values) {
+    ProtoWriter packed;
+    for (uint64_t v : values) packed.varint(v);
+    field_bytes(field, packed.out_);
+  }
+  const std::string& bytes() const { return out_; }
+
+ private:
+  std::string out_;
+};
+
+class StringTable {
+ public:
+  StringTable() { index(""); }  // string_table[0] must be ""
+  int64_t index(const std::string& s) {
+    auto [it, added] = ids_.emplace(s, static_cast<int64_t>(strings_.size()));
+    if (added) strings_.push_back(s);
+    return it->second;
+  }
+  const std::vector<std::string>& strings() const { return strings_; }
+
+ private:
+  std::map<std::string, int64_t> ids_;
+  std::vector<std::string> strings_;
+};
+
+std::string value_type(StringTable& strings, const char* type, const char* unit) {
+  ProtoWriter m;
+  m.field_varint(1, static_cast<uint64_t>(strings.index(type)));
+  m.field_varint(2, static_cast<uint64_t>(strings.index(unit)));
+  return m.bytes();
+}
+
+}  // namespace
+
+std::string to_pprof(const Profile& p) {
+  ProtoWriter profile;
+  StringTable strings;
+  const char* kind = p.mode == "wall" ? "wall" : "cpu";
+  const uint64_t period_ns = p.hz > 0 ? 1000000000ull / static_cast<uint64_t>(p.hz) : 0;
+  profile.field_bytes(1, value_type(strings, "samples", "count"));       // sample_type
+  profile.field_bytes(1, value_type(strings, kind, "nanoseconds"));
+
+  // One function and one location per distinct frame name (ids start at 1).
+  std::map<std::string, uint64_t> location_of;
+  for (const auto& s : p.stacks) {
+    for (const auto& f : s.frames) location_of.emplace(f, location_of.size() + 1);
+  }
+  const int64_t thread_key = strings.index("thread");
+  for (const auto& s : p.stacks) {
+    ProtoWriter sample;
+    std::vector<uint64_t> locations;
+    for (auto it = s.frames.rbegin(); it != s.frames.rend(); ++it) locations.push_back(location_of[*it]);  // leaf first
+    sample.field_packed(1, locations);
+    sample.field_packed(2, {s.count, s.count * period_ns});
+    ProtoWriter label;
+    label.field_varint(1, static_cast<uint64_t>(thread_key));
+    label.field_varint(2, static_cast<uint64_t>(strings.index(s.thread)));
+    sample.field_bytes(3, label.bytes());
+    profile.field_bytes(2, sample.bytes());
+  }
+  for (const auto& [name, id] : location_of) {
+    ProtoWriter line;
+    line.field_varint(1, id);  // function_id == location id
+    ProtoWriter location;
+    location.field_varint(1, id);
+    location.field_bytes(4, line.bytes());
+    profile.field_bytes(4, location.bytes());
+    ProtoWriter function;
+    function.field_varint(1, id);
+    function.field_varint(2, static_cast<uint64_t>(strings.index(name)));
+    function.field_varint(3, static_cast<uint64_t>(strings.index(name)));
+    profile.field_bytes(5, function.bytes());
+  }
+  const int64_t comment = strings.index("periscope: " + p.clock + ", " + std::to_string(p.lost) + " samples lost");
+  for (const auto& s : strings.strings()) profile.field_bytes(6, s);
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  const auto duration_ns = static_cast<uint64_t>(p.seconds * 1e9);
+  profile.field_varint(9, static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()) -
+                              duration_ns);                                            // time_nanos
+  profile.field_varint(10, duration_ns);                                               // duration_nanos
+  profile.field_bytes(11, value_type(strings, kind, "nanoseconds"));                  // period_type
+  profile.field_varint(12, period_ns);                                                // period
+  profile.field_packed(13, {static_cast<uint64_t>(comment)});                         // comment
+  return profile.bytes();
+}
+
+std::string gzip(const std::string& data) {
+  z_stream z{};
+  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    throw std::runtime_error("zlib: deflateInit2 failed");
+  }
+  std::string out(deflateBound(&z, data.size()) + 32, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  int r = deflate(&z, Z_FINISH);
+  deflateEnd(&z);
+  if (r != Z_STREAM_END) throw std::runtime_error("zlib: deflate failed");
+  out.resize(z.total_out);
+  return out;
+}
+
+std::string to_pprof_gz(const Profile& profile) { return gzip(to_pprof(profile)); }
+
+}  // namespace periscope
