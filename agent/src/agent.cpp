@@ -141,6 +141,10 @@ Status start_locked(const Options& options) {
   set_request_table(table);  // from now on periscope::Request is tracked
   if (auto err = Sampler::install(options.profile_signal); !err.empty()) log_line("profiling is off: " + err);
   agent->profiling = make_profiling(agent->io);
+  if (auto err = start_whole_run_profile(agent->io, *agent->profiling, options.profile, options.profile_out);
+      !err.empty()) {
+    log_line(err);
+  }
   start_io_thread(agent.get());
   if (options.verbose) log_line("agent " PERISCOPE_VERSION_STRING " listening on " + path);
   g_agent = agent.release();

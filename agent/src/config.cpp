@@ -51,6 +51,8 @@ Options Options::from_env() {
     o.stack_signal = static_cast<int>(env_int("PERISCOPE_STACK_SIGNAL", o.stack_signal, 0, 64));
     o.stack_timeout =
         std::chrono::milliseconds(env_int("PERISCOPE_STACK_TIMEOUT_MS", o.stack_timeout.count(), 1, 60000));
+    if (const char* v = env("PERISCOPE_PROFILE")) o.profile = v;
+    if (const char* v = env("PERISCOPE_PROFILE_OUT")) o.profile_out = v;
     o.profile_signal = static_cast<int>(env_int("PERISCOPE_PROFILE_SIGNAL", o.profile_signal, 0, 64));
     o.slow_threshold =
         std::chrono::milliseconds(env_int("PERISCOPE_SLOW_MS", o.slow_threshold.count(), 0, 86400000));
@@ -75,6 +77,8 @@ nlohmann::json describe_options(const Options& o, const std::string& socket_dir)
           {"fork", o.restart_after_fork ? "on" : "off"},
           {"verbose", o.verbose},
           {"stack_timeout_ms", o.stack_timeout.count()},
+          {"profile", o.profile},
+          {"profile_out", o.profile_out},
           {"slow_ms", o.slow_threshold.count()},
           {"slow_interval_ms", o.slow_interval.count()},
           {"slow_keep", o.slow_keep},

@@ -2,15 +2,22 @@
 
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <future>
 #include <map>
+#include <unistd.h>
 
 #include "agent/src/agent.h"
+#include "agent/src/logging.h"
 #include "agent/src/own_symbolizer.h"
 #include "profiler/function_names.h"
 #include "profiler/proc_reader.h"
 #include "profiler/profile.h"
+#include "profiler/profile_formats.h"
 #include "profiler/sampler.h"
 
 namespace periscope::agent {
@@ -154,6 +161,78 @@ Reply profile(const manhole::Args& args) {
 }
 
 }  // namespace
+
+namespace {
+
+struct WholeRun {
+  asio::io_context* io = nullptr;
+  Profiling* profiling = nullptr;
+  std::string out;
+  pid_t pid = 0;
+};
+WholeRun g_whole_run;  // set once, read by the exit handler
+
+bool parse_spec(const std::string& spec, SampleMode* mode, int* hz) {
+  std::string kind = spec.substr(0, spec.find(':'));
+  if (kind == "cpu") *mode = SampleMode::kCpu;
+  else if (kind == "wall") *mode = SampleMode::kWall;
+  else return false;
+  *hz = 99;
+  if (spec.find(':') == std::string::npos) return true;
+  char* end = nullptr;
+  std::string rate = spec.substr(spec.find(':') + 1);
+  *hz = static_cast<int>(std::strtol(rate.c_str(), &end, 10));
+  return !rate.empty() && *end == '\0' && *hz >= 1 && *hz <= 10000;
+}
+
+// The profile is stopped, symbolized and written on the io thread; the exiting thread waits for
+// it (bounded: a wedged agent must not hang the exit).
+void write_whole_run_profile_at_exit() {
+  WholeRun& w = g_whole_run;
+  if (!w.io || w.pid != ::getpid() || !agent_running()) return;
+  auto done = std::make_shared<std::promise<std::string>>();
+  auto result = done->get_future();
+  asio::post(*w.io, [done, profiling = w.profiling, out = w.out] {
+    try {
+      profiling->stop();
+      Sampler& s = profiling->sampler();
+      Profile p = symbolize(s.peek(), s.threads());
+      std::string error;
+      std::string format = profile_format_for(out, &error);
+      std::ofstream file(out, std::ios::binary | std::ios::trunc);
+      file << render_profile(p, format, false);
+      done->set_value(file ? "wrote the profile to " + out + ": " + std::to_string(p.samples) + " samples, " +
+                                 std::to_string(p.lost) + " lost, " + std::to_string(p.seconds).substr(0, 5) + " s"
+                           : "cannot write the profile to " + out);
+    } catch (const std::exception& e) {
+      done->set_value(std::string("profile not written: ") + e.what());
+    }
+  });
+  if (result.wait_for(std::chrono::seconds(10)) == std::future_status::ready) log_line(result.get());
+  else log_line("profile not written: the agent did not finish within 10 s");
+}
+
+}  // namespace
+
+std::string start_whole_run_profile(asio::io_context& io, Profiling& profiling, const std::string& spec,
+                                    const std::string& out) {
+  if (spec.empty()) return {};
+  SampleMode mode;
+  int hz;
+  if (!parse_spec(spec, &mode, &hz)) {
+    return "PERISCOPE_PROFILE='" + spec + "': expected cpu[:HZ] or wall[:HZ] (HZ 1..10000)";
+  }
+  std::string path = out.empty() ? "periscope-" + std::to_string(::getpid()) + ".folded" : out;
+  std::string error;
+  if (profile_format_for(path, &error).empty()) return "PERISCOPE_PROFILE_OUT=" + error;
+  g_whole_run = {&io, &profiling, path, ::getpid()};
+  static bool registered = (std::atexit(write_whole_run_profile_at_exit) == 0);
+  (void)registered;
+  asio::post(io, [&profiling, mode, hz] {
+    if (auto err = profiling.start(mode, hz); !err.empty()) log_line("PERISCOPE_PROFILE: " + err);
+  });
+  return {};
+}
 
 std::string add_profile_command(manhole::CommandRegistry& registry) {
   manhole::Command command{"profile", "ACTION [ARGS...]",

@@ -28,4 +28,9 @@ void stop_profiling(Profiling& profiling);  // io thread, at agent stop
 
 [[nodiscard]] std::string add_profile_command(manhole::CommandRegistry& registry);
 
+// PERISCOPE_PROFILE: starts profiling now (on the io thread) and writes the profile at exit.
+// Empty on success (or when not asked for), else why not.
+[[nodiscard]] std::string start_whole_run_profile(boost::asio::io_context& io, Profiling& profiling,
+                                                  const std::string& spec, const std::string& out);
+
 }  // namespace periscope::agent

@@ -147,6 +147,35 @@ TEST(Record, ProfileCommandsWorkFromTheRepl) {
   EXPECT_NE(r.out.find("error: profile: unknown action 'bogus'"), std::string::npos) << r.out;
 }
 
+TEST(Record, WholeRunProfileIsWrittenAtExit) {
+  SocketDir dir;
+  for (const std::string name : {"run.folded", "run.pb.gz"}) {
+    const std::string out = dir.path() + "/" + name;
+    auto r = run({target_path("short_burn")}, {{"LD_PRELOAD", agent_path()},
+                                               {"PERISCOPE_SOCKET_DIR", dir.path()},
+                                               {"PERISCOPE_PROFILE", "cpu:499"},
+                                               {"PERISCOPE_PROFILE_OUT", out}});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "done\n");
+    EXPECT_NE(r.err.find("wrote the profile to " + out), std::string::npos) << r.err;
+    ASSERT_TRUE(file_exists(out));
+    if (name == "run.folded") {
+      uint64_t total = 0;
+      auto by = samples_by_function(slurp(out), {"short_burn_work"}, &total);
+      EXPECT_GT(by["short_burn_work"], 150u) << "about 499 Hz x 0.6 s";
+      EXPECT_GE(static_cast<double>(by["short_burn_work"]) / static_cast<double>(total), 0.9);
+    } else if (file_exists("/usr/bin/go")) {
+      auto top = run({"/usr/bin/go", "tool", "pprof", "-top", out}, {{"HOME", dir.path()}}, "", static_cast<uid_t>(-1),
+                     120s);
+      EXPECT_NE(top.out.find("short_burn_work"), std::string::npos) << top.out << top.err;
+    }
+  }
+  auto bad = run({target_path("short_burn")},
+                 {{"LD_PRELOAD", agent_path()}, {"PERISCOPE_SOCKET_DIR", dir.path()}, {"PERISCOPE_PROFILE", "gpu"}});
+  EXPECT_EQ(bad.exit_code, 0) << "a bad setting never breaks the host";
+  EXPECT_NE(bad.err.find("PERISCOPE_PROFILE='gpu': expected cpu[:HZ] or wall[:HZ]"), std::string::npos) << bad.err;
+}
+
 TEST(Record, BadOutputNameAndMissingAgentAreExplained) {
   SocketDir dir;
   ProfiledHost host(dir);

@@ -29,6 +29,11 @@ struct Options {
                                             // 0 picks the first free one from SIGRTMIN+8
   std::chrono::milliseconds stack_timeout{250};  // PERISCOPE_STACK_TIMEOUT_MS: how long a thread may take
                                                  // to answer a stack capture
+  std::string profile;                      // PERISCOPE_PROFILE=cpu[:HZ] or wall[:HZ]: profile the whole run,
+                                            // from start to exit (like gperftools' CPUPROFILE)
+  std::string profile_out;                  // PERISCOPE_PROFILE_OUT: where that profile goes at exit (format by
+                                            // extension: .folded, .speedscope.json, .pb.gz); default
+                                            // periscope-<pid>.folded in the working directory
   int profile_signal = 0;                   // PERISCOPE_PROFILE_SIGNAL: real-time signal for sampling;
                                             // 0 picks the highest free one
   // Slow-request watchdog (periscope::Request).

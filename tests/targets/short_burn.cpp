@@ -1,0 +1,21 @@
+// A short-lived, unmodified program for whole-run profiling: burns about 0.6 s of CPU in
+// short_burn_work() and exits normally.
+#include <chrono>
+#include <cstdio>
+
+namespace {
+volatile unsigned long g_sink = 0;
+}
+
+__attribute__((noinline, noipa)) void short_burn_work() {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(600);
+  while (std::chrono::steady_clock::now() < until) {
+    for (int i = 0; i < 10000; ++i) g_sink = g_sink + 1;
+  }
+}
+
+int main() {
+  short_burn_work();
+  std::printf("done\n");
+  return 0;
+}
