@@ -32,6 +32,14 @@ struct RecordOptions {
   std::string output;
 };
 int run_record(pid_t pid, const RecordOptions& record, const CommonOptions& options);
+
+struct ViewOptions {
+  std::string input;
+  std::string output;  // empty: print the tree
+  bool bottom_up = false;
+  double min_percent = 1.0;
+};
+int run_view(const ViewOptions& view);
 int run_inflight(pid_t pid, size_t limit, const CommonOptions& options);
 
 }  // namespace periscope::viewer

@@ -28,6 +28,8 @@ Examples:
   periscope record 4242 -d 30 -o cpu.folded          CPU profile for FlameGraph or speedscope
   periscope record 4242 --wall -o wall.speedscope.json   every thread, running or blocked
   periscope record 4242 -d 10 -o cpu.pb.gz           for go tool pprof
+  periscope view cpu.pb.gz --bottom-up               a profile file as a call tree
+  periscope view cpu.folded -o cpu.speedscope.json   convert between formats
 
 Exit codes: 0 ok, 1 the command failed, 2 bad usage, 3 no such process or no agent,
 4 permission denied, 5 connection lost or timed out.)";
@@ -101,6 +103,14 @@ int main(int argc, char** argv) {
                      "FILE.folded, FILE.speedscope.json or FILE.pb.gz (pprof: go tool pprof reads it)")
       ->required();
 
+  auto* view = app.add_subcommand("view", "print a profile file as a call tree, or convert it (-o)");
+  ViewOptions view_options;
+  view->add_option("FILE", view_options.input, ".folded, .speedscope.json or .pb.gz")->required();
+  view->add_flag("--bottom-up", view_options.bottom_up, "functions that burn time first, then their callers");
+  view->add_option("--min-percent", view_options.min_percent, "hide nodes below this share (default 1)")
+      ->check(CLI::Range(0.0, 100.0));
+  view->add_option("-o,--output", view_options.output, "convert to this file (format by extension)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -122,6 +132,7 @@ int main(int argc, char** argv) {
     if (*slow) return run_slow(pid, follow, common);
     if (*inflight) return run_inflight(pid, inflight_limit, common);
     if (*record) return run_record(pid, record_options, common);
+    if (*view) return run_view(view_options);
     if (*exec) {
       auto words = exec->remaining();
       if (words.empty()) {

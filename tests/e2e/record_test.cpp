@@ -115,6 +115,33 @@ TEST(Record, PprofOpensInGoToolPprof) {
   EXPECT_NE(tags.out.find("worker ("), std::string::npos) << "threads are labels:\n" << tags.out;
 }
 
+TEST(Record, ViewReadsEveryFormatAndConverts) {
+  SocketDir dir;
+  ProfiledHost host(dir);
+  const std::string pb = dir.path() + "/cpu.pb.gz";
+  ASSERT_EQ(periscope({"record", host.pid(), "-d", "2", "--rate", "199", "-o", pb}).exit_code, 0);
+  auto tree = periscope({"view", pb, "--min-percent", "5"});
+  ASSERT_EQ(tree.exit_code, 0) << tree.err;
+  EXPECT_NE(tree.out.find("cpu profile: "), std::string::npos) << tree.out;
+  EXPECT_NE(tree.out.find("work_a"), std::string::npos) << tree.out;
+  auto bottom = periscope({"view", pb, "--bottom-up"});
+  ASSERT_EQ(bottom.exit_code, 0);
+  EXPECT_NE(bottom.out.find("\n  "), std::string::npos);
+  const std::string folded = dir.path() + "/converted.folded";
+  ASSERT_EQ(periscope({"view", pb, "-o", folded}).exit_code, 0);
+  const std::string speedscope = dir.path() + "/converted.speedscope.json";
+  ASSERT_EQ(periscope({"view", folded, "-o", speedscope}).exit_code, 0);
+  auto again = periscope({"view", speedscope});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  uint64_t total = 0;
+  auto by = samples_by_function(slurp(folded), {"work_a"}, &total);
+  EXPECT_GT(by["work_a"], 0u);
+  std::ofstream(dir.path() + "/junk.folded") << "this is not a profile\n";
+  auto junk = periscope({"view", dir.path() + "/junk.folded"});
+  EXPECT_EQ(junk.exit_code, 1);
+  EXPECT_NE(junk.err.find("line 1 is not 'frame;frame;... COUNT'"), std::string::npos) << junk.err;
+}
+
 TEST(Record, CtrlCStopsAndStillWritesTheFile) {
   SocketDir dir;
   ProfiledHost host(dir);

@@ -1,0 +1,324 @@
+#include "profiler/profile_readers.h"
+
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <zlib.h>
+
+namespace periscope {
+
+namespace {
+
+constexpr size_t kMaxProfileBytes = size_t{1} << 30;
+
+bool gunzip(const std::string& in, std::string* out) {
+  z_stream z{};
+  if (inflateInit2(&z, 15 + 32) != Z_OK) return false;
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  char chunk[1 << 16];
+  int r = Z_OK;
+  while (r == Z_OK) {
+    z.next_out = reinterpret_cast<Bytef*>(chunk);
+    z.avail_out = sizeof chunk;
+    r = inflate(&z, Z_NO_FLUSH);
+    out->append(chunk, sizeof chunk - z.avail_out);
+    if (out->size() > kMaxProfileBytes) r = Z_MEM_ERROR;
+  }
+  inflateEnd(&z);
+  return r == Z_STREAM_END;
+}
+
+// The protobuf wire format, read defensively: every length is checked against what is left.
+class ProtoReader {
+ public:
+  explicit ProtoReader(std::string_view data) : data_(data) {}
+  bool done() const { return pos_ >= data_.size(); }
+  bool next(int* field, int* wire) {
+    uint64_t key;
+    if (!varint(&key)) return false;
+    *field = static_cast<int>(key >> 3);
+    *wire = static_cast<int>(key & 7);
+    return *field > 0;
+  }
+  bool varint(uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos_ >= data_.size()) return false;
+      uint8_t b = static_cast<uint8_t>(data_[pos_++]);
+      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return true;
+    }
+    return false;
+  }
+  bool bytes(std::string_view* out) {
+    uint64_t n;
+    if (!varint(&n) || n > data_.size() - pos_) return false;
+    *out = data_.substr(pos_, n);
+    pos_ += n;
+    return true;
+  }
+  bool skip(int wire) {
+    uint64_t v;
+    std::string_view s;
+    switch (wire) {
+      case 0: return varint(&v);
+      case 1: return advance(8);
+      case 2: return bytes(&s);
+      case 5: return advance(4);
+      default: return false;
+    }
+  }
+  // A repeated uint64 field, packed or not.
+  bool uint64s(int wire, std::vector<uint64_t>* out) {
+    uint64_t v;
+    if (wire == 0) {
+      if (!varint(&v)) return false;
+      out->push_back(v);
+      return true;
+    }
+    std::string_view packed;
+    if (wire != 2 || !bytes(&packed)) return false;
+    ProtoReader p(packed);
+    while (!p.done()) {
+      if (!p.varint(&v)) return false;
+      out->push_back(v);
+    }
+    return true;
+  }
+
+ private:
+  bool advance(size_t n) {
+    if (n > data_.size() - pos_) return false;
+    pos_ += n;
+    return true;
+  }
+  std::string_view data_;
+  size_t pos_ = 0;
+};
+
+struct PprofSample {
+  std::vector<uint64_t> locations;
+  std::vector<uint64_t> values;
+  std::vector<std::pair<uint64_t, uint64_t>> labels;  // key, str
+};
+
+bool parse_pprof(const std::string& raw, Profile* out, std::string* error) {
+  std::vector<std::string> strings;
+  std::map<uint64_t, uint64_t> function_name;               // id -> string index
+  std::map<uint64_t, std::vector<uint64_t>> location_funcs;  // id -> function ids, innermost first
+  std::vector<PprofSample> samples;
+  std::vector<std::pair<uint64_t, uint64_t>> sample_types;
+  uint64_t period = 0, duration = 0;
+  ProtoReader r(raw);
+  int field, wire;
+  auto fail = [&](const char* what) {
+    *error = std::string("malformed pprof profile: ") + what;
+    return false;
+  };
+  while (!r.done()) {
+    if (!r.next(&field, &wire)) return fail("bad field key");
+    std::string_view m;
+    if (wire == 2 && field != 6 && (field == 1 || field == 2 || field == 4 || field == 5)) {
+      if (!r.bytes(&m)) return fail("truncated message");
+      ProtoReader sub(m);
+      int f, w;
+      if (field == 1) {  // sample_type
+        uint64_t type = 0, unit = 0, v;
+        while (!sub.done()) {
+          if (!sub.next(&f, &w)) return fail("bad value type");
+          if (w == 0 && sub.varint(&v)) (f == 1 ? type : unit) = v;
+          else if (!sub.skip(w)) return fail("bad value type");
+        }
+        sample_types.push_back({type, unit});
+      } else if (field == 2) {  // sample
+        PprofSample s;
+        while (!sub.done()) {
+          if (!sub.next(&f, &w)) return fail("bad sample");
+          bool ok = f == 1 ? sub.uint64s(w, &s.locations) : f == 2 ? sub.uint64s(w, &s.values) : true;
+          if (f == 3) {
+            std::string_view lm;
+            if (!sub.bytes(&lm)) return fail("bad label");
+            ProtoReader lr(lm);
+            uint64_t key = 0, str = 0, v;
+            int lf, lw;
+            while (!lr.done()) {
+              if (!lr.next(&lf, &lw)) return fail("bad label");
+              if (lw == 0 && lr.varint(&v)) {
+                if (lf == 1) key = v;
+                if (lf == 2) str = v;
+              } else if (!lr.skip(lw)) {
+                return fail("bad label");
+              }
+            }
+            s.labels.push_back({key, str});
+          } else if (f != 1 && f != 2) {
+            ok = sub.skip(w);
+          }
+          if (!ok) return fail("bad sample");
+        }
+        samples.push_back(std::move(s));
+      } else if (field == 4) {  // location
+        uint64_t id = 0, v;
+        std::vector<uint64_t> funcs;
+        while (!sub.done()) {
+          if (!sub.next(&f, &w)) return fail("bad location");
+          if (f == 1 && w == 0 && sub.varint(&v)) {
+            id = v;
+          } else if (f == 4 && w == 2) {
+            std::string_view lm;
+            if (!sub.bytes(&lm)) return fail("bad line");
+            ProtoReader lr(lm);
+            int lf, lw;
+            while (!lr.done()) {
+              if (!lr.next(&lf, &lw)) return fail("bad line");
+              if (lf == 1 && lw == 0 && lr.varint(&v)) funcs.push_back(v);
+              else if (!lr.skip(lw)) return fail("bad line");
+            }
+          } else if (!sub.skip(w)) {
+            return fail("bad location");
+          }
+        }
+        location_funcs[id] = std::move(funcs);
+      } else {  // function
+        uint64_t id = 0, name = 0, v;
+        while (!sub.done()) {
+          if (!sub.next(&f, &w)) return fail("bad function");
+          if (w == 0 && sub.varint(&v)) {
+            if (f == 1) id = v;
+            if (f == 2) name = v;
+          } else if (!sub.skip(w)) {
+            return fail("bad function");
+          }
+        }
+        function_name[id] = name;
+      }
+    } else if (field == 6 && wire == 2) {
+      if (!r.bytes(&m)) return fail("truncated string");
+      strings.emplace_back(m);
+    } else if ((field == 10 || field == 12) && wire == 0) {
+      if (!r.varint(field == 10 ? &duration : &period)) return fail("truncated number");
+    } else if (!r.skip(wire)) {
+      return fail("unreadable field");
+    }
+  }
+  auto str = [&](uint64_t i) { return i < strings.size() ? strings[i] : std::string("?"); };
+  out->mode = sample_types.size() > 1 ? str(sample_types[1].first) : "cpu";
+  out->hz = period ? static_cast<int>(1000000000ull / period) : 0;
+  out->seconds = static_cast<double>(duration) / 1e9;
+  out->clock = "pprof";
+  for (const auto& s : samples) {
+    ProfileStack stack;
+    stack.count = s.values.empty() ? 1 : s.values[0];
+    for (const auto& [key, value] : s.labels) {
+      if (str(key) == "thread") stack.thread = str(value);
+    }
+    for (auto loc = s.locations.rbegin(); loc != s.locations.rend(); ++loc) {  // root first
+      const auto& funcs = location_funcs[*loc];
+      for (auto f = funcs.rbegin(); f != funcs.rend(); ++f) stack.frames.push_back(str(function_name[*f]));
+    }
+    out->samples += stack.count;
+    out->stacks.push_back(std::move(stack));
+  }
+  return true;
+}
+
+bool parse_folded(const std::string& text, Profile* out, std::string* error) {
+  out->mode = "cpu";
+  out->clock = "folded";
+  std::istringstream in(text);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++n;
+    if (line.empty()) continue;
+    auto space = line.rfind(' ');
+    char* end = nullptr;
+    uint64_t count = space == std::string::npos ? 0 : std::strtoull(line.c_str() + space + 1, &end, 10);
+    if (space == std::string::npos || end == line.c_str() + space + 1 || *end != '\0') {
+      *error = "line " + std::to_string(n) + " is not 'frame;frame;... COUNT'";
+      return false;
+    }
+    ProfileStack s;
+    s.count = count;
+    std::string stack = line.substr(0, space);
+    for (size_t pos = 0; pos <= stack.size();) {
+      size_t semi = stack.find(';', pos);
+      if (semi == std::string::npos) semi = stack.size();
+      s.frames.push_back(stack.substr(pos, semi - pos));
+      pos = semi + 1;
+    }
+    out->samples += count;
+    out->stacks.push_back(std::move(s));
+  }
+  return true;
+}
+
+bool parse_speedscope(const std::string& text, Profile* out, std::string* error) {
+  auto doc = nlohmann::json::parse(text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object() || !doc.contains("shared") || !doc.contains("profiles")) {
+    *error = "not a speedscope file (JSON with \"shared\" and \"profiles\")";
+    return false;
+  }
+  try {
+    const auto& frames = doc["shared"].at("frames");
+    out->mode = "cpu";
+    out->clock = "speedscope";
+    for (const auto& p : doc["profiles"]) {
+      if (p.value("type", "") != "sampled") continue;
+      const auto& samples = p.at("samples");
+      const auto& weights = p.at("weights");
+      for (size_t i = 0; i < samples.size() && i < weights.size(); ++i) {
+        ProfileStack s;
+        s.thread = p.value("name", "");
+        s.count = weights[i].get<uint64_t>();
+        for (const auto& index : samples[i]) s.frames.push_back(frames.at(index.get<size_t>()).at("name"));
+        out->samples += s.count;
+        out->stacks.push_back(std::move(s));
+      }
+    }
+  } catch (const nlohmann::json::exception& e) {
+    *error = std::string("malformed speedscope file: ") + e.what();
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool parse_profile(const std::string& data, Profile* out, std::string* error) {
+  *out = Profile{};
+  if (data.size() >= 2 && static_cast<uint8_t>(data[0]) == 0x1f && static_cast<uint8_t>(data[1]) == 0x8b) {
+    std::string raw;
+    if (!gunzip(data, &raw)) {
+      *error = "gzip data is corrupt or too large";
+      return false;
+    }
+    return parse_pprof(raw, out, error);
+  }
+  size_t first = data.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && data[first] == '{') return parse_speedscope(data, out, error);
+  if (first != std::string::npos && static_cast<uint8_t>(data[first]) == 0x0a) return parse_pprof(data, out, error);
+  return parse_folded(data, out, error);
+}
+
+bool read_profile_file(const std::string& path, Profile* out, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = "cannot open " + path;
+    return false;
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string data = ss.str();
+  if (data.size() > kMaxProfileBytes) {
+    *error = path + " is larger than 1 GiB";
+    return false;
+  }
+  if (!parse_profile(data, out, error)) {
+    *error = path + ": " + *error;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace periscope

@@ -1,0 +1,101 @@
+// Profile formats written and read back: folded, speedscope, pprof; bad input is refused in words.
+#include <gtest/gtest.h>
+
+#include "profiler/pprof.h"
+#include "profiler/profile_formats.h"
+#include "profiler/profile_readers.h"
+#include "profiler/profile_tree.h"
+
+namespace periscope {
+namespace {
+
+Profile sample_profile() {
+  Profile p;
+  p.mode = "cpu";
+  p.hz = 99;
+  p.seconds = 2;
+  p.samples = 10;
+  p.stacks = {{"main (1)", {"main", "run", "work_a"}, 6},
+              {"main (1)", {"main", "run", "work_b"}, 3},
+              {"io (2)", {"start", "poll;with;semicolons"}, 1}};
+  return p;
+}
+
+uint64_t total(const Profile& p) {
+  uint64_t n = 0;
+  for (const auto& s : p.stacks) n += s.count;
+  return n;
+}
+
+TEST(ProfileFormats, FoldedRoundTrips) {
+  Profile back;
+  std::string error;
+  ASSERT_TRUE(parse_profile(to_folded(sample_profile(), false), &back, &error)) << error;
+  EXPECT_EQ(total(back), 10u);
+  EXPECT_EQ(back.stacks.size(), 3u);
+  EXPECT_NE(to_folded(sample_profile(), false).find("poll:with:semicolons 1"), std::string::npos)
+      << "a ';' in a name cannot split a frame";
+  EXPECT_NE(to_folded(sample_profile(), true).find("main (1);main;run;work_a 6"), std::string::npos);
+}
+
+TEST(ProfileFormats, PprofRoundTripsThroughGzip) {
+  Profile back;
+  std::string error;
+  ASSERT_TRUE(parse_profile(to_pprof_gz(sample_profile()), &back, &error)) << error;
+  EXPECT_EQ(back.mode, "cpu");
+  EXPECT_EQ(back.hz, 99);
+  EXPECT_EQ(total(back), 10u);
+  bool found = false;
+  for (const auto& s : back.stacks) {
+    if (s.frames == std::vector<std::string>{"main", "run", "work_a"}) {
+      found = true;
+      EXPECT_EQ(s.count, 6u);
+      EXPECT_EQ(s.thread, "main (1)");
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(ProfileFormats, SpeedscopeRoundTrips) {
+  Profile back;
+  std::string error;
+  ASSERT_TRUE(parse_profile(to_speedscope(sample_profile(), true), &back, &error)) << error;
+  EXPECT_EQ(total(back), 10u);
+}
+
+TEST(ProfileFormats, BadInputIsRefusedInWords) {
+  Profile p;
+  std::string error;
+  EXPECT_FALSE(parse_profile("main;work 12\nnot a line\n", &p, &error));
+  EXPECT_EQ(error, "line 2 is not 'frame;frame;... COUNT'");
+  std::string gz = to_pprof_gz(sample_profile());
+  EXPECT_FALSE(parse_profile(gz.substr(0, gz.size() / 2), &p, &error));
+  EXPECT_EQ(error, "gzip data is corrupt or too large");
+  EXPECT_FALSE(parse_profile(gzip(std::string("\x0a\xff\xff\xff\xff\x0f", 6)), &p, &error));
+  EXPECT_NE(error.find("malformed pprof profile"), std::string::npos) << error;
+  EXPECT_FALSE(parse_profile("{\"x\": 1}", &p, &error));
+  EXPECT_NE(error.find("not a speedscope file"), std::string::npos);
+  EXPECT_FALSE(read_profile_file("/nonexistent/profile.folded", &p, &error));
+  EXPECT_EQ(error, "cannot open /nonexistent/profile.folded");
+}
+
+TEST(ProfileFormats, FormatFollowsTheFileName) {
+  std::string error;
+  EXPECT_EQ(profile_format_for("a.folded", &error), "folded");
+  EXPECT_EQ(profile_format_for("a.pb.gz", &error), "pprof");
+  EXPECT_EQ(profile_format_for("a.speedscope.json", &error), "speedscope");
+  EXPECT_EQ(profile_format_for("a.txt", &error), "");
+  EXPECT_NE(error.find("unknown format"), std::string::npos);
+}
+
+TEST(ProfileTree, TopDownAndBottomUpShares) {
+  std::string top = render_tree(sample_profile(), false, 0);
+  EXPECT_NE(top.find(" 90.0%    0.0%  main"), std::string::npos) << top;
+  EXPECT_NE(top.find(" 60.0%   60.0%      work_a"), std::string::npos) << top;
+  std::string bottom = render_tree(sample_profile(), true, 0);
+  EXPECT_NE(bottom.find(" 60.0%   60.0%  work_a"), std::string::npos) << bottom;
+  EXPECT_EQ(render_tree(sample_profile(), false, 50).find("work_b"), std::string::npos) << "pruned below 50%";
+}
+
+}  // namespace
+}  // namespace periscope

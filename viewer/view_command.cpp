@@ -1,0 +1,32 @@
+// `periscope view FILE [--bottom-up] [--min-percent P] [-o OUT]`: reads any profile we write
+// (.folded, .speedscope.json, .pb.gz) and prints its call tree, or converts it to OUT's format.
+#include <cstdio>
+#include <fstream>
+
+#include "profiler/profile_formats.h"
+#include "profiler/profile_readers.h"
+#include "profiler/profile_tree.h"
+#include "viewer/cli_errors.h"
+#include "viewer/commands.h"
+
+namespace periscope::viewer {
+
+int run_view(const ViewOptions& o) {
+  Profile profile;
+  std::string error;
+  if (!read_profile_file(o.input, &profile, &error)) throw CliError(kExitCommandFailed, error);
+  if (o.output.empty()) {
+    std::fputs(render_tree(profile, o.bottom_up, o.min_percent).c_str(), stdout);
+    return kExitOk;
+  }
+  std::string format = profile_format_for(o.output, &error);
+  if (format.empty()) throw CliError(kExitUsage, error);
+  std::ofstream out(o.output, std::ios::binary | std::ios::trunc);
+  out << render_profile(profile, format, false);
+  if (!out) throw CliError(kExitCommandFailed, "cannot write " + o.output);
+  std::fprintf(stderr, "wrote %s: %llu samples, %zu stacks\n", o.output.c_str(),
+               static_cast<unsigned long long>(profile.samples), profile.stacks.size());
+  return kExitOk;
+}
+
+}  // namespace periscope::viewer
