@@ -40,6 +40,14 @@ struct ViewOptions {
   double min_percent = 1.0;
 };
 int run_view(const ViewOptions& view);
+
+struct TopOptions {
+  int hz = 99;
+  bool wall = false;
+  bool sort_total = false;
+  int iterations = 0;  // 0: until 'q' or Ctrl-C
+};
+int run_top(pid_t pid, const TopOptions& top, const CommonOptions& options);
 int run_inflight(pid_t pid, size_t limit, const CommonOptions& options);
 
 }  // namespace periscope::viewer

@@ -28,6 +28,7 @@ Examples:
   periscope record 4242 -d 30 -o cpu.folded          CPU profile for FlameGraph or speedscope
   periscope record 4242 --wall -o wall.speedscope.json   every thread, running or blocked
   periscope record 4242 -d 10 -o cpu.pb.gz           for go tool pprof
+  periscope top 4242                    live: the hottest functions, refreshed every second
   periscope view cpu.pb.gz --bottom-up               a profile file as a call tree
   periscope view cpu.folded -o cpu.speedscope.json   convert between formats
 
@@ -103,6 +104,15 @@ int main(int argc, char** argv) {
                      "FILE.folded, FILE.speedscope.json or FILE.pb.gz (pprof: go tool pprof reads it)")
       ->required();
 
+  auto* top = app.add_subcommand("top", "live view of the hottest functions, refreshed every second");
+  add_pid(top, pid);
+  TopOptions top_options;
+  top->add_option("--rate", top_options.hz, "samples per second per thread (default 99)")->check(CLI::Range(1, 10000));
+  top->add_flag("--wall", top_options.wall, "wall clock instead of CPU time");
+  top->add_flag("--sort-total", top_options.sort_total, "sort by total share (default: own); keys o/t switch");
+  top->add_option("-n,--iterations", top_options.iterations, "stop after this many refreshes (default: until q)")
+      ->check(CLI::NonNegativeNumber);
+
   auto* view = app.add_subcommand("view", "print a profile file as a call tree, or convert it (-o)");
   ViewOptions view_options;
   view->add_option("FILE", view_options.input, ".folded, .speedscope.json or .pb.gz")->required();
@@ -133,6 +143,7 @@ int main(int argc, char** argv) {
     if (*inflight) return run_inflight(pid, inflight_limit, common);
     if (*record) return run_record(pid, record_options, common);
     if (*view) return run_view(view_options);
+    if (*top) return run_top(pid, top_options, common);
     if (*exec) {
       auto words = exec->remaining();
       if (words.empty()) {

@@ -142,6 +142,23 @@ TEST(Record, ViewReadsEveryFormatAndConverts) {
   EXPECT_NE(junk.err.find("line 1 is not 'frame;frame;... COUNT'"), std::string::npos) << junk.err;
 }
 
+TEST(Record, TopShowsTheHottestFunctionsAndStopsSampling) {
+  SocketDir dir;
+  ProfiledHost host(dir);
+  auto r = periscope({"top", host.pid(), "--rate", "199", "-n", "3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("pid " + host.pid() + "  cpu 199 Hz"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("lost 0"), std::string::npos) << r.out;
+  // The last refresh: its first row is work_a, with about 60% own.
+  auto last = r.out.substr(r.out.rfind("%Own*"));
+  auto row = last.substr(last.find('\n') + 1);
+  row = row.substr(0, row.find('\n'));
+  EXPECT_NE(row.find("work_a"), std::string::npos) << last;
+  EXPECT_NEAR(std::stod(row), 60, 12) << row;
+  auto status = periscope({"exec", "--json", host.pid(), "profile", "status"});
+  EXPECT_EQ(nlohmann::json::parse(status.out)["running"], false) << "top stops sampling when it ends";
+}
+
 TEST(Record, CtrlCStopsAndStillWritesTheFile) {
   SocketDir dir;
   ProfiledHost host(dir);
