@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "profiler/flamegraph_html.h"
 #include "profiler/pprof.h"
 
 namespace periscope {
@@ -18,11 +19,8 @@ std::string profile_format_for(const std::string& path, std::string* error) {
   if (ends_with(path, ".folded")) return "folded";
   if (ends_with(path, ".speedscope.json")) return "speedscope";
   if (ends_with(path, ".pb.gz")) return "pprof";
-  if (ends_with(path, ".html")) {
-    *error = "'" + path + "': the HTML flame graph is not built yet; use .folded, .speedscope.json or .pb.gz";
-  } else {
-    *error = "'" + path + "': unknown format; the file name must end in .folded, .speedscope.json or .pb.gz";
-  }
+  if (ends_with(path, ".html")) return "html";
+  *error = "'" + path + "': unknown format; the file name must end in .html, .folded, .speedscope.json or .pb.gz";
   return {};
 }
 
@@ -68,6 +66,9 @@ std::string to_speedscope(const Profile& p, bool per_thread) {
 std::string render_profile(const Profile& profile, const std::string& format, bool per_thread) {
   if (format == "speedscope") return to_speedscope(profile, per_thread);
   if (format == "pprof") return to_pprof_gz(profile);  // threads are labels in pprof
+  if (format == "html") {
+    return to_flamegraph_html(profile, "periscope " + profile.mode + " flame graph");  // threads: a menu
+  }
   return to_folded(profile, per_thread);
 }
 

@@ -1,5 +1,5 @@
-// Writing a Profile in the format a file name asks for: collapsed stacks (.folded), speedscope's
-// JSON (.speedscope.json), pprof (.pb.gz). The HTML flame graph is next.
+// Writing a Profile in the format a file name asks for: the interactive flame graph (.html),
+// collapsed stacks (.folded), speedscope's JSON (.speedscope.json), pprof (.pb.gz).
 #pragma once
 
 #include <string>

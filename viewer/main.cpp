@@ -25,7 +25,7 @@ Examples:
   periscope stacks 4242 --thread 4250   one thread only
   periscope slow 4242 --follow          slow requests with the stacks they were caught in
   periscope inflight 4242               requests running now, oldest first
-  periscope record 4242 -d 30 -o cpu.folded          CPU profile for FlameGraph or speedscope
+  periscope record 4242 -d 30 -o cpu.html            CPU profile as an interactive flame graph
   periscope record 4242 --wall -o wall.speedscope.json   every thread, running or blocked
   periscope record 4242 -d 10 -o cpu.pb.gz           for go tool pprof
   periscope top 4242                    live: the hottest functions, refreshed every second
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
   record->add_flag("--wall", record_options.wall, "wall clock: every thread, running or blocked (default: CPU time)");
   record->add_flag("--threads", record_options.per_thread, "put each thread at the root of its stacks");
   record->add_option("-o,--output", record_options.output,
-                     "FILE.folded, FILE.speedscope.json or FILE.pb.gz (pprof: go tool pprof reads it)")
+                     "FILE.html (flame graph), .folded, .speedscope.json or .pb.gz (pprof)")
       ->required();
 
   auto* top = app.add_subcommand("top", "live view of the hottest functions, refreshed every second");

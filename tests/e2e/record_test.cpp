@@ -159,6 +159,29 @@ TEST(Record, TopShowsTheHottestFunctionsAndStopsSampling) {
   EXPECT_EQ(nlohmann::json::parse(status.out)["running"], false) << "top stops sampling when it ends";
 }
 
+TEST(Record, HtmlFlameGraphRendersInChromiumAndSearchFindsAFunction) {
+  if (!file_exists("/usr/bin/chromium")) GTEST_SKIP() << "needs Debian's chromium (scripts/setup-deps.sh installs it)";
+  SocketDir dir;
+  ProfiledHost host(dir);
+  const std::string html = dir.path() + "/cpu.html";
+  ASSERT_EQ(periscope({"record", host.pid(), "-d", "2", "--rate", "199", "-o", html}).exit_code, 0);
+  // Headless Chromium loads the file (no network: it is self-contained), runs its script, and
+  // searches for work_a from the URL; the DOM after that is what a user would see.
+  auto dom = run({"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--user-data-dir=" + dir.path() + "/chromium", "--dump-dom",
+                  "file://" + html + "#search=work_a"},
+                 {}, "", static_cast<uid_t>(-1), 120s);
+  ASSERT_EQ(dom.exit_code, 0) << dom.err;
+  auto match = dom.out.find("id=\"match\">matched ");
+  ASSERT_NE(match, std::string::npos) << dom.out.substr(0, 2000);
+  double share = std::stod(dom.out.substr(match + 19));
+  EXPECT_NEAR(share, 62, 10) << "work_a and what it calls: about 60% of the samples";
+  EXPECT_NE(dom.out.find("class=\"f hit\""), std::string::npos) << "matching frames are highlighted";
+  EXPECT_NE(dom.out.find("work_b"), std::string::npos) << "the other frames are drawn too";
+  EXPECT_NE(dom.out.find("<option value=\"worker ("), std::string::npos) << "a per-thread view is offered";
+}
+
 TEST(Record, CtrlCStopsAndStillWritesTheFile) {
   SocketDir dir;
   ProfiledHost host(dir);
@@ -225,7 +248,7 @@ TEST(Record, BadOutputNameAndMissingAgentAreExplained) {
   ProfiledHost host(dir);
   auto bad = periscope({"record", host.pid(), "-d", "1", "-o", dir.path() + "/x.txt"});
   EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_NE(bad.err.find("must end in .folded, .speedscope.json or .pb.gz"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("must end in .html, .folded, .speedscope.json or .pb.gz"), std::string::npos) << bad.err;
   Process plain({target_path("host_target")}, dir.env());
   ASSERT_TRUE(plain.read_line());
   auto none = periscope({"record", std::to_string(plain.pid()), "-d", "1", "-o", dir.path() + "/y.folded"});
