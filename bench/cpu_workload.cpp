@@ -1,0 +1,89 @@
+// Fixed CPU work for the profiler benchmarks, with stacks about 40 frames deep.
+//   cpu_workload fixed SECONDS   one thread, a fixed amount of work calibrated to ~SECONDS
+// Each prints the main thread's CPU seconds for the work, its wall seconds, the process's CPU.
+//   cpu_workload shares SECONDS  one thread: work_a 60%, work_b 30%, work_c 10% of its CPU time
+//   cpu_workload twins SECONDS   two identical busy threads, twin_left and twin_right
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <string>
+#include <thread>
+
+namespace {
+
+volatile unsigned long g_sink = 0;
+
+uint64_t thread_cpu_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+double process_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+__attribute__((noinline, noipa)) void spin(unsigned long iterations) {
+  for (unsigned long i = 0; i < iterations; ++i) g_sink = g_sink + i;
+}
+
+// Recurses `depth` frames, then spins: samples see ~40-frame stacks.
+__attribute__((noinline, noipa)) void deep(int depth, unsigned long iterations) {
+  if (depth == 0) return spin(iterations);
+  deep(depth - 1, iterations);
+  asm volatile("");
+}
+
+__attribute__((noinline, noipa)) void work_a(uint64_t ns) {
+  for (uint64_t end = thread_cpu_ns() + ns; thread_cpu_ns() < end;) deep(36, 2000);
+}
+__attribute__((noinline, noipa)) void work_b(uint64_t ns) {
+  for (uint64_t end = thread_cpu_ns() + ns; thread_cpu_ns() < end;) deep(36, 2000);
+}
+__attribute__((noinline, noipa)) void work_c(uint64_t ns) {
+  for (uint64_t end = thread_cpu_ns() + ns; thread_cpu_ns() < end;) deep(36, 2000);
+}
+__attribute__((noinline, noipa)) void twin_left(double seconds) {
+  for (uint64_t end = thread_cpu_ns() + static_cast<uint64_t>(seconds * 1e9); thread_cpu_ns() < end;) deep(36, 2000);
+}
+__attribute__((noinline, noipa)) void twin_right(double seconds) {
+  for (uint64_t end = thread_cpu_ns() + static_cast<uint64_t>(seconds * 1e9); thread_cpu_ns() < end;) deep(36, 2000);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string mode = argc > 1 ? argv[1] : "fixed";
+  double seconds = argc > 2 ? std::atof(argv[2]) : 2;
+  const uint64_t work_started = thread_cpu_ns();
+  const auto wall_started = std::chrono::steady_clock::now();
+  if (mode == "fixed") {
+    // A fixed count (about 2 ms a round here) keeps the work identical across runs.
+    const unsigned long rounds = static_cast<unsigned long>(seconds * 500);
+    for (unsigned long r = 0; r < rounds; ++r) deep(38, 1000000);
+  } else if (mode == "shares") {
+    for (double done = 0; done < seconds; done += 0.01) {
+      work_a(6000000);
+      work_b(3000000);
+      work_c(1000000);
+    }
+  } else if (mode == "twins") {
+    std::thread a([&] { twin_left(seconds); });
+    std::thread b([&] { twin_right(seconds); });
+    a.join();
+    b.join();
+  } else {
+    std::fprintf(stderr, "usage: cpu_workload fixed|shares|twins SECONDS\n");
+    return 2;
+  }
+  // The main thread's CPU time for the work: what sampling costs the host shows here (handlers
+  // run on the sampled thread), not the agent's own thread on the other core.
+  std::printf("work_cpu_seconds %.4f\nwork_wall_seconds %.4f\ncpu_seconds %.4f\n",
+              static_cast<double>(thread_cpu_ns() - work_started) / 1e9,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_started).count(),
+              process_cpu_seconds());
+  return 0;
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The sampling profiler against its targets, side by side with gperftools' libprofiler in one run:
+#   overhead at 99 and 999 Hz on fixed CPU work with ~40-frame stacks (targets: <= 1% and <= 5%),
+#   and the overhead per sample, for periscope and for gperftools at the same requested rate;
+#   achieved rate for 10 Hz .. 1 kHz on one busy thread (target >= 95%);
+#   accuracy: a 60/30/10 workload and two identical threads (target: within 2 points).
+# Needs: a build (scripts/build.sh) and libgoogle-perftools-dev for the comparison.
+# Usage: bench/profiler_bench.sh [BUILD_DIR] [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${1:-build}
+RUNS=${2:-3}
+W="$BUILD_DIR/bench/cpu_workload"
+AGENT="$(pwd)/$BUILD_DIR/libperiscope.so"
+GPERF=/usr/lib/x86_64-linux-gnu/libprofiler.so
+[ -f "$GPERF" ] || { echo "profiler_bench: needs gperftools (apt-get install libgoogle-perftools-dev)" >&2; exit 2; }
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+export PERISCOPE_SOCKET_DIR="$dir/sockets"
+
+field() { awk -v k="$1" '$1 == k {print $2}'; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+folded_samples() { awk '{s += $NF} END {print s + 0}' "$1"; }
+
+# work CPU seconds and samples of one run: periscope|gperf|none HZ
+one_run() {
+  local who=$1 hz=$2 out
+  case $who in
+    none) out=$("$W" fixed 2); echo "$(field work_cpu_seconds <<<"$out") 0" ;;
+    periscope)
+      out=$(LD_PRELOAD="$AGENT" PERISCOPE_PROFILE="cpu:$hz" PERISCOPE_PROFILE_OUT="$dir/p.folded" "$W" fixed 2 2>/dev/null)
+      echo "$(field work_cpu_seconds <<<"$out") $(folded_samples "$dir/p.folded")" ;;
+    gperf)
+      out=$(LD_PRELOAD="$GPERF" CPUPROFILE="$dir/g.prof" CPUPROFILE_FREQUENCY="$hz" "$W" fixed 2 2>/dev/null)
+      echo "$(field work_cpu_seconds <<<"$out") $("$BUILD_DIR/bench/gperf_samples" "$dir/g.prof")" ;;
+  esac
+}
+
+# median work seconds and median samples over RUNS, interleaved to share the machine's drift
+declare -A T S
+for run in $(seq "$RUNS"); do
+  for who_hz in none:0 periscope:99 gperf:99 periscope:999 gperf:999; do
+    read -r t s < <(one_run "${who_hz%%:*}" "${who_hz##*:}")
+    T[$who_hz]+="$t "
+    S[$who_hz]+="$s "
+  done
+done
+med() { tr ' ' '\n' <<<"$1" | grep -v '^$' | median; }
+base=$(med "${T[none:0]}")
+echo "Overhead on fixed CPU work (~40-frame stacks), median of $RUNS runs; work alone: ${base}s of CPU"
+printf '%-30s %10s %10s %10s %14s\n' "profiler" "work s" "samples" "overhead" "per sample"
+for who_hz in periscope:99 gperf:99 periscope:999 gperf:999; do
+  t=$(med "${T[$who_hz]}"); s=$(med "${S[$who_hz]}")
+  awk -v n="${who_hz%%:*} at ${who_hz##*:} Hz" -v t="$t" -v s="$s" -v b="$base" \
+    'BEGIN { printf "%-30s %10.3f %10d %9.2f%% %11.2f us\n", n, t, s, (t-b)/b*100, (s > 0 ? (t-b)/s*1e6 : 0) }'
+done
+
+echo
+echo "Achieved rate on one busy thread (target >= 95% of the requested rate)"
+printf '%-12s %10s %10s %10s\n' "requested" "work s" "samples" "achieved"
+for hz in 10 99 499 999; do
+  read -r t s < <(one_run periscope "$hz")
+  awk -v hz="$hz" -v t="$t" -v s="$s" 'BEGIN { printf "%-12s %10.3f %10d %9.1f%%\n", hz " Hz", t, s, s / (t * hz) * 100 }'
+done
+
+echo
+echo "Accuracy (target: within 2 points)"
+LD_PRELOAD="$AGENT" PERISCOPE_PROFILE="cpu:999" PERISCOPE_PROFILE_OUT="$dir/shares.folded" "$W" shares 3 >/dev/null 2>&1
+LD_PRELOAD="$AGENT" PERISCOPE_PROFILE="cpu:999" PERISCOPE_PROFILE_OUT="$dir/twins.folded" "$W" twins 3 >/dev/null 2>&1
+share() { awk -v f="$2" '$0 ~ f {s += $NF} END {print s + 0}' "$1"; }
+a=$(share "$dir/shares.folded" work_a); b=$(share "$dir/shares.folded" work_b); c=$(share "$dir/shares.folded" work_c)
+awk -v a="$a" -v b="$b" -v c="$c" 'BEGIN { t = a + b + c; printf "60/30/10 workload:      %.1f / %.1f / %.1f  (%d samples)\n", a/t*100, b/t*100, c/t*100, t }'
+l=$(share "$dir/twins.folded" twin_left); r=$(share "$dir/twins.folded" twin_right)
+awk -v l="$l" -v r="$r" 'BEGIN { t = l + r; printf "two identical threads:  %.1f / %.1f  (%d samples)\n", l/t*100, r/t*100, t }'
