@@ -72,3 +72,15 @@ a=$(share "$dir/shares.folded" work_a); b=$(share "$dir/shares.folded" work_b); 
 awk -v a="$a" -v b="$b" -v c="$c" 'BEGIN { t = a + b + c; printf "60/30/10 workload:      %.1f / %.1f / %.1f  (%d samples)\n", a/t*100, b/t*100, c/t*100, t }'
 l=$(share "$dir/twins.folded" twin_left); r=$(share "$dir/twins.folded" twin_right)
 awk -v l="$l" -v r="$r" 'BEGIN { t = l + r; printf "two identical threads:  %.1f / %.1f  (%d samples)\n", l/t*100, r/t*100, t }'
+
+echo
+echo "Handler cost per sample, measured inside the handler (~40-frame stacks, 999 Hz, 2 s)"
+PERISCOPE_SOCKET_DIR="$dir/sockets" LD_PRELOAD="$AGENT" "$W" fixed 6 >/dev/null 2>&1 &
+wpid=$!
+for _ in $(seq 100); do [ -S "$dir/sockets/$wpid.sock" ] && break; sleep 0.02; done
+"$BUILD_DIR/periscope" exec "$wpid" profile start cpu 999 >/dev/null
+sleep 2
+"$BUILD_DIR/periscope" exec --json "$wpid" profile status |
+  awk -F'[:,]' '/handler_ns_p50/ {p50=$2} /handler_ns_p99/ {p99=$2} /"samples"/ {n=$2}
+                END {printf "median %.2f us, p99 %.2f us over %d samples\n", p50/1000, p99/1000, n}'
+kill "$wpid" 2>/dev/null || true

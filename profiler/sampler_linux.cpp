@@ -4,7 +4,9 @@
 #include <libunwind.h>
 
 #include <atomic>
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <csignal>
 #include <cstring>
 #include <ctime>
@@ -30,6 +32,27 @@ std::atomic<bool> g_sampling{false};
 std::atomic<uint64_t> g_lost_reentry{0};
 std::atomic<int> g_perf_fds[kMaxPerfFds];  // 0 free, else fd + 1: closed by a fork child
 __attribute__((tls_model("initial-exec"))) thread_local bool t_in_handler = false;
+// How long the handler takes, in log2(ns) buckets with 4 sub-steps each (for p50/p99).
+constexpr int kCostBuckets = 128;
+std::atomic<uint64_t> g_handler_cost[kCostBuckets];
+
+// async-signal-safe: clock_gettime is, and CLOCK_MONOTONIC comes from the vDSO.
+uint64_t now_ns() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// async-signal-safe: arithmetic and one relaxed atomic add.
+void record_cost(uint64_t ns) {
+  int bucket = 0;
+  if (ns > 0) {
+    int log2 = 63 - __builtin_clzll(ns);
+    int sub = log2 >= 2 ? static_cast<int>((ns >> (log2 - 2)) & 3) : 0;
+    bucket = std::min(kCostBuckets - 1, log2 * 4 + sub);
+  }
+  g_handler_cost[bucket].fetch_add(1, std::memory_order_relaxed);
+}
 
 pid_t current_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
@@ -69,6 +92,7 @@ void on_sample_signal(int, siginfo_t* info, void* ucontext) {
     if (t_in_handler) {
       g_lost_reentry.fetch_add(1, std::memory_order_relaxed);
     } else if (SampleRing::Cell* cell = ring->begin_push()) {
+      const uint64_t started = now_ns();
       t_in_handler = true;
       SampleRecord& r = cell->record;
       r.tid = current_tid();
@@ -76,6 +100,7 @@ void on_sample_signal(int, siginfo_t* info, void* ucontext) {
       fill_stack(r, ucontext);
       ring->commit_push(cell);
       t_in_handler = false;
+      record_cost(now_ns() - started);
     }
   }
   errno = saved_errno;
@@ -151,6 +176,23 @@ std::string Sampler::install(int requested) {
 
 int Sampler::signal_number() { return g_signal.load(); }
 
+double Sampler::handler_cost_ns(double quantile) {
+  uint64_t total = 0;
+  for (const auto& b : g_handler_cost) total += b.load(std::memory_order_relaxed);
+  if (total == 0) return 0;
+  const auto wanted = static_cast<uint64_t>(quantile * static_cast<double>(total - 1)) + 1;
+  uint64_t seen = 0;
+  for (int i = 0; i < kCostBuckets; ++i) {
+    seen += g_handler_cost[i].load(std::memory_order_relaxed);
+    if (seen >= wanted) {  // the bucket's midpoint
+      const int log2 = i / 4, sub = i % 4;
+      const double low = std::ldexp(1.0 + sub / 4.0, log2);
+      return low * (1.0 + 0.125);
+    }
+  }
+  return 0;
+}
+
 Sampler::Sampler() = default;
 
 Sampler::~Sampler() { stop(); }
@@ -171,6 +213,7 @@ std::string Sampler::start(SampleMode mode, int hz) {
   profile_.started = std::chrono::steady_clock::now();
   profile_.lost = 0;
   lost_at_start_ = ring->dropped() + g_lost_reentry.load();
+  for (auto& b : g_handler_cost) b.store(0, std::memory_order_relaxed);
   signals_sent_ = 0;
   running_ = true;
   g_sampling.store(true);

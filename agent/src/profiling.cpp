@@ -108,7 +108,8 @@ nlohmann::json status_json(Sampler& s) {
   const RawProfile& p = s.peek();
   return {{"running", s.running()}, {"mode", mode_name(p.mode)}, {"hz", p.hz},          {"clock", p.clock},
           {"seconds", p.seconds},   {"samples", p.samples},       {"lost", p.lost},      {"threads", s.threads()},
-          {"signals", s.signals_sent()}, {"signal", Sampler::signal_number()}};
+          {"signals", s.signals_sent()}, {"signal", Sampler::signal_number()},
+          {"handler_ns_p50", Sampler::handler_cost_ns(0.5)}, {"handler_ns_p99", Sampler::handler_cost_ns(0.99)}};
 }
 
 Reply profile(const manhole::Args& args) {
@@ -144,12 +145,15 @@ Reply profile(const manhole::Args& args) {
   }
   if (action == "status") {
     auto data = status_json(sampler);
-    char line[200];
-    std::snprintf(line, sizeof line, "%s: %s at %d Hz, %.1f s, %llu samples, %llu lost, %zu threads\n",
+    char line[300];
+    std::snprintf(line, sizeof line,
+                  "%s: %s at %d Hz, %.1f s, %llu samples, %llu lost, %zu threads; handler %.1f us median, %.1f us "
+                  "p99\n",
                   sampler.running() ? "running" : "stopped", data["mode"].get<std::string>().c_str(),
                   data["hz"].get<int>(), data["seconds"].get<double>(),
                   static_cast<unsigned long long>(data["samples"].get<uint64_t>()),
-                  static_cast<unsigned long long>(data["lost"].get<uint64_t>()), sampler.threads());
+                  static_cast<unsigned long long>(data["lost"].get<uint64_t>()), sampler.threads(),
+                  data["handler_ns_p50"].get<double>() / 1000, data["handler_ns_p99"].get<double>() / 1000);
     return Reply::success(line, std::move(data));
   }
   if (action == "dump") {
