@@ -21,9 +21,11 @@ extern char** environ;
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_named{false};
 
 void sleepy_worker() {
   pthread_setname_np(pthread_self(), "sleepy-worker");
+  g_named = true;
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(20));
 }
 
@@ -59,6 +61,7 @@ void fork_child() {
 
 int main() {
   std::thread worker(sleepy_worker);
+  while (!g_named) std::this_thread::sleep_for(std::chrono::milliseconds(1));  // "ready" means named
   std::printf("ready %d\n", getpid());
   std::fflush(stdout);
   std::string line;
