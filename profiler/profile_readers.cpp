@@ -283,6 +283,31 @@ bool parse_speedscope(const std::string& text, Profile* out, std::string* error)
   return true;
 }
 
+// Our HTML flame graph carries its profile as `const PROFILE = {...};` (with "</" escaped).
+bool parse_flamegraph_html(const std::string& html, Profile* out, std::string* error) {
+  const std::string marker = "const PROFILE = ";
+  auto start = html.find(marker);
+  auto end = start == std::string::npos ? start : html.find(";\n", start);
+  if (end == std::string::npos) {
+    *error = "an HTML file without a periscope profile in it";
+    return false;
+  }
+  std::string json = html.substr(start + marker.size(), end - start - marker.size());
+  for (size_t pos = 0; (pos = json.find("<\\/", pos)) != std::string::npos;) json.replace(pos, 3, "</");
+  auto parsed = nlohmann::json::parse(json, nullptr, false);
+  if (parsed.is_discarded()) {
+    *error = "the profile in this HTML file is not valid JSON";
+    return false;
+  }
+  try {
+    *out = profile_from_json(parsed);
+  } catch (const nlohmann::json::exception& e) {
+    *error = std::string("malformed profile in HTML: ") + e.what();
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 bool parse_profile(const std::string& data, Profile* out, std::string* error) {
@@ -297,6 +322,7 @@ bool parse_profile(const std::string& data, Profile* out, std::string* error) {
   }
   size_t first = data.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && data[first] == '{') return parse_speedscope(data, out, error);
+  if (first != std::string::npos && data[first] == '<') return parse_flamegraph_html(data, out, error);
   if (first != std::string::npos && static_cast<uint8_t>(data[first]) == 0x0a) return parse_pprof(data, out, error);
   return parse_folded(data, out, error);
 }

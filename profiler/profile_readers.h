@@ -1,5 +1,5 @@
-// Reading profiles back from files: collapsed stacks (.folded), speedscope JSON, and pprof
-// (.pb.gz, gzipped or not): what `periscope view` shows and converts. The format is told by the
+// Reading profiles back from files: collapsed stacks (.folded), speedscope JSON, pprof (.pb.gz,
+// gzipped or not), and our own HTML flame graphs (the profile they embed): what `periscope view` shows and converts. The format is told by the
 // content (gzip or protobuf, JSON, text), not trusted from the name.
 #pragma once
 

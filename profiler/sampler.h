@@ -51,7 +51,8 @@ class Sampler {
 
   Sampler();
   ~Sampler();
-  [[nodiscard]] std::string start(SampleMode mode, int hz);
+  // `timers_only`: skip perf_event and use per-thread CPU timers (where perf_event is restricted).
+  [[nodiscard]] std::string start(SampleMode mode, int hz, bool timers_only = false);
   void stop();
   bool running() const { return running_; }
   // Agent thread, often: CPU mode every ~50 ms (new threads, dead threads, drain); wall mode

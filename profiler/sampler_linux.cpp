@@ -197,7 +197,7 @@ Sampler::Sampler() = default;
 
 Sampler::~Sampler() { stop(); }
 
-std::string Sampler::start(SampleMode mode, int hz) {
+std::string Sampler::start(SampleMode mode, int hz, bool timers_only) {
   if (g_signal.load() == 0) return "profiling is off (no usable signal)";
   if (hz < 1 || hz > 10000) return "rate must be 1..10000 Hz";
   stop();
@@ -206,7 +206,7 @@ std::string Sampler::start(SampleMode mode, int hz) {
   ring->drain([](const SampleRecord&) {});  // leftovers of an earlier run
   mode_ = mode;
   hz_ = hz;
-  use_perf_ = true;
+  use_perf_ = !timers_only;
   profile_ = RawProfile{};
   profile_.mode = mode;
   profile_.hz = hz;

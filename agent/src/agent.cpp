@@ -140,7 +140,7 @@ Status start_locked(const Options& options) {
   asio::post(agent->io, [watchdog = agent->watchdog.get()] { watchdog->start(); });
   set_request_table(table);  // from now on periscope::Request is tracked
   if (auto err = Sampler::install(options.profile_signal); !err.empty()) log_line("profiling is off: " + err);
-  agent->profiling = make_profiling(agent->io);
+  agent->profiling = make_profiling(agent->io, options.profile_timers_only);
   if (auto err = start_whole_run_profile(agent->io, *agent->profiling, options.profile, options.profile_out);
       !err.empty()) {
     log_line(err);

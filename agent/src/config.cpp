@@ -53,6 +53,10 @@ Options Options::from_env() {
         std::chrono::milliseconds(env_int("PERISCOPE_STACK_TIMEOUT_MS", o.stack_timeout.count(), 1, 60000));
     if (const char* v = env("PERISCOPE_PROFILE")) o.profile = v;
     if (const char* v = env("PERISCOPE_PROFILE_OUT")) o.profile_out = v;
+    if (const char* clock = env("PERISCOPE_PROFILE_CLOCK")) {
+      if (std::strcmp(clock, "timer") == 0) o.profile_timers_only = true;
+      else if (std::strcmp(clock, "perf") != 0) agent::log_line(std::string("ignoring PERISCOPE_PROFILE_CLOCK='") + clock + "': expected perf or timer");
+    }
     o.profile_signal = static_cast<int>(env_int("PERISCOPE_PROFILE_SIGNAL", o.profile_signal, 0, 64));
     o.slow_threshold =
         std::chrono::milliseconds(env_int("PERISCOPE_SLOW_MS", o.slow_threshold.count(), 0, 86400000));
@@ -78,6 +82,7 @@ nlohmann::json describe_options(const Options& o, const std::string& socket_dir)
           {"verbose", o.verbose},
           {"stack_timeout_ms", o.stack_timeout.count()},
           {"profile", o.profile},
+          {"profile_clock", o.profile_timers_only ? "timer" : "perf"},
           {"profile_out", o.profile_out},
           {"slow_ms", o.slow_threshold.count()},
           {"slow_interval_ms", o.slow_interval.count()},

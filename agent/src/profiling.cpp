@@ -27,11 +27,11 @@ using manhole::Reply;
 
 class Profiling {
  public:
-  explicit Profiling(asio::io_context& io) : timer_(io) {}
+  Profiling(asio::io_context& io, bool timers_only) : timer_(io), timers_only_(timers_only) {}
 
   std::string start(SampleMode mode, int hz) {
     if (sampler_.running()) return "a profile is already running; 'profile stop' first";
-    if (auto err = sampler_.start(mode, hz); !err.empty()) return err;
+    if (auto err = sampler_.start(mode, hz, timers_only_); !err.empty()) return err;
     schedule();
     return {};
   }
@@ -58,10 +58,13 @@ class Profiling {
 
   Sampler sampler_;
   asio::steady_timer timer_;
+  bool timers_only_;
 };
 
 void ProfilingDeleter::operator()(Profiling* p) const { delete p; }
-ProfilingPtr make_profiling(asio::io_context& io) { return ProfilingPtr(new Profiling(io)); }
+ProfilingPtr make_profiling(asio::io_context& io, bool timers_only) {
+  return ProfilingPtr(new Profiling(io, timers_only));
+}
 void stop_profiling(Profiling& profiling) { profiling.stop(); }
 
 namespace {

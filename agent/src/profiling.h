@@ -23,7 +23,7 @@ struct ProfilingDeleter {
   void operator()(Profiling* p) const;
 };
 using ProfilingPtr = std::unique_ptr<Profiling, ProfilingDeleter>;
-ProfilingPtr make_profiling(boost::asio::io_context& io);
+ProfilingPtr make_profiling(boost::asio::io_context& io, bool timers_only);
 void stop_profiling(Profiling& profiling);  // io thread, at agent stop
 
 [[nodiscard]] std::string add_profile_command(manhole::CommandRegistry& registry);

@@ -13,11 +13,16 @@ namespace periscope::test {
 namespace {
 
 struct ProfiledHost {
-  explicit ProfiledHost(const SocketDir& dir)
-      : process({target_path("profile_target")}, {{"LD_PRELOAD", agent_path()}, {"PERISCOPE_SOCKET_DIR", dir.path()}}) {
+  explicit ProfiledHost(const SocketDir& dir, Env extra = {})
+      : process({target_path("profile_target")}, with(dir, std::move(extra))) {
     auto ready = process.read_line();
     if (!ready || ready->rfind("ready ", 0) != 0) throw std::runtime_error("profile_target: " + process.stderr_text());
     if (!wait_until([&] { return file_exists(dir.socket_for(process.pid())); })) throw std::runtime_error("no agent");
+  }
+  static Env with(const SocketDir& dir, Env env) {
+    env["LD_PRELOAD"] = agent_path();
+    env["PERISCOPE_SOCKET_DIR"] = dir.path();
+    return env;
   }
   std::string pid() const { return std::to_string(process.pid()); }
   Process process;
@@ -62,6 +67,21 @@ TEST(Record, CpuProfileMatchesTheKnownWorkload) {
   EXPECT_NEAR(100 * by["work_b"] / work, 30, 6);
   EXPECT_NEAR(100 * by["work_c"] / work, 10, 4);
   EXPECT_GE(work / static_cast<double>(total), 0.95) << "CPU time goes to the worker; the blocked thread costs none";
+}
+
+TEST(Record, CpuTimersTakeOverWherePerfEventIsNotUsed) {
+  SocketDir dir;
+  ProfiledHost host(dir, {{"PERISCOPE_PROFILE_CLOCK", "timer"}});
+  const std::string out = dir.path() + "/timers.folded";
+  auto r = periscope({"record", host.pid(), "-d", "3", "--rate", "99", "-o", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("per-thread CPU timer (timer_create)"), std::string::npos) << r.err;
+  uint64_t total = 0;
+  auto by = samples_by_function(slurp(out), {"work_a", "work_b", "work_c"}, &total);
+  const double work = static_cast<double>(by["work_a"] + by["work_b"] + by["work_c"]);
+  ASSERT_GT(work, 200) << "about 99 Hz x 3 s";
+  EXPECT_NEAR(100 * by["work_a"] / work, 60, 8);
+  EXPECT_NEAR(100 * by["work_b"] / work, 30, 8);
 }
 
 TEST(Record, WallProfileSeesTheBlockedThreadToo) {
@@ -133,6 +153,11 @@ TEST(Record, ViewReadsEveryFormatAndConverts) {
   ASSERT_EQ(periscope({"view", folded, "-o", speedscope}).exit_code, 0);
   auto again = periscope({"view", speedscope});
   EXPECT_EQ(again.exit_code, 0) << again.err;
+  const std::string html = dir.path() + "/converted.html";
+  ASSERT_EQ(periscope({"view", speedscope, "-o", html}).exit_code, 0);
+  auto from_html = periscope({"view", html, "--min-percent", "5"});
+  EXPECT_EQ(from_html.exit_code, 0) << from_html.err;
+  EXPECT_NE(from_html.out.find("work_a"), std::string::npos) << "view reads our own flame graphs";
   uint64_t total = 0;
   auto by = samples_by_function(slurp(folded), {"work_a"}, &total);
   EXPECT_GT(by["work_a"], 0u);

@@ -63,6 +63,18 @@ TEST(ProfileFormats, SpeedscopeRoundTrips) {
   EXPECT_EQ(total(back), 10u);
 }
 
+TEST(ProfileFormats, HtmlFlameGraphCarriesItsProfile) {
+  Profile p = sample_profile();
+  p.stacks.push_back({"t", {"main", "</script><b>not markup</b>"}, 2});
+  Profile back;
+  std::string error;
+  ASSERT_TRUE(parse_profile(render_profile(p, "html", false), &back, &error)) << error;
+  EXPECT_EQ(total(back), 12u);
+  EXPECT_EQ(back.stacks.back().frames.back(), "</script><b>not markup</b>") << "escaped in the page, intact in data";
+  EXPECT_FALSE(parse_profile("<html><body>hello</body></html>", &back, &error));
+  EXPECT_EQ(error, "an HTML file without a periscope profile in it");
+}
+
 TEST(ProfileFormats, BadInputIsRefusedInWords) {
   Profile p;
   std::string error;

@@ -34,6 +34,8 @@ struct Options {
   std::string profile_out;                  // PERISCOPE_PROFILE_OUT: where that profile goes at exit (format by
                                             // extension: .folded, .speedscope.json, .pb.gz); default
                                             // periscope-<pid>.folded in the working directory
+  bool profile_timers_only = false;         // PERISCOPE_PROFILE_CLOCK=timer: per-thread CPU timers instead of
+                                            // perf_event (default perf: falls back to timers by itself)
   int profile_signal = 0;                   // PERISCOPE_PROFILE_SIGNAL: real-time signal for sampling;
                                             // 0 picks the highest free one
   // Slow-request watchdog (periscope::Request).
