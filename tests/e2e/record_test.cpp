@@ -254,7 +254,9 @@ TEST(Record, WholeRunProfileIsWrittenAtExit) {
     if (name == "run.folded") {
       uint64_t total = 0;
       auto by = samples_by_function(slurp(out), {"short_burn_work"}, &total);
-      EXPECT_GT(by["short_burn_work"], 150u) << "about 499 Hz x 0.6 s";
+      // 499 Hz x 0.6 s with perf_event; per-thread CPU timers (the fallback where perf_event is
+      // not allowed) deliver only about 200 Hz.
+      EXPECT_GT(by["short_burn_work"], 60u);
       EXPECT_GE(static_cast<double>(by["short_burn_work"]) / static_cast<double>(total), 0.9);
     } else if (file_exists("/usr/bin/go")) {
       auto top = run({"/usr/bin/go", "tool", "pprof", "-top", out}, {{"HOME", dir.path()}}, "", static_cast<uid_t>(-1),
