@@ -193,7 +193,7 @@ TEST(Record, HtmlFlameGraphRendersInChromiumAndSearchFindsAFunction) {
   // Headless Chromium loads the file (no network: it is self-contained), runs its script, and
   // searches for work_a from the URL; the DOM after that is what a user would see.
   auto dom = run({"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                  "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage",
                   "--disable-sync", "--user-data-dir=" + dir.path() + "/chromium", "--dump-dom",
                   "file://" + html + "#search=work_a"},
                  {}, "", static_cast<uid_t>(-1), 120s);
