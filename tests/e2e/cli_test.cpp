@@ -121,7 +121,7 @@ TEST(Cli, ExecProcessWithoutAgentSaysHowToAddOne) {
 
 TEST(Cli, DisabledAgentCreatesNoSocket) {
   SocketDir dir;
-  Process p({target_path("host_target")}, {{"LD_PRELOAD", agent_path()},
+  Process p({target_path("host_target")}, {{"LD_PRELOAD", agent_preload()},
                                            {"PERISCOPE_SOCKET_DIR", dir.path()},
                                            {"PERISCOPE_DISABLE", "1"}});
   ASSERT_TRUE(p.read_line());

@@ -23,6 +23,10 @@ namespace periscope::test {
 
 std::string cli_path() { return PERISCOPE_TEST_CLI; }
 std::string agent_path() { return PERISCOPE_TEST_AGENT; }
+std::string agent_preload() {
+  const std::string runtime = PERISCOPE_TEST_SANITIZER_RUNTIME;
+  return runtime.empty() ? agent_path() : runtime + ":" + agent_path();
+}
 std::string target_path(const std::string& name) {
   if (name == "demo_server") return PERISCOPE_TEST_DEMO;
   return std::string(PERISCOPE_TEST_TARGET_DIR) + "/" + name;
@@ -241,7 +245,7 @@ Env SocketDir::env() const { return {{"PERISCOPE_SOCKET_DIR", path_}}; }
 namespace {
 Env target_env(const SocketDir& dir, Env extra) {
   Env env = dir.env();
-  env["LD_PRELOAD"] = agent_path();
+  env["LD_PRELOAD"] = agent_preload();
   for (auto& [k, v] : extra) env[k] = v;
   return env;
 }

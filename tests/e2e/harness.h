@@ -18,6 +18,9 @@ using namespace std::chrono_literals;
 // Paths baked in by CMake.
 std::string cli_path();
 std::string agent_path();
+// What LD_PRELOAD must hold to load the agent: the agent, after the sanitizer runtime in
+// sanitizer builds (it must come first).
+std::string agent_preload();
 std::string target_path(const std::string& name);  // a program in tests/targets or examples
 std::string source_path(const std::string& relative);  // a file of the source tree
 std::string plugin_path();  // tests/targets/plugin.cpp, built as a loadable module

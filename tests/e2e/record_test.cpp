@@ -20,7 +20,7 @@ struct ProfiledHost {
     if (!wait_until([&] { return file_exists(dir.socket_for(process.pid())); })) throw std::runtime_error("no agent");
   }
   static Env with(const SocketDir& dir, Env env) {
-    env["LD_PRELOAD"] = agent_path();
+    env["LD_PRELOAD"] = agent_preload();
     env["PERISCOPE_SOCKET_DIR"] = dir.path();
     return env;
   }
@@ -243,7 +243,7 @@ TEST(Record, WholeRunProfileIsWrittenAtExit) {
   SocketDir dir;
   for (const std::string name : {"run.folded", "run.pb.gz"}) {
     const std::string out = dir.path() + "/" + name;
-    auto r = run({target_path("short_burn")}, {{"LD_PRELOAD", agent_path()},
+    auto r = run({target_path("short_burn")}, {{"LD_PRELOAD", agent_preload()},
                                                {"PERISCOPE_SOCKET_DIR", dir.path()},
                                                {"PERISCOPE_PROFILE", "cpu:499"},
                                                {"PERISCOPE_PROFILE_OUT", out}});
@@ -265,7 +265,7 @@ TEST(Record, WholeRunProfileIsWrittenAtExit) {
     }
   }
   auto bad = run({target_path("short_burn")},
-                 {{"LD_PRELOAD", agent_path()}, {"PERISCOPE_SOCKET_DIR", dir.path()}, {"PERISCOPE_PROFILE", "gpu"}});
+                 {{"LD_PRELOAD", agent_preload()}, {"PERISCOPE_SOCKET_DIR", dir.path()}, {"PERISCOPE_PROFILE", "gpu"}});
   EXPECT_EQ(bad.exit_code, 0) << "a bad setting never breaks the host";
   EXPECT_NE(bad.err.find("PERISCOPE_PROFILE='gpu': expected cpu[:HZ] or wall[:HZ]"), std::string::npos) << bad.err;
 }

@@ -33,7 +33,7 @@ TEST(Security, DirectoryOwnedBySomeoneElseIsNotUsed) {
   std::string foreign = dir.path() + "/foreign";
   ASSERT_EQ(::mkdir(foreign.c_str(), 0700), 0);
   ASSERT_EQ(::chown(foreign.c_str(), kNobody, kNobody), 0);
-  Process p({target_path("host_target")}, {{"LD_PRELOAD", agent_path()}, {"PERISCOPE_SOCKET_DIR", foreign}});
+  Process p({target_path("host_target")}, {{"LD_PRELOAD", agent_preload()}, {"PERISCOPE_SOCKET_DIR", foreign}});
   ASSERT_TRUE(p.read_line());
   ASSERT_TRUE(wait_until([&] { return p.stderr_text().find("agent not started") != std::string::npos; }));
   EXPECT_NE(p.stderr_text().find("belongs to uid 65534"), std::string::npos) << p.stderr_text();

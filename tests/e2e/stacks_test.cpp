@@ -17,7 +17,7 @@ const std::string kSource = source_path("tests/targets/stack_target.cpp");
 
 struct Target {
   explicit Target(bool with_agent, const SocketDir& dir, const std::string& program = target_path("stack_target"))
-      : process({program}, with_agent ? Env{{"LD_PRELOAD", agent_path()}, {"PERISCOPE_SOCKET_DIR", dir.path()}}
+      : process({program}, with_agent ? Env{{"LD_PRELOAD", agent_preload()}, {"PERISCOPE_SOCKET_DIR", dir.path()}}
                                       : dir.env()) {
     auto ready = process.read_line();
     if (!ready || ready->rfind("ready ", 0) != 0) throw std::runtime_error("stack_target did not start");

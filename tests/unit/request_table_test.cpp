@@ -95,6 +95,21 @@ TEST(RequestTable, CountsFromManyThreadsAddUp) {
   EXPECT_EQ(table.totals(table.index_of("even")).requests, 40000u);
 }
 
+TEST(RequestTable, PerThreadCachesDoNotLeakIntoANewTable) {
+  // A restarted agent makes a new table, possibly smaller, possibly where an old one was.
+  for (size_t capacity : {size_t{64}, size_t{4}, size_t{64}}) {
+    RequestTable table = make_table(capacity, 2);
+    for (int i = 0; i < 50; ++i) table.end(table.begin(i % 3 ? "x" : "y", 0));
+    std::vector<RequestSlot*> held;
+    for (size_t i = 0; i < capacity; ++i) held.push_back(table.begin("z", 0));
+    for (auto* s : held) ASSERT_TRUE(table.owns(s));
+    for (auto* s : held) table.end(s);
+    EXPECT_EQ(table.totals(table.index_of("x")).requests, 33u);
+    EXPECT_EQ(table.totals(table.index_of("y")).requests, 17u);
+    EXPECT_EQ(table.totals(2).requests, capacity) << "'z' is beyond the two names: other";
+  }
+}
+
 TEST(RequestTable, PerNameThresholds) {
   RequestTable table = make_table(64, 3, 1000);
   table.set_threshold("strict", 5);

@@ -26,6 +26,7 @@ __attribute__((tls_model("initial-exec"))) thread_local pid_t t_tid = 0;
 
 // A tiny per-thread cache from name pointer to index: names are usually string literals.
 struct NameCacheEntry {
+  uint64_t table_id;  // an index means nothing in another table
   const char* pointer;
   uint32_t index;
 };
@@ -52,10 +53,11 @@ void bump(std::atomic<uint64_t>& counter, uint64_t by) {
 // This thread's statistics block in the current table. Plain thread-local data (no guard on
 // every access); a pthread key, set once per thread, gives the block back when the thread exits.
 struct ThreadBlockHandle {
-  RequestTable* table;
+  uint64_t table_id;  // not the address: a table made later may live where an old one did
   ThreadStatsBlock* block;
 };
-__attribute__((tls_model("initial-exec"))) thread_local ThreadBlockHandle t_block{nullptr, nullptr};
+__attribute__((tls_model("initial-exec"))) thread_local ThreadBlockHandle t_block{0, nullptr};
+std::atomic<uint64_t> g_next_table_id{1};
 
 void release_block(void* block) { static_cast<ThreadStatsBlock*>(block)->owned.store(false, std::memory_order_release); }
 
@@ -116,7 +118,8 @@ RequestTable::RequestTable(const RequestTableConfig& config)
       default_threshold_ms_(config.default_threshold_ms),
       slots_(map_zeroed<RequestSlot>(config.capacity)),
       names_(new NameStats[config.max_names + 1]),
-      blocks_(map_zeroed<ThreadStatsBlock>(kThreadBlocks)) {
+      blocks_(map_zeroed<ThreadStatsBlock>(kThreadBlocks)),
+      id_(g_next_table_id.fetch_add(1)) {
   if (!slots_) capacity_ = 0;  // track nothing rather than fail the agent
   first_use_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   std::strcpy(names_[max_names_].name, "other");
@@ -126,7 +129,8 @@ RequestTable::RequestTable(const RequestTableConfig& config)
 uint32_t RequestTable::index_of(const char* name) {
   if (!name) name = "";
   auto& cached = t_name_cache[(reinterpret_cast<uintptr_t>(name) >> 3) & 7];
-  if (cached.pointer == name && std::strncmp(names_[cached.index].name, name, kRequestNameBytes - 1) == 0) {
+  if (cached.table_id == id_ && cached.pointer == name &&
+      std::strncmp(names_[cached.index].name, name, kRequestNameBytes - 1) == 0) {
     return cached.index;
   }
   char wanted[kRequestNameBytes];
@@ -154,7 +158,7 @@ uint32_t RequestTable::index_of(const char* name) {
       index = static_cast<uint32_t>(count);
     }
   }
-  cached = {name, index};
+  cached = {id_, name, index};
   return index;
 }
 
@@ -169,7 +173,7 @@ int64_t RequestTable::threshold_ms(uint32_t name_index) const {
 }
 
 RequestSlot* RequestTable::begin(const char* name, uint64_t id) {
-  const size_t start = t_slot_hint;
+  const size_t start = t_slot_hint < capacity_ ? t_slot_hint : 0;  // the hint may be another table's
   for (size_t k = 0; k < capacity_; ++k) {
     size_t i = start + k < capacity_ ? start + k : start + k - capacity_;
     RequestSlot& s = slots_[i];
@@ -210,9 +214,9 @@ ThreadStatsBlock* RequestTable::acquire_block() {
 
 void RequestTable::record(uint32_t name_index, uint64_t ns) {
   const size_t bucket = bucket_for(ns);
-  if (t_block.table != this) {  // first request of this thread on this table
+  if (t_block.table_id != id_) {  // first request of this thread on this table
     if (t_block.block) release_block(t_block.block);
-    t_block.table = this;
+    t_block.table_id = id_;
     t_block.block = acquire_block();
     ::pthread_setspecific(block_key(), t_block.block);
   }

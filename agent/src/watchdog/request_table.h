@@ -126,6 +126,7 @@ class RequestTable {
   int first_use_fd_ = -1;
 
   static constexpr size_t kThreadBlocks = 512;
+  const uint64_t id_;         // unique per table ever made: a new table may reuse an old address
   ThreadStatsBlock* blocks_;  // mmap'ed like the slots
   void record(uint32_t name_index, uint64_t ns);
   ThreadStatsBlock* acquire_block();
