@@ -79,7 +79,8 @@ bool same_stack(const SlowStack& a, const SlowStack& b) {
 }
 
 bool is_runtime_library(const std::string& module) {
-  for (const char* prefix : {"libc.so", "libstdc++.so", "libm.so", "libgcc_s.so", "libpthread.so", "ld-linux", "[vdso]"}) {
+  for (const char* prefix : {"libc.so", "libstdc++.so", "libm.so", "libgcc_s.so", "libpthread.so", "ld-linux", "[vdso]",
+                             "libasan.so", "libubsan.so", "libtsan.so", "liblsan.so"}) {
     if (module.rfind(prefix, 0) == 0) return true;
   }
   return false;
