@@ -15,6 +15,19 @@ using nlohmann::json;
 
 const std::string kSource = source_path("tests/targets/stack_target.cpp");
 
+// The tests start targets as their children and run periscope (and eu-stack) beside them, not as
+// their parents: ptrace needs root or kernel.yama.ptrace_scope 0 for that.
+bool may_ptrace_siblings() {
+  if (::geteuid() == 0) return true;
+  std::ifstream in("/proc/sys/kernel/yama/ptrace_scope");
+  int scope = 0;
+  return !(in >> scope) || scope == 0;
+}
+#define SKIP_UNLESS_PTRACE_ALLOWED()                                                            \
+  do {                                                                                          \
+    if (!may_ptrace_siblings()) GTEST_SKIP() << "ptrace of a sibling needs root or ptrace_scope 0"; \
+  } while (0)
+
 struct Target {
   explicit Target(bool with_agent, const SocketDir& dir, const std::string& program = target_path("stack_target"))
       : process({program}, with_agent ? Env{{"LD_PRELOAD", agent_preload()}, {"PERISCOPE_SOCKET_DIR", dir.path()}}
@@ -111,6 +124,7 @@ TEST(Stacks, AgentCapturesKnownChainsInProcess) {
 }
 
 TEST(Stacks, PtraceCapturesKnownChainsWithoutAnAgent) {
+  SKIP_UNLESS_PTRACE_ALLOWED();
   SocketDir dir;
   Target target(false, dir);
   json stacks = stacks_json({target.pid()});
@@ -140,6 +154,7 @@ TEST(Stacks, TextNamesThreadsStatesAndTheWayUsed) {
   EXPECT_NE(r.out.find("... cut at 256 frames"), std::string::npos);
   EXPECT_NE(r.out.find("blocks signal"), std::string::npos);
 
+  if (!may_ptrace_siblings()) return;  // the agent's part is checked; ptrace needs rights
   auto forced = periscope({"stacks", "--ptrace", with_agent.pid()});
   ASSERT_EQ(forced.exit_code, 0) << forced.err;
   EXPECT_NE(forced.out.find("by ptrace"), std::string::npos);
@@ -148,6 +163,7 @@ TEST(Stacks, TextNamesThreadsStatesAndTheWayUsed) {
 TEST(Stacks, ThreadFilterShowsOnlyThoseThreads) {
   SocketDir dir;
   for (bool agent : {true, false}) {
+    if (!agent && !may_ptrace_siblings()) continue;  // ptrace needs rights; the agent's way is checked
     Target target(agent, dir);
     json all = stacks_json({target.pid()});
     int reader_tid = thread_named(all, "reader")["tid"];
@@ -206,6 +222,7 @@ void expect_agreement(const json& ours, const std::map<int, std::vector<std::str
 }
 
 TEST(Stacks, FunctionNamesAgreeWithEuStack) {
+  SKIP_UNLESS_PTRACE_ALLOWED();
   SocketDir dir;
   {
     Target target(false, dir);
@@ -239,6 +256,7 @@ TEST(Stacks, ThreadsThatComeAndGoDoNotBreakCapture) {
 TEST(Stacks, CodeWithoutUnwindInfoAndAGarbageFramePointerDoesNotCrashTheHost) {
   SocketDir dir;
   for (bool agent : {true, false}) {
+    if (!agent && !may_ptrace_siblings()) continue;  // ptrace needs rights; the agent's way is checked
     Target target(agent, dir);
     for (int i = 0; i < 20; ++i) {
       json stacks = stacks_json({target.pid()});
@@ -260,6 +278,7 @@ TEST(Stacks, StrippedBinaryShowsModuleOffsets) {
                 .exit_code,
             0);
   for (bool agent : {true, false}) {
+    if (!agent && !may_ptrace_siblings()) continue;  // ptrace needs rights; the agent's way is checked
     Target target(agent, dir, stripped);
     auto r = periscope({"stacks", target.pid()});
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -301,6 +320,7 @@ TEST(Stacks, SeparateDebugInfoUnderUsrLibDebugIsUsed) {
   ASSERT_EQ(run({"/bin/mkdir", "-p", target_dir}).exit_code, 0);
   ASSERT_EQ(run({"/bin/cp", debug, installed}).exit_code, 0);
   for (bool agent : {true, false}) {
+    if (!agent && !may_ptrace_siblings()) continue;  // ptrace needs rights; the agent's way is checked
     Target target(agent, dir, binary);
     json stacks = stacks_json({target.pid()});
     const json& spinner = thread_named(stacks, "spinner");
