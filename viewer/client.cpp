@@ -141,4 +141,12 @@ nlohmann::json Client::call(const std::vector<std::string>& words) {
   }
 }
 
+nlohmann::json Client::call_checked(const std::vector<std::string>& words) {
+  auto frame = call(words);
+  if (!frame.value("ok", false)) {
+    throw CliError(kExitCommandFailed, frame.value("error", (words.empty() ? "command" : words[0]) + " failed"));
+  }
+  return frame;
+}
+
 }  // namespace periscope::viewer

@@ -23,6 +23,8 @@ class Client {
 
   // Runs one command; returns the reply frame {"ok", "command", "data"/"text" or "error"}.
   nlohmann::json call(const std::vector<std::string>& words);
+  // The same, but a reply with "ok": false becomes a CliError carrying the agent's message.
+  nlohmann::json call_checked(const std::vector<std::string>& words);
   const nlohmann::json& hello() const { return hello_; }  // pid, name, version of the agent
   pid_t pid() const { return pid_; }
 

@@ -22,12 +22,6 @@ std::atomic<bool> g_interrupted{false};
 
 void on_interrupt(int) { g_interrupted.store(true); }  // async-signal-safe: one atomic store
 
-nlohmann::json call_or_throw(Client& client, const std::vector<std::string>& words) {
-  auto frame = client.call(words);
-  if (!frame.value("ok", false)) throw CliError(kExitCommandFailed, frame.value("error", "profile failed"));
-  return frame["data"];
-}
-
 void show_progress(pid_t pid, const nlohmann::json& status, double target_s) {
   const double s = status.value("seconds", 0.0);
   std::string bar;
@@ -60,7 +54,7 @@ int run_record(pid_t pid, const RecordOptions& o, const CommonOptions& options) 
   const std::string format = profile_format_for(o.output, &error);
   if (format.empty()) throw CliError(kExitUsage, error);
   Client client = Client::connect_to_pid(pid, options.timeout);
-  call_or_throw(client, {"profile", "start", o.wall ? "wall" : "cpu", std::to_string(o.hz)});
+  client.call_checked({"profile", "start", o.wall ? "wall" : "cpu", std::to_string(o.hz)});
 
   struct sigaction action {};
   action.sa_handler = on_interrupt;
@@ -73,7 +67,7 @@ int run_record(pid_t pid, const RecordOptions& o, const CommonOptions& options) 
   nlohmann::json status;
   while (!g_interrupted.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    status = call_or_throw(client, {"profile", "status"});
+    status = client.call_checked({"profile", "status"})["data"];
     if (tty) show_progress(pid, status, o.seconds);
     if (!status.value("running", false)) break;  // stopped from elsewhere
     double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -86,7 +80,7 @@ int run_record(pid_t pid, const RecordOptions& o, const CommonOptions& options) 
   (void)stopped;
   Profile profile;
   try {
-    profile = profile_from_json(call_or_throw(client, {"profile", "dump"}));
+    profile = profile_from_json(client.call_checked({"profile", "dump"})["data"]);
   } catch (const nlohmann::json::exception& e) {
     throw CliError(kExitConnection, std::string("malformed profile from the agent: ") + e.what());
   }

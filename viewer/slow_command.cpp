@@ -13,12 +13,6 @@ namespace periscope::viewer {
 
 namespace {
 
-nlohmann::json call_or_throw(Client& client, const std::vector<std::string>& words) {
-  auto frame = client.call(words);
-  if (!frame.value("ok", false)) throw CliError(kExitCommandFailed, frame.value("error", words[0] + " failed"));
-  return frame;
-}
-
 void print_frame(const nlohmann::json& frame, bool json) {
   if (json) std::printf("%s\n", manhole::dump_json(frame["data"], 2).c_str());
   else std::fputs(frame.value("text", "").c_str(), stdout);
@@ -29,7 +23,7 @@ void print_frame(const nlohmann::json& frame, bool json) {
 
 int run_slow(pid_t pid, bool follow, const CommonOptions& options) {
   Client client = Client::connect_to_pid(pid, options.timeout);
-  auto frame = call_or_throw(client, {"slow"});
+  auto frame = client.call_checked({"slow"});
   if (!follow) {
     print_frame(frame, options.json);
     return kExitOk;
@@ -48,13 +42,13 @@ int run_slow(pid_t pid, bool follow, const CommonOptions& options) {
     }
     since = frame["data"].value("next_seq", since + 1) - 1;
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
-    frame = call_or_throw(client, {"slow", std::to_string(since)});
+    frame = client.call_checked({"slow", std::to_string(since)});
   }
 }
 
 int run_inflight(pid_t pid, size_t limit, const CommonOptions& options) {
   Client client = Client::connect_to_pid(pid, options.timeout);
-  print_frame(call_or_throw(client, {"inflight", std::to_string(limit)}), options.json);
+  print_frame(client.call_checked({"inflight", std::to_string(limit)}), options.json);
   return kExitOk;
 }
 

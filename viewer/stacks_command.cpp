@@ -20,8 +20,7 @@ std::vector<ThreadStack> via_agent(const std::string& socket, pid_t pid, const s
   Client client = Client::connect_to_path(socket, pid, options.timeout);
   std::vector<std::string> words{"stacks"};
   for (pid_t t : threads) words.push_back(std::to_string(t));
-  auto frame = client.call(words);
-  if (!frame.value("ok", false)) throw CliError(kExitCommandFailed, frame.value("error", "stacks failed"));
+  auto frame = client.call_checked(words);
   try {
     return stacks_from_json(frame["data"]);
   } catch (const std::exception& e) {

@@ -110,8 +110,7 @@ class KeyboardMode {
 
 int run_top(pid_t pid, const TopOptions& o, const CommonOptions& options) {
   Client client = Client::connect_to_pid(pid, options.timeout);
-  auto started = client.call({"profile", "start", o.wall ? "wall" : "cpu", std::to_string(o.hz)});
-  if (!started.value("ok", false)) throw CliError(kExitCommandFailed, started.value("error", "profile start failed"));
+  client.call_checked({"profile", "start", o.wall ? "wall" : "cpu", std::to_string(o.hz)});
   struct sigaction action {};
   action.sa_handler = on_quit_signal;
   ::sigaction(SIGINT, &action, nullptr);
