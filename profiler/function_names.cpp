@@ -4,10 +4,6 @@ namespace periscope {
 
 namespace {
 
-bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // Index just past the bracket group that opens at `open`, or npos when it never closes.
 size_t skip_group(std::string_view s, size_t open) {
   const char opening = s[open];
@@ -26,8 +22,8 @@ std::string short_function_name(std::string_view name) {
   std::string out;
   for (size_t i = 0; i < name.size();) {
     char c = name[i];
-    bool after_operator = ends_with(out, "operator");
-    if (c == '<' && !after_operator && !ends_with(out, "operator<")) {
+    bool after_operator = out.ends_with("operator");
+    if (c == '<' && !after_operator && !out.ends_with("operator<")) {
       size_t end = skip_group(name, i);
       if (end == std::string_view::npos) return std::string(name);
       out += "<…>";

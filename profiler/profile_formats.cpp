@@ -7,19 +7,11 @@
 
 namespace periscope {
 
-namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-}  // namespace
-
 std::string profile_format_for(const std::string& path, std::string* error) {
-  if (ends_with(path, ".folded")) return "folded";
-  if (ends_with(path, ".speedscope.json")) return "speedscope";
-  if (ends_with(path, ".pb.gz")) return "pprof";
-  if (ends_with(path, ".html")) return "html";
+  if (path.ends_with(".folded")) return "folded";
+  if (path.ends_with(".speedscope.json")) return "speedscope";
+  if (path.ends_with(".pb.gz")) return "pprof";
+  if (path.ends_with(".html")) return "html";
   *error = "'" + path + "': unknown format; the file name must end in .html, .folded, .speedscope.json or .pb.gz";
   return {};
 }
