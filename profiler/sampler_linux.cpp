@@ -17,6 +17,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "profiler/signal_unwind.h"
 #include "profiler/thread_list.h"
 
 namespace periscope {
@@ -69,19 +70,7 @@ void fill_stack(SampleRecord& r, void* ucontext) {
     r.truncated = n == static_cast<int>(kMaxSampleDepth);
     return;
   }
-  unw_cursor_t cursor;
-  r.depth = 0;
-  r.truncated = false;
-  if (unw_init_local2(&cursor, static_cast<unw_context_t*>(ucontext), UNW_INIT_SIGNAL_FRAME) < 0) return;
-  do {
-    unw_word_t pc = 0;
-    if (unw_get_reg(&cursor, UNW_REG_IP, &pc) < 0 || pc == 0) break;
-    if (r.depth == kMaxSampleDepth) {
-      r.truncated = true;
-      break;
-    }
-    r.pcs[r.depth++] = pc;
-  } while (unw_step(&cursor) > 0);
+  r.depth = static_cast<uint32_t>(unwind_signal_context(ucontext, r.pcs, kMaxSampleDepth, &r.truncated));
 }
 
 // async-signal-safe: atomics, gettid, libunwind into a preallocated ring cell; errno preserved.
@@ -104,12 +93,6 @@ void on_sample_signal(int, siginfo_t* info, void* ucontext) {
     }
   }
   errno = saved_errno;
-}
-
-bool signal_is_free(int sig) {
-  struct sigaction current {};
-  return ::sigaction(sig, nullptr, &current) == 0 && !(current.sa_flags & SA_SIGINFO) &&
-         current.sa_handler == SIG_DFL;
 }
 
 void remember_perf_fd(int fd) {
@@ -154,24 +137,10 @@ struct Sampler::ThreadState {
 std::string Sampler::install(int requested) {
   if (g_signal.load() != 0) return {};
   int sig = 0;
-  if (requested != 0) {
-    if (requested < SIGRTMIN || requested > SIGRTMAX || !signal_is_free(requested)) {
-      return "profile signal " + std::to_string(requested) + " is not a free real-time signal";
-    }
-    sig = requested;
-  } else {
-    for (int s = SIGRTMAX; s >= SIGRTMIN + 8 && sig == 0; --s) {  // from the top: stack capture takes the bottom
-      if (signal_is_free(s)) sig = s;
-    }
-    if (sig == 0) return "no free real-time signal for profiling";
-  }
-  struct sigaction action {};
-  action.sa_sigaction = on_sample_signal;
-  action.sa_flags = SA_SIGINFO | SA_RESTART;
-  sigfillset(&action.sa_mask);
-  if (::sigaction(sig, &action, nullptr) != 0) return std::string("sigaction: ") + std::strerror(errno);
-  g_signal.store(sig);
-  return {};
+  // From the top: stack capture takes the bottom.
+  auto error = install_realtime_handler(requested, SignalSearch::kFromTop, "profiling", on_sample_signal, &sig);
+  if (error.empty()) g_signal.store(sig);
+  return error;
 }
 
 int Sampler::signal_number() { return g_signal.load(); }

@@ -1,8 +1,5 @@
 #include "profiler/stack_capture.h"
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
-
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -15,6 +12,7 @@
 #include <unistd.h>
 
 #include "profiler/proc_reader.h"
+#include "profiler/signal_unwind.h"
 
 namespace periscope {
 
@@ -55,27 +53,9 @@ __attribute__((tls_model("initial-exec"))) thread_local bool t_in_handler = fals
 
 pid_t current_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
-// async-signal-safe: steps an initialised libunwind cursor, writing into the preallocated slot.
-void walk(unw_cursor_t& cursor, Slot& slot, size_t max_depth) {
-  do {
-    unw_word_t ip = 0;
-    if (unw_get_reg(&cursor, UNW_REG_IP, &ip) < 0 || ip == 0) break;
-    if (slot.depth == max_depth) {
-      slot.truncated = true;
-      break;
-    }
-    slot.pcs[slot.depth++] = ip;
-  } while (unw_step(&cursor) > 0);
-}
-
 // async-signal-safe: unwinds the interrupted context of a signal handler into the slot.
 void unwind_into(Slot& slot, size_t max_depth, void* ucontext) {
-  unw_cursor_t cursor;
-  slot.depth = 0;
-  slot.truncated = false;
-  if (ucontext && unw_init_local2(&cursor, static_cast<unw_context_t*>(ucontext), UNW_INIT_SIGNAL_FRAME) >= 0) {
-    walk(cursor, slot, max_depth);
-  }
+  slot.depth = static_cast<uint32_t>(unwind_signal_context(ucontext, slot.pcs, max_depth, &slot.truncated));
 }
 
 // async-signal-safe: atomics, gettid and unwind_into only; errno saved and restored.
@@ -101,12 +81,6 @@ void on_capture_signal(int, siginfo_t*, void* ucontext) {
     t_in_handler = false;
   }
   errno = saved_errno;
-}
-
-bool signal_is_free(int sig) {
-  struct sigaction current {};
-  return ::sigaction(sig, nullptr, &current) == 0 && !(current.sa_flags & SA_SIGINFO) &&
-         current.sa_handler == SIG_DFL;
 }
 
 // The bit of `sig` in a /proc/<tid>/status mask line ("SigBlk:\t0000000000000000").
@@ -143,11 +117,7 @@ bool wait_for_handlers_to_leave() {
 
 // The calling thread's own stack, no signal needed.
 void capture_self(Slot& slot, size_t max_depth) {
-  unw_context_t context;
-  unw_cursor_t cursor;
-  slot.depth = 0;
-  slot.truncated = false;
-  if (unw_getcontext(&context) == 0 && unw_init_local(&cursor, &context) >= 0) walk(cursor, slot, max_depth);
+  slot.depth = static_cast<uint32_t>(unwind_here(slot.pcs, max_depth, &slot.truncated));
 }
 
 }  // namespace
@@ -156,29 +126,9 @@ std::string StackCapture::install(int requested) {
   std::lock_guard lock(*capture_mutex());
   if (g_signal.load() != 0) return {};
   int sig = 0;
-  if (requested != 0) {
-    if (requested < SIGRTMIN || requested > SIGRTMAX) {
-      return "stack signal " + std::to_string(requested) + " is not a real-time signal (" +
-             std::to_string(SIGRTMIN) + ".." + std::to_string(SIGRTMAX) + ")";
-    }
-    if (!signal_is_free(requested)) return "stack signal " + std::to_string(requested) + " already has a handler";
-    sig = requested;
-  } else {
-    for (int s = SIGRTMIN + 8; s <= SIGRTMAX && sig == 0; ++s) {
-      if (signal_is_free(s)) sig = s;
-    }
-    if (sig == 0) return "no free real-time signal for stack capture";
-  }
-  // libunwind initialises itself (under a mutex, allocating) on first use: do it here, not in a handler.
-  Slot warm;
-  capture_self(warm, 8);
-  struct sigaction action {};
-  action.sa_sigaction = on_capture_signal;
-  action.sa_flags = SA_SIGINFO | SA_RESTART;
-  sigfillset(&action.sa_mask);
-  if (::sigaction(sig, &action, nullptr) != 0) return std::string("sigaction: ") + std::strerror(errno);
-  g_signal.store(sig);
-  return {};
+  auto error = install_realtime_handler(requested, SignalSearch::kFromBottom, "stack capture", on_capture_signal, &sig);
+  if (error.empty()) g_signal.store(sig);
+  return error;
 }
 
 int StackCapture::signal_number() { return g_signal.load(); }
