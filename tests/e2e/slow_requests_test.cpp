@@ -32,6 +32,8 @@ struct RequestHost {
     if (r.exit_code != 0) throw std::runtime_error(r.err);
     return json::parse(r.out)["reports"];
   }
+  // The report of request `name` once it has finished; null if it does not within 10 s.
+  json finished_report(const std::string& name);
   Process process;
 };
 
@@ -50,6 +52,17 @@ const json* report_named(const json& reports, const std::string& name) {
   return nullptr;
 }
 
+json RequestHost::finished_report(const std::string& name) {
+  json found;
+  wait_until([&] {
+    const json reports = slow();
+    const json* r = report_named(reports, name);
+    if (r && (*r)["finished"].get<bool>()) found = *r;
+    return !found.is_null();
+  });
+  return found;
+}
+
 TEST(SlowRequests, ASpinningRequestIsCaughtInItsFunction) {
   SocketDir dir;
   RequestHost host(dir);
@@ -62,10 +75,9 @@ TEST(SlowRequests, ASpinningRequestIsCaughtInItsFunction) {
   EXPECT_EQ((*r)["id"], 42);
   EXPECT_EQ((*r)["thread_name"], "worker");
   EXPECT_EQ((*r)["threshold_ms"], 100);
-  ASSERT_TRUE(wait_until([&] {
-    r = report_named(reports = host.slow(), "checkout");
-    return r && (*r)["finished"].get<bool>();
-  }));
+  const json finished = host.finished_report("checkout");
+  ASSERT_FALSE(finished.is_null()) << host.slow().dump(1);
+  r = &finished;
   EXPECT_GE((*r)["duration_ms"].get<double>(), 1490.0);
   EXPECT_LT((*r)["duration_ms"].get<double>(), 6000.0);
   ASSERT_FALSE((*r)["stacks"].empty());
@@ -87,12 +99,9 @@ TEST(SlowRequests, IdenticalStacksAreCollapsedWithACount) {
   SocketDir dir;
   RequestHost host(dir);
   host.run("sleep napping 1200", "napping");
-  const json* r = nullptr;
-  json reports;
-  ASSERT_TRUE(wait_until([&] {
-    r = report_named(reports = host.slow(), "napping");
-    return r && (*r)["finished"].get<bool>();
-  }));
+  const json finished = host.finished_report("napping");
+  ASSERT_FALSE(finished.is_null()) << host.slow().dump(1);
+  const json* r = &finished;
   ASSERT_EQ((*r)["stacks"].size(), 1u) << "the same sleeping stack every time: " << r->dump(1);
   EXPECT_GE((*r)["stacks"][0]["count"].get<int>(), 4);
   EXPECT_GE(frame_index((*r)["stacks"][0], "sleep_in_checkout"), 0);
@@ -113,12 +122,9 @@ TEST(SlowRequests, AMigratedRequestIsCapturedOnTheThreadServingIt) {
   SocketDir dir;
   RequestHost host(dir);
   host.run("migrate 500", "migrating");
-  const json* r = nullptr;
-  json reports;
-  ASSERT_TRUE(wait_until([&] {
-    r = report_named(reports = host.slow(), "migrating");
-    return r && (*r)["finished"].get<bool>();
-  })) << reports.dump(1);
+  const json finished = host.finished_report("migrating");
+  ASSERT_FALSE(finished.is_null()) << host.slow().dump(1);
+  const json* r = &finished;
   EXPECT_EQ((*r)["thread_name"], "resumer");
   EXPECT_EQ((*r)["id"], 77);
   bool seen = false;
