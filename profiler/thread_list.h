@@ -3,6 +3,7 @@
 // Threads come and go while we read: a thread that vanishes mid-read is simply left out.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -18,5 +19,8 @@ struct ThreadInfo {
 
 // Every thread of `pid` sorted by tid; empty when the process is gone or unreadable.
 std::vector<ThreadInfo> list_threads(pid_t pid);
+
+// The name of thread `tid` of this process, or nullopt when it is gone.
+std::optional<std::string> own_thread_name(pid_t tid);
 
 }  // namespace periscope

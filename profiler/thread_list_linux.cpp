@@ -29,4 +29,11 @@ std::vector<ThreadInfo> list_threads(pid_t pid) {
   return threads;
 }
 
+std::optional<std::string> own_thread_name(pid_t tid) {
+  if (tid <= 0) return std::nullopt;
+  auto comm = proc::read_file("/proc/self/task/" + std::to_string(tid) + "/comm", 64);
+  if (!comm) return std::nullopt;
+  return comm->substr(0, comm->find('\n'));
+}
+
 }  // namespace periscope

@@ -15,10 +15,10 @@
 #include "agent/src/logging.h"
 #include "agent/src/own_symbolizer.h"
 #include "profiler/function_names.h"
-#include "profiler/proc_reader.h"
 #include "profiler/profile.h"
 #include "profiler/profile_formats.h"
 #include "profiler/sampler.h"
+#include "profiler/thread_list.h"
 
 namespace periscope::agent {
 
@@ -74,9 +74,7 @@ const char* mode_name(SampleMode m) { return m == SampleMode::kWall ? "wall" : "
 std::string thread_label(pid_t tid, std::map<pid_t, std::string>& cache) {
   auto it = cache.find(tid);
   if (it != cache.end()) return it->second;
-  auto comm = proc::read_file("/proc/self/task/" + std::to_string(tid) + "/comm", 64);
-  std::string name = comm ? comm->substr(0, comm->find('\n')) : "exited";
-  return cache[tid] = name + " (" + std::to_string(tid) + ")";
+  return cache[tid] = own_thread_name(tid).value_or("exited") + " (" + std::to_string(tid) + ")";
 }
 
 Profile symbolize(const RawProfile& raw, size_t threads) {

@@ -16,8 +16,8 @@
 #include "agent/src/watchdog/fast_clock.h"
 #include "manhole/text_table.h"
 #include "profiler/function_names.h"
-#include "profiler/proc_reader.h"
 #include "profiler/stack_capture.h"
+#include "profiler/thread_list.h"
 #include "profiler/thread_stacks.h"
 
 namespace periscope::agent {
@@ -58,14 +58,6 @@ std::string iso_time(int64_t unix_ms) {
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
                 t.tm_hour, t.tm_min, t.tm_sec, static_cast<int>(unix_ms % 1000));
   return buf;
-}
-
-std::string thread_name(pid_t tid) {
-  if (tid == 0) return {};
-  auto comm = proc::read_file("/proc/self/task/" + std::to_string(tid) + "/comm", 64);
-  if (!comm) return {};
-  while (!comm->empty() && comm->back() == '\n') comm->pop_back();
-  return *comm;
 }
 
 bool same_stack(const SlowStack& a, const SlowStack& b) {
@@ -242,7 +234,7 @@ void Watchdog::capture_into(Tracked& tracked, double age_ms) {
   } else {
     if (tid != report.tid) {  // first capture, or the request moved to another thread
       report.tid = tid;
-      report.thread_name = thread_name(tid);
+      report.thread_name = own_thread_name(tid).value_or("");
     }
     auto captured = StackCapture::capture({tid}, config_.capture_timeout);
     const CapturedStack& c = captured.front();
