@@ -1,8 +1,6 @@
 #include "manhole/server.h"
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <cerrno>
 #include <cstring>
 #include <list>
@@ -13,24 +11,22 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "manhole/accept_loop.h"
 #include "manhole/owned_fds.h"
 #include "manhole/peer_credentials.h"
 
 namespace periscope::manhole {
 
 namespace asio = boost::asio;
-using boost::system::error_code;
 
 struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   Impl(asio::io_context& io, const CommandRegistry& registry, ServerConfig config)
-      : io(io), registry(registry), config(std::move(config)), acceptor(io), backoff(io) {}
+      : io(io), registry(registry), config(std::move(config)) {}
 
   asio::io_context& io;
   const CommandRegistry& registry;
   ServerConfig config;
-  asio::local::stream_protocol::acceptor acceptor;
-  asio::steady_timer backoff;  // after EMFILE, so a readable listen socket does not spin
-  int listen_fd = -1;
+  std::shared_ptr<AcceptLoop> accepting;
   bool stopped = false;
   std::list<std::weak_ptr<Session>> sessions;
   std::set<uid_t> logged_uids;  // each refused uid is logged once
@@ -38,33 +34,6 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
   void log(const std::string& line) {
     if (config.log) config.log(line);
-  }
-
-  void wait_for_connection() {
-    acceptor.async_wait(asio::socket_base::wait_read, [self = shared_from_this()](const error_code& ec) {
-      if (ec || self->stopped) return;
-      self->accept_ready();
-    });
-  }
-
-  void accept_ready() {
-    for (;;) {
-      int fd = accept_tracked(listen_fd);
-      if (fd >= 0) {
-        admit(fd);
-        continue;
-      }
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-        backoff.expires_after(std::chrono::milliseconds(100));
-        backoff.async_wait([self = shared_from_this()](const error_code& ec) {
-          if (!ec && !self->stopped) self->wait_for_connection();
-        });
-        return;
-      }
-      break;  // EAGAIN: drained
-    }
-    wait_for_connection();
   }
 
   void admit(int fd) {
@@ -128,16 +97,10 @@ std::string Server::listen() {
     ::unlink(path.c_str());
     return err;
   }
-  error_code ec;
-  impl_->acceptor.assign(asio::local::stream_protocol(), fd, ec);
-  if (ec) {
-    ::close(fd);
-    ::unlink(path.c_str());
-    return "cannot use the listening socket: " + ec.message();
-  }
-  impl_->listen_fd = fd;
-  track_fd(fd);
-  impl_->wait_for_connection();
+  impl_->accepting = AcceptLoop::start(impl_->io, fd, [weak = impl_->weak_from_this()](int connection) {
+    if (auto self = weak.lock()) self->admit(connection);
+    else close_tracked(connection);
+  });
   return {};
 }
 
@@ -145,12 +108,9 @@ void Server::stop() {
   auto& s = *impl_;
   if (s.stopped) return;
   s.stopped = true;
-  error_code ec;
-  s.backoff.cancel();
-  if (s.listen_fd >= 0) {
-    s.acceptor.release(ec);
-    close_tracked(s.listen_fd);
-    s.listen_fd = -1;
+  if (s.accepting) {
+    s.accepting->stop();
+    s.accepting.reset();
     ::unlink(s.config.socket_path.c_str());
   }
   for (auto& weak : s.sessions) {

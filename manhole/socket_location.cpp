@@ -37,8 +37,9 @@ std::string socket_path(const std::string& dir, pid_t pid) {
   return dir + "/" + std::to_string(pid) + ".sock";
 }
 
-std::optional<pid_t> pid_from_socket_name(std::string_view name) {
-  constexpr std::string_view suffix = ".sock";
+namespace {
+
+std::optional<pid_t> pid_from_name(std::string_view name, std::string_view suffix) {
   if (name.size() <= suffix.size() || name.substr(name.size() - suffix.size()) != suffix) return std::nullopt;
   auto digits = name.substr(0, name.size() - suffix.size());
   if (digits.size() > 9) return std::nullopt;
@@ -49,6 +50,16 @@ std::optional<pid_t> pid_from_socket_name(std::string_view name) {
   }
   if (pid <= 0) return std::nullopt;
   return pid;
+}
+
+}  // namespace
+
+std::optional<pid_t> pid_from_socket_name(std::string_view name) { return pid_from_name(name, ".sock"); }
+
+std::string http_address_file(const std::string& socket_path) {
+  std::string path = socket_path;
+  if (path.ends_with(".sock")) path.resize(path.size() - 5);
+  return path + ".http";
 }
 
 std::string prepare_socket_dir(const std::string& dir) {
@@ -73,6 +84,7 @@ int remove_stale_sockets(const std::string& dir) {
   int removed = 0;
   while (dirent* e = ::readdir(d)) {
     auto pid = pid_from_socket_name(e->d_name);
+    if (!pid) pid = pid_from_name(e->d_name, ".http");
     if (!pid || pid_alive(*pid)) continue;
     if (::unlinkat(::dirfd(d), e->d_name, 0) == 0) ++removed;
   }

@@ -20,6 +20,8 @@ struct Stat {
   uint64_t stime_ticks = 0;  // system CPU time in clock ticks
   uint64_t start_ticks = 0;  // start time after boot in clock ticks
   int64_t num_threads = 0;
+  uint64_t vsize_bytes = 0;  // virtual memory size
+  int64_t rss_pages = 0;     // resident set size in pages
 };
 
 // Parses one stat line; comm may contain spaces and parentheses, so it is cut at the last ')'.

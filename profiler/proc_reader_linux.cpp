@@ -35,7 +35,8 @@ std::optional<Stat> parse_stat(const std::string& line) {
   if (open == std::string::npos || close == std::string::npos || close < open) return std::nullopt;
   Stat st;
   st.comm = line.substr(open + 1, close - open - 1);
-  // Fields after comm, numbered as in proc(5): 3=state ... 14=utime 15=stime 20=num_threads 22=starttime.
+  // Fields after comm, numbered as in proc(5): 3=state ... 14=utime 15=stime 20=num_threads
+  // 22=starttime 23=vsize 24=rss.
   std::vector<std::string> fields;
   size_t pos = close + 1;
   while (pos < line.size()) {
@@ -45,13 +46,15 @@ std::optional<Stat> parse_stat(const std::string& line) {
     if (end > pos) fields.push_back(line.substr(pos, end - pos));
     pos = end;
   }
-  if (fields.size() < 20) return std::nullopt;
+  if (fields.size() < 22) return std::nullopt;
   auto field = [&](int number) -> const std::string& { return fields[static_cast<size_t>(number - 3)]; };
   st.state = field(3).empty() ? '?' : field(3)[0];
   st.utime_ticks = std::strtoull(field(14).c_str(), nullptr, 10);
   st.stime_ticks = std::strtoull(field(15).c_str(), nullptr, 10);
   st.num_threads = std::strtoll(field(20).c_str(), nullptr, 10);
   st.start_ticks = std::strtoull(field(22).c_str(), nullptr, 10);
+  st.vsize_bytes = std::strtoull(field(23).c_str(), nullptr, 10);
+  st.rss_pages = std::strtoll(field(24).c_str(), nullptr, 10);
   return st;
 }
 

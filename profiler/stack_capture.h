@@ -35,6 +35,13 @@ class StackCapture {
   // Captures the stacks of `tids` of this process, all at once; each thread gets `timeout` to answer.
   static std::vector<CapturedStack> capture(const std::vector<pid_t>& tids, std::chrono::milliseconds timeout,
                                             size_t max_depth = kMaxStackDepth);
+  // What every capture so far did, per thread asked (for metrics; read from any thread).
+  struct Counters {
+    uint64_t signals_sent = 0;
+    uint64_t captured = 0;
+    uint64_t timed_out = 0;  // no answer in time: signal blocked, thread stopped, capture abandoned
+  };
+  static Counters counters();
   // In a fork child (one thread): forget any capture the parent's agent thread was in the middle
   // of, including a lock it held. The signal handler stays installed.
   static void reset_in_fork_child();

@@ -142,6 +142,24 @@ void StackCapture::reset_in_fork_child() {
   g_handlers_running.store(0);
 }
 
+namespace {
+std::atomic<uint64_t> g_signals_sent{0};
+std::atomic<uint64_t> g_captured{0};
+std::atomic<uint64_t> g_timed_out{0};
+
+void count_outcomes(const std::vector<CapturedStack>& out) {
+  for (const auto& r : out) {
+    if (r.status == CapturedStack::Status::kOk) g_captured.fetch_add(1, std::memory_order_relaxed);
+    else if (r.status == CapturedStack::Status::kTimedOut) g_timed_out.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+}  // namespace
+
+StackCapture::Counters StackCapture::counters() {
+  return {g_signals_sent.load(std::memory_order_relaxed), g_captured.load(std::memory_order_relaxed),
+          g_timed_out.load(std::memory_order_relaxed)};
+}
+
 std::vector<CapturedStack> StackCapture::capture(const std::vector<pid_t>& tids, std::chrono::milliseconds timeout,
                                                  size_t max_depth) {
   std::lock_guard lock(*capture_mutex());
@@ -171,6 +189,8 @@ std::vector<CapturedStack> StackCapture::capture(const std::vector<pid_t>& tids,
       slot.state.store(kAbandoned);
       out[i].status = CapturedStack::Status::kExited;
       out[i].detail = errno == ESRCH ? "exited during capture" : std::string("tgkill: ") + std::strerror(errno);
+    } else {
+      g_signals_sent.fetch_add(1, std::memory_order_relaxed);
     }
   }
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -202,6 +222,7 @@ std::vector<CapturedStack> StackCapture::capture(const std::vector<pid_t>& tids,
     for (auto& r : out) {
       if (r.detail.empty()) r.status = CapturedStack::Status::kTimedOut, r.detail = "capture abandoned";
     }
+    count_outcomes(out);
     return out;
   }
   for (size_t i = 0; i < tids.size(); ++i) {
@@ -214,6 +235,7 @@ std::vector<CapturedStack> StackCapture::capture(const std::vector<pid_t>& tids,
     out[i].detail.clear();
   }
   delete batch;
+  count_outcomes(out);
   return out;
 }
 

@@ -11,7 +11,7 @@ PACKAGES=(
   libcli11-dev libedit-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   socat procps util-linux bsdutils elfutils
-  golang-go chromium
+  golang-go chromium prometheus
 )
 
 missing=()

@@ -13,7 +13,12 @@ struct CommonOptions {
   bool json = false;
 };
 
-int run_ps(const CommonOptions& options);
+struct PsOptions {
+  bool prometheus_sd = false;  // print Prometheus file-based service discovery JSON instead
+  std::string output;          // write it to this file (atomically) instead of stdout
+  std::string job = "periscope";
+};
+int run_ps(const PsOptions& ps, const CommonOptions& options);
 int run_exec(pid_t pid, const std::vector<std::string>& words, const CommonOptions& options);
 int run_attach(pid_t pid, const CommonOptions& options);
 struct StacksOptions {
@@ -49,5 +54,11 @@ struct TopOptions {
 };
 int run_top(pid_t pid, const TopOptions& top, const CommonOptions& options);
 int run_inflight(pid_t pid, size_t limit, const CommonOptions& options);
+
+struct MetricsOptions {
+  std::string filter;  // only families whose name contains this
+  bool raw = false;    // the Prometheus text format, as /metrics serves it
+};
+int run_metrics(pid_t pid, const MetricsOptions& metrics, const CommonOptions& options);
 
 }  // namespace periscope::viewer

@@ -29,6 +29,9 @@ Examples:
   periscope record 4242 --wall -o wall.speedscope.json   every thread, running or blocked
   periscope record 4242 -d 10 -o cpu.pb.gz           for go tool pprof
   periscope top 4242                    live: the hottest functions, refreshed every second
+  periscope metrics 4242                Prometheus metrics, readable (--raw: the text format)
+  periscope metrics 4242 request_duration            only metrics whose name contains this
+  periscope ps --prometheus-sd -o /etc/prometheus/periscope.json   targets for Prometheus' file_sd_configs
   periscope view cpu.pb.gz --bottom-up               a profile file as a call tree
   periscope view cpu.folded -o cpu.speedscope.json   convert between formats
 
@@ -55,7 +58,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.1, 86400.0));
 
   auto* ps = app.add_subcommand("ps", "list every live process with a periscope agent");
+  PsOptions ps_options;
   ps->add_flag("--json", common.json, "print JSON");
+  ps->add_flag("--prometheus-sd", ps_options.prometheus_sd,
+               "print a Prometheus file_sd_configs target list of every agent with HTTP (PERISCOPE_HTTP)");
+  ps->add_option("-o,--output", ps_options.output,
+                 "with --prometheus-sd: write this file (atomically, for Prometheus to watch)");
+  ps->add_option("--job", ps_options.job, "with --prometheus-sd: the job label (default periscope)");
 
   pid_t pid = 0;
   auto* attach = app.add_subcommand("attach", "interactive REPL into a process's manhole");
@@ -90,6 +99,14 @@ int main(int argc, char** argv) {
   size_t inflight_limit = 100;
   inflight->add_flag("--json", common.json, "print JSON");
   inflight->add_option("--limit", inflight_limit, "show at most this many (default 100)")->check(CLI::PositiveNumber);
+
+  auto* metrics = app.add_subcommand("metrics", "the process's Prometheus metrics, readable (through the manhole; "
+                                                 "no HTTP needed)");
+  add_pid(metrics, pid);
+  MetricsOptions metrics_options;
+  metrics->add_option("FILTER", metrics_options.filter, "only metrics whose name contains this");
+  metrics->add_flag("--raw", metrics_options.raw, "print the Prometheus text format, as /metrics serves it");
+  metrics->add_flag("--json", common.json, "print the metric families as JSON");
 
   auto* record = app.add_subcommand("record", "record a CPU or wall-clock profile of a running process");
   add_pid(record, pid);
@@ -136,7 +153,8 @@ int main(int argc, char** argv) {
   common.timeout = std::chrono::milliseconds(static_cast<long>(timeout_s * 1000));
 
   try {
-    if (*ps) return run_ps(common);
+    if (*ps) return run_ps(ps_options, common);
+    if (*metrics) return run_metrics(pid, metrics_options, common);
     if (*attach) return run_attach(pid, common);
     if (*stacks) return run_stacks(pid, stacks_options, common);
     if (*slow) return run_slow(pid, follow, common);

@@ -1,13 +1,21 @@
-// `periscope ps`: every live process with an agent, like `gops`. Reads /proc only; connects to
-// nobody, so it is fast and works for processes we may not attach to.
+// `periscope ps`: every live process with an agent, like `gops`. Reads /proc and the socket
+// directory only; connects to nobody, so it is fast and works for processes we may not attach to.
+// --prometheus-sd turns the agents that serve HTTP into a Prometheus file_sd_configs target list.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <pwd.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include "manhole/protocol.h"
+#include "manhole/socket_location.h"
 #include "manhole/text_table.h"
 #include "profiler/process_info.h"
+#include "profiler/proc_reader.h"
+#include "viewer/cli_errors.h"
 #include "viewer/commands.h"
 #include "viewer/discovery.h"
 
@@ -20,23 +28,65 @@ std::string user_name(uid_t uid) {
   return std::to_string(uid);
 }
 
+// The agent's HTTP endpoint from the file beside its socket; empty when it has none (or the
+// socket directory is not ours to read).
+std::string http_endpoint(const std::string& socket_path) {
+  auto text = proc::read_file(manhole::http_address_file(socket_path), 256);
+  if (!text) return {};
+  auto end = text->find('\n');
+  return text->substr(0, end);
+}
+
+// Writes next to `path` and renames, so Prometheus never reads a half-written file.
+void write_atomically(const std::string& path, const std::string& content) {
+  std::string temp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    out << content;
+    if (!out.good()) throw CliError(kExitCommandFailed, "cannot write " + temp + ": " + std::strerror(errno));
+  }
+  if (std::rename(temp.c_str(), path.c_str()) != 0) {
+    std::string why = std::strerror(errno);
+    std::remove(temp.c_str());
+    throw CliError(kExitCommandFailed, "cannot write " + path + ": " + why);
+  }
+}
+
+int print_prometheus_sd(const nlohmann::json& list, const PsOptions& ps) {
+  nlohmann::json groups = nlohmann::json::array();
+  for (const auto& agent : list) {
+    if (!agent["http"].is_string()) continue;
+    groups.push_back({{"targets", {agent["http"]}},
+                      {"labels", {{"job", ps.job}, {"process", agent["name"]}}}});
+  }
+  std::string text = manhole::dump_json(groups, 2) + "\n";
+  if (ps.output.empty()) std::fputs(text.c_str(), stdout);
+  else write_atomically(ps.output, text);
+  if (groups.empty()) std::fprintf(stderr, "periscope: no agent serves HTTP (start them with PERISCOPE_HTTP)\n");
+  return kExitOk;
+}
+
 }  // namespace
 
-int run_ps(const CommonOptions& options) {
+int run_ps(const PsOptions& ps, const CommonOptions& options) {
   nlohmann::json list = nlohmann::json::array();
-  std::vector<std::vector<std::string>> rows{{"PID", "NAME", "USER", "UPTIME", "SOCKET"}};
+  std::vector<std::vector<std::string>> rows{{"PID", "NAME", "USER", "UPTIME", "HTTP", "SOCKET"}};
   for (const auto& agent : find_agents()) {
     auto info = read_process_info(agent.pid);
     if (!info) continue;  // exited since we looked
+    std::string http = http_endpoint(agent.socket_path);
     list.push_back({{"pid", agent.pid},
                     {"name", info->name},
                     {"uid", info->uid},
                     {"user", user_name(info->uid)},
                     {"uptime_s", info->uptime_seconds},
-                    {"socket", agent.socket_path}});
+                    {"socket", agent.socket_path},
+                    {"http", http.empty() ? nlohmann::json(nullptr) : nlohmann::json(http)}});
     rows.push_back({std::to_string(agent.pid), info->name, user_name(info->uid),
-                    format_duration(info->uptime_seconds), agent.socket_path});
+                    format_duration(info->uptime_seconds), http.empty() ? "-" : http, agent.socket_path});
   }
+  if (ps.prometheus_sd) return print_prometheus_sd(list, ps);
+  if (!ps.output.empty()) throw CliError(kExitUsage, "-o/--output goes with --prometheus-sd");
   if (options.json) {
     std::printf("%s\n", manhole::dump_json(list, 2).c_str());
   } else if (list.empty()) {
@@ -44,7 +94,7 @@ int run_ps(const CommonOptions& options) {
   } else {
     std::fputs(manhole::format_table(rows).c_str(), stdout);
   }
-  return 0;
+  return kExitOk;
 }
 
 }  // namespace periscope::viewer

@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <csignal>
+#include <fstream>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -15,6 +16,7 @@
 #include "agent/src/builtin_commands.h"
 #include "agent/src/config.h"
 #include "agent/src/fork_handling.h"
+#include "agent/src/http_admin.h"
 #include "agent/src/logging.h"
 #include "agent/src/profiling.h"
 #include "agent/src/watchdog/fast_clock.h"
@@ -42,6 +44,8 @@ struct Agent {
   asio::io_context io{1};
   asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(io);
   std::unique_ptr<manhole::Server> server;
+  std::unique_ptr<HttpServer> http;  // null when PERISCOPE_HTTP is not set or it could not listen
+  std::string http_endpoint;
   std::unique_ptr<Watchdog> watchdog;
   ProfilingPtr profiling;
   std::thread thread;
@@ -52,10 +56,35 @@ Agent* g_agent = nullptr;  // guarded by g_lifecycle; deliberately leaked at exi
 
 // What the atexit handler removes; plain storage because it runs during exit.
 char g_socket_to_remove[108];
+char g_http_file_to_remove[108];
 pid_t g_socket_owner = 0;
 
 void remove_socket_at_exit() {
-  if (g_socket_owner == ::getpid() && g_socket_to_remove[0]) ::unlink(g_socket_to_remove);
+  if (g_socket_owner != ::getpid()) return;
+  if (g_socket_to_remove[0]) ::unlink(g_socket_to_remove);
+  if (g_http_file_to_remove[0]) ::unlink(g_http_file_to_remove);
+}
+
+void copy_path(const std::string& path, char (&to)[108]) {
+  path.copy(to, sizeof to - 1);
+  to[std::min(path.size(), sizeof to - 1)] = '\0';
+}
+
+// The HTTP endpoint is optional: when it cannot start, the agent runs without it (one line says why).
+void start_http(Agent& agent) {
+  if (agent.options.http.empty()) return;
+  std::string error;
+  agent.http = start_http_admin(agent.io, agent.options, &error);
+  if (!agent.http) {
+    log_line("HTTP endpoint is off: " + error);
+    return;
+  }
+  agent.http_endpoint = format_http_address(agent.http->address());
+  const std::string file = manhole::http_address_file(agent.server->socket_path());
+  std::ofstream out(file, std::ios::trunc);
+  out << agent.http_endpoint << "\n";
+  if (out.good()) copy_path(file, g_http_file_to_remove);
+  if (agent.options.verbose) log_line("HTTP endpoint on http://" + agent.http_endpoint + "/");
 }
 
 void run_io(Agent* agent) {
@@ -117,8 +146,8 @@ Status start_locked(const Options& options) {
   if (auto err = agent->server->listen(); !err.empty()) return Status::failure(err);
 
   const std::string& path = agent->server->socket_path();
-  path.copy(g_socket_to_remove, sizeof g_socket_to_remove - 1);
-  g_socket_to_remove[std::min(path.size(), sizeof g_socket_to_remove - 1)] = '\0';
+  copy_path(path, g_socket_to_remove);
+  g_http_file_to_remove[0] = '\0';
   g_socket_owner = agent->owner_pid;
   static bool atexit_registered = (std::atexit(remove_socket_at_exit) == 0);
   (void)atexit_registered;
@@ -145,6 +174,7 @@ Status start_locked(const Options& options) {
       !err.empty()) {
     log_line(err);
   }
+  start_http(*agent);
   start_io_thread(agent.get());
   if (options.verbose) log_line("agent " PERISCOPE_VERSION_STRING " listening on " + path);
   g_agent = agent.release();
@@ -194,6 +224,7 @@ void stop_agent() {
     asio::post(agent->io, [agent] {
       agent->watchdog->stop();
       stop_profiling(*agent->profiling);
+      if (agent->http) agent->http->stop();
       agent->server->stop();
       agent->work.reset();
       agent->io.stop();
@@ -203,7 +234,11 @@ void stop_agent() {
       return;                  // and the agent is leaked rather than freed under its own feet
     }
     agent->thread.join();
-    if (g_socket_owner == ::getpid()) g_socket_to_remove[0] = '\0';
+    if (g_socket_owner == ::getpid()) {
+      g_socket_to_remove[0] = '\0';
+      if (g_http_file_to_remove[0]) ::unlink(g_http_file_to_remove);
+      g_http_file_to_remove[0] = '\0';
+    }
     delete agent;
   } catch (...) {
   }
@@ -224,6 +259,21 @@ std::chrono::milliseconds agent_stack_timeout() {
   return g_agent ? g_agent->options.stack_timeout : Options{}.stack_timeout;
 }
 
+std::string agent_http_endpoint() {
+  std::lock_guard lock(g_lifecycle);
+  return g_agent ? g_agent->http_endpoint : std::string();
+}
+
+const manhole::ServerCounters* agent_manhole_counters() {
+  std::lock_guard lock(g_lifecycle);
+  return g_agent ? &g_agent->server->counters() : nullptr;
+}
+
+const HttpCounters* agent_http_counters() {
+  std::lock_guard lock(g_lifecycle);
+  return g_agent && g_agent->http ? &g_agent->http->counters() : nullptr;
+}
+
 Profiling* agent_profiling() {
   std::lock_guard lock(g_lifecycle);
   return g_agent ? g_agent->profiling.get() : nullptr;
@@ -241,6 +291,7 @@ nlohmann::json agent_status() {
   double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - g_agent->started).count();
   return {{"version", PERISCOPE_VERSION_STRING},
           {"socket", g_agent->server->socket_path()},
+          {"http", g_agent->http_endpoint.empty() ? nlohmann::json(nullptr) : nlohmann::json(g_agent->http_endpoint)},
           {"agent_uptime_s", up},
           {"sessions_active", c.active.load()},
           {"connections_accepted", c.accepted.load()},
@@ -280,6 +331,7 @@ void restart_in_fork_child() {
   Agent* parent_agent = g_agent;
   g_agent = nullptr;
   g_socket_to_remove[0] = '\0';
+  g_http_file_to_remove[0] = '\0';
   g_lifecycle.unlock();
   if (!parent_agent || !parent_agent->options.restart_after_fork) return;
   Status s = start_agent(parent_agent->options);

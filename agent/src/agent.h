@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "manhole/command_registry.h"
+#include "manhole/server.h"
 #include "manhole/variable_registry.h"
 #include "periscope/periscope.h"
 
@@ -23,6 +24,13 @@ bool agent_running();
 std::string agent_socket_path();
 
 std::chrono::milliseconds agent_stack_timeout();
+std::string agent_http_endpoint();  // "127.0.0.1:9464", empty without HTTP
+
+// The running agent's servers' counters, for metrics (null when not running or without HTTP).
+// The counters live as long as the agent: read them on the io thread.
+const manhole::ServerCounters* agent_manhole_counters();
+struct HttpCounters;
+const HttpCounters* agent_http_counters();
 
 class Watchdog;
 class Profiling;

@@ -1,5 +1,6 @@
 // The public C++ API: thin, exception-proof wrappers over the agent and its registries.
 #include "agent/src/agent.h"
+#include "agent/src/metrics/metrics.h"
 #include "periscope/periscope.h"
 
 namespace periscope {
@@ -35,6 +36,16 @@ std::string socket_path() {
   }
 }
 
+std::string http_endpoint() {
+  try {
+    return agent::agent_http_endpoint();
+  } catch (...) {
+    return {};
+  }
+}
+
+std::shared_ptr<prometheus::Registry> registry() { return agent::host_registry(); }
+
 Status add_command(const std::string& name, const std::string& usage, const std::string& help,
                    CommandHandler handler) {
   return guarded("add_command", [&] {
@@ -43,6 +54,7 @@ Status add_command(const std::string& name, const std::string& usage, const std:
                              [handler = std::move(handler)](const manhole::Args& args) {
                                return manhole::Reply::success(handler(args));
                              }};
+    command.changes_state = true;  // we can't tell what an application's command does: POST only over HTTP
     return from_error(agent::command_registry().add(std::move(command)));
   });
 }

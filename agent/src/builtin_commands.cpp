@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "agent/src/agent.h"
+#include "agent/src/metrics/metrics.h"
 #include "agent/src/profiling.h"
 #include "agent/src/slow_commands.h"
 #include "agent/src/stacks_command.h"
@@ -55,6 +56,7 @@ Reply info(const Args&) {
     rows.push_back({"agent", "periscope " + agent["version"].get<std::string>() + ", up " +
                                  format_duration(agent["agent_uptime_s"].get<double>())});
     rows.push_back({"socket", agent["socket"].get<std::string>()});
+    rows.push_back({"http", agent["http"].is_string() ? "http://" + agent["http"].get<std::string>() + "/" : "off"});
     rows.push_back({"sessions", std::to_string(agent["sessions_active"].get<int>()) + " active, " +
                                     std::to_string(agent["connections_accepted"].get<uint64_t>()) + " accepted, " +
                                     std::to_string(agent["connections_refused_uid"].get<uint64_t>() +
@@ -91,6 +93,7 @@ std::string add_builtin_commands(manhole::CommandRegistry& registry) {
   }
   if (auto err = add_stacks_command(registry); !err.empty()) return err;
   if (auto err = add_slow_commands(registry); !err.empty()) return err;
+  if (auto err = add_metrics_command(registry); !err.empty()) return err;
   return add_profile_command(registry);
 }
 

@@ -67,6 +67,10 @@ Options Options::from_env() {
     o.slow_stderr = env_flag("PERISCOPE_SLOW_STDERR", o.slow_stderr);
     o.max_inflight = static_cast<int>(env_int("PERISCOPE_SLOW_MAX_INFLIGHT", o.max_inflight, 16, 1 << 22));
     o.max_request_names = static_cast<int>(env_int("PERISCOPE_SLOW_MAX_NAMES", o.max_request_names, 1, 10000));
+    if (const char* http = env("PERISCOPE_HTTP")) o.http = http;
+    o.http_max_connections =
+        static_cast<int>(env_int("PERISCOPE_HTTP_MAX_CONNECTIONS", o.http_max_connections, 1, 1000));
+    o.http_timeout = std::chrono::milliseconds(env_int("PERISCOPE_HTTP_TIMEOUT_MS", o.http_timeout.count(), 10, 600000));
   } catch (...) {
   }
   return o;
@@ -90,7 +94,10 @@ nlohmann::json describe_options(const Options& o, const std::string& socket_dir)
           {"slow_log", o.slow_log},
           {"slow_stderr", o.slow_stderr},
           {"max_inflight", o.max_inflight},
-          {"max_request_names", o.max_request_names}};
+          {"max_request_names", o.max_request_names},
+          {"http", o.http},
+          {"http_max_connections", o.http_max_connections},
+          {"http_timeout_ms", o.http_timeout.count()}};
 }
 
 }  // namespace agent

@@ -27,14 +27,26 @@ using manhole::Reply;
 
 class Profiling {
  public:
-  Profiling(asio::io_context& io, bool timers_only) : timer_(io), timers_only_(timers_only) {}
+  Profiling(asio::io_context& io, bool timers_only) : io_(io), timer_(io), timers_only_(timers_only) {}
 
   std::string start(SampleMode mode, int hz) {
     if (sampler_.running()) return "a profile is already running; 'profile stop' first";
+    ProfilingTotals before = totals();  // the sampler's counts restart from zero
     if (auto err = sampler_.start(mode, hz, timers_only_); !err.empty()) return err;
+    earlier_ = before;
+    ++generation_;
     schedule();
     return {};
   }
+
+  ProfilingTotals totals() {
+    const RawProfile& p = sampler_.peek();
+    return {earlier_.samples + p.samples, earlier_.lost + p.lost, earlier_.signals + sampler_.signals_sent()};
+  }
+
+  // Which start() the running profile came from: a timed profile stops only its own.
+  uint64_t generation() const { return generation_; }
+  asio::io_context& io() { return io_; }
 
   void stop() {
     sampler_.stop();
@@ -56,9 +68,12 @@ class Profiling {
     });
   }
 
+  asio::io_context& io_;
   Sampler sampler_;
   asio::steady_timer timer_;
   bool timers_only_;
+  ProfilingTotals earlier_;  // of the profiles before this one
+  uint64_t generation_ = 0;
 };
 
 void ProfilingDeleter::operator()(Profiling* p) const { delete p; }
@@ -66,6 +81,7 @@ ProfilingPtr make_profiling(asio::io_context& io, bool timers_only) {
   return ProfilingPtr(new Profiling(io, timers_only));
 }
 void stop_profiling(Profiling& profiling) { profiling.stop(); }
+ProfilingTotals profiling_totals(Profiling& profiling) { return profiling.totals(); }
 
 namespace {
 
@@ -237,6 +253,19 @@ std::string start_whole_run_profile(asio::io_context& io, Profiling& profiling, 
     if (auto err = profiling.start(mode, hz); !err.empty()) log_line("PERISCOPE_PROFILE: " + err);
   });
   return {};
+}
+
+void profile_for(Profiling& profiling, SampleMode mode, int hz, std::chrono::milliseconds duration,
+                 std::function<void(std::string error, Profile profile)> done) {
+  if (auto err = profiling.start(mode, hz); !err.empty()) return done(err, {});
+  auto timer = std::make_shared<asio::steady_timer>(profiling.io(), duration);
+  timer->async_wait([timer, &profiling, generation = profiling.generation(), done = std::move(done)](
+                        const boost::system::error_code&) {
+    Sampler& s = profiling.sampler();
+    if (profiling.generation() != generation) return done("the profile was stopped and another started", {});
+    if (s.running()) profiling.stop();
+    done({}, symbolize(s.peek(), s.threads()));
+  });
 }
 
 std::string add_profile_command(manhole::CommandRegistry& registry) {

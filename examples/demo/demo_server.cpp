@@ -8,14 +8,18 @@
 //   GET /stuck?pct=P P% of requests (default 20) wait 5 s on a lock; the rest answer at once
 //
 // Every request is a periscope::Request named by its route, so `periscope slow PID` shows where
-// slow ones were caught and `periscope inflight PID` what runs now.
+// slow ones were caught and `periscope inflight PID` what runs now. It also counts its responses
+// by route in periscope::registry(), served at the agent's /metrics beside the agent's own.
 //
 // Usage: demo_server [--port N (0 = any free port)] [--threads N]
-// It prints "demo_server listening on http://127.0.0.1:PORT" once it accepts connections.
+// It prints "demo_server listening on http://127.0.0.1:PORT" once it accepts connections (and,
+// with PERISCOPE_HTTP set, where the agent's /metrics is).
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -99,12 +103,29 @@ const char* route_of(const std::string& path) {
   return "not_found";
 }
 
+// The application's own metric, in the registry the agent serves.
+prometheus::Family<prometheus::Counter>& responses_family() {
+  static auto& family = prometheus::BuildCounter()
+                            .Name("demo_responses_total")
+                            .Help("Responses of the demo server, by route.")
+                            .Register(*periscope::registry());
+  return family;
+}
+
+void count_response(const char* route) {
+  thread_local std::map<std::string, prometheus::Counter*> counters;  // Add() takes a lock: once per route
+  auto& counter = counters[route];
+  if (!counter) counter = &responses_family().Add({{"route", route}});
+  counter->Increment();
+}
+
 std::string handle(const std::string& target) {
   ++g_requests;
   std::string path = target.substr(0, target.find('?'));
   // Watched by periscope's slow-request watchdog: `periscope slow PID` shows the stacks of
   // requests that outlive PERISCOPE_SLOW_MS (see also set_slow_threshold in main).
   periscope::Request request(route_of(path), g_requests.load());
+  count_response(route_of(path));
   if (path == "/fast") return "ok\n";
   if (path == "/cpu") return "primes: " + std::to_string(find_primes(query_int(target, "ms", 200))) + "\n";
   if (path == "/sleep") {
@@ -217,8 +238,9 @@ int main(int argc, char** argv) {
     asio::io_context io;
     tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
     WorkerPool pool(threads);
-    std::printf("demo_server listening on http://127.0.0.1:%u (pid %d)\n", acceptor.local_endpoint().port(),
-                static_cast<int>(getpid()));
+    std::string admin = periscope::http_endpoint();
+    std::printf("demo_server listening on http://127.0.0.1:%u (pid %d)%s\n", acceptor.local_endpoint().port(),
+                static_cast<int>(getpid()), admin.empty() ? "" : ("; metrics on http://" + admin + "/metrics").c_str());
     std::fflush(stdout);
     for (;;) pool.submit(acceptor.accept());
   } catch (const std::exception& e) {

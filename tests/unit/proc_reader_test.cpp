@@ -21,6 +21,8 @@ TEST(ParseStat, HandlesSpacesAndParenthesesInName) {
   EXPECT_EQ(st->stime_ticks, 50u);
   EXPECT_EQ(st->num_threads, 3);
   EXPECT_EQ(st->start_ticks, 12345u);
+  EXPECT_EQ(st->vsize_bytes, 1000u);
+  EXPECT_EQ(st->rss_pages, 10);
 }
 
 TEST(ParseStat, RejectsTruncatedLines) {

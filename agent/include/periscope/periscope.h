@@ -9,11 +9,16 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #define PERISCOPE_API __attribute__((visibility("default")))
+
+namespace prometheus {
+class Registry;
+}
 
 namespace periscope {
 
@@ -48,6 +53,12 @@ struct Options {
   int max_inflight = 16384;                         // PERISCOPE_SLOW_MAX_INFLIGHT: requests tracked at once
   int max_request_names = 100;                      // PERISCOPE_SLOW_MAX_NAMES: distinct names in metrics;
                                                     // the rest count as "other"
+  // HTTP admin endpoint: /metrics (Prometheus), /debug/pprof/profile, /debug/stacks, ...
+  std::string http;                                 // PERISCOPE_HTTP=[HOST:]PORT; empty: off. Without a host
+                                                    // it listens on 127.0.0.1; port 0 picks a free port
+  int http_max_connections = 16;                    // PERISCOPE_HTTP_MAX_CONNECTIONS: concurrent connections
+  std::chrono::milliseconds http_timeout{10000};    // PERISCOPE_HTTP_TIMEOUT_MS: to read a request or write
+                                                    // a response
 
   // Defaults overridden by PERISCOPE_* environment variables; a malformed value is reported on
   // stderr (one line) and the default is kept.
@@ -76,6 +87,17 @@ PERISCOPE_API void stop();
 PERISCOPE_API bool running();
 // The manhole socket of the running agent, empty when not running.
 PERISCOPE_API std::string socket_path();
+
+// The HTTP endpoint of the running agent ("127.0.0.1:9464"), empty when it has none.
+PERISCOPE_API std::string http_endpoint();
+
+// The Prometheus registry served at /metrics (and by `periscope metrics PID`), beside the
+// process_* and periscope_* metrics of the agent. It exists whether or not the agent runs, and
+// lives until the process exits. Add families with prometheus-cpp (link prometheus-cpp::core):
+//   auto& hits = prometheus::BuildCounter().Name("cache_hits_total").Help("...").Register(*periscope::registry());
+// Counter and Gauge updates are lock-free; Histogram::Observe takes a mutex. Don't label by
+// request id, user or URL: every label value is a series.
+PERISCOPE_API std::shared_ptr<prometheus::Registry> registry();
 
 // A manhole command of the application. `usage` is its argument spec ("NAME [VALUE]",
 // "[ITEM...]"): the argument count is checked before `handler` runs. The handler returns the text

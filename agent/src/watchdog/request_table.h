@@ -103,6 +103,7 @@ class RequestTable {
   size_t capacity() const { return capacity_; }
   size_t high_water() const { return high_water_.load(std::memory_order_acquire); }
   RequestSlot& slot(size_t i) { return slots_[i]; }
+  const RequestSlot& slot(size_t i) const { return slots_[i]; }
   bool owns(const RequestSlot* s) const { return s >= slots_ && s < slots_ + capacity_; }
   size_t names() const { return name_count_.load(std::memory_order_acquire); }
   const NameStats& name_stats(size_t i) const { return names_[i]; }

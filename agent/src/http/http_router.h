@@ -1,0 +1,59 @@
+// What the HTTP admin endpoint answers, independent of sockets (so it can be unit-tested and
+// fuzzed): /metrics, /debug/pprof/profile, /debug/stacks|slow|inflight and every manhole command
+// as /debug/cmd/NAME (GET for read-only commands, POST for those that change state).
+//
+// Threading: handle() on the io thread; `respond` is called exactly once, at once or later (a
+// profile answers after its seconds), also on the io thread.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "manhole/command_registry.h"
+
+namespace periscope::agent {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // as sent: "/debug/slow?format=json"
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra: Allow, Content-Disposition
+};
+using Respond = std::function<void(HttpResponse)>;
+
+struct ProfileRequest {
+  std::chrono::seconds duration{30};
+  bool wall = false;
+  int hz = 99;
+};
+
+struct HttpBackend {
+  std::function<std::string()> metrics_text;  // Prometheus text format 0.0.4
+  // Profiles for the duration, then responds with the gzipped pprof (or the reason it could not).
+  std::function<void(const ProfileRequest&, Respond)> profile;
+};
+
+inline constexpr int kMaxProfileSeconds = 3600;
+
+class HttpRouter {
+ public:
+  HttpRouter(const manhole::CommandRegistry& commands, HttpBackend backend)
+      : commands_(commands), backend_(std::move(backend)) {}
+  void handle(const HttpRequest& request, Respond respond) const;
+
+ private:
+  const manhole::CommandRegistry& commands_;
+  HttpBackend backend_;
+};
+
+HttpResponse text_response(int status, std::string body);
+
+}  // namespace periscope::agent

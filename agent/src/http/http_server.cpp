@@ -1,0 +1,229 @@
+#include "agent/src/http/http_server.h"
+
+#include <arpa/inet.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <cerrno>
+#include <cstring>
+#include <list>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <optional>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "manhole/accept_loop.h"
+#include "manhole/owned_fds.h"
+
+namespace periscope::agent {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using boost::system::error_code;
+
+namespace {
+
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(asio::io_context& io, int fd, const HttpServerConfig& config, const HttpRouter& router,
+              HttpCounters& counters, std::function<void()> on_closed)
+      : stream_(io), fd_(fd), config_(config), router_(router), counters_(counters), on_closed_(std::move(on_closed)) {
+    error_code ec;
+    stream_.socket().assign(config.address.v6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd, ec);
+    if (ec) closed_ = true;
+  }
+
+  void start() {
+    if (closed_) return finish();
+    read();
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    error_code ec;
+    stream_.socket().release(ec);  // cancels pending operations; the fd is ours to close
+    finish();
+  }
+
+ private:
+  void finish() {
+    manhole::close_tracked(fd_);
+    if (on_closed_) std::exchange(on_closed_, nullptr)();
+  }
+
+  void read() {
+    parser_.emplace();
+    parser_->header_limit(8 * 1024);
+    parser_->body_limit(config_.max_body_bytes);
+    stream_.expires_after(config_.timeout);
+    http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](const error_code& ec, size_t) {
+      self->on_read(ec);
+    });
+  }
+
+  void on_read(const error_code& ec) {
+    if (closed_) return;
+    if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset) {
+      return close();
+    }
+    if (ec == beast::error::timeout) {
+      ++counters_.timed_out;
+      return close();
+    }
+    if (ec) {
+      keep_alive_ = false;
+      int status = ec == http::error::body_limit ? 413 : ec == http::error::header_limit ? 431 : 400;
+      return write(text_response(status, "bad request: " + ec.message() + "\n"));
+    }
+    const auto& request = parser_->get();
+    keep_alive_ = request.keep_alive();
+    version_ = request.version();
+    stream_.expires_never();  // a profile may take its seconds before the response is ready
+    HttpRequest r{std::string(request.method_string()), std::string(request.target())};
+    router_.handle(r, [self = shared_from_this()](HttpResponse response) { self->write(std::move(response)); });
+  }
+
+  void write(HttpResponse r) {
+    if (closed_) return;
+    ++counters_.responses[r.status];
+    response_ = {};
+    response_.version(version_);
+    response_.result(static_cast<unsigned>(r.status));
+    response_.set(http::field::server, "periscope");
+    response_.set(http::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers) response_.set(name, value);
+    response_.body() = std::move(r.body);
+    response_.keep_alive(keep_alive_);
+    response_.prepare_payload();
+    stream_.expires_after(config_.timeout);
+    http::async_write(stream_, response_, [self = shared_from_this()](const error_code& ec, size_t) {
+      if (self->closed_) return;
+      if (ec == beast::error::timeout) ++self->counters_.timed_out;
+      if (ec || !self->keep_alive_) return self->close();
+      self->read();
+    });
+  }
+
+  beast::tcp_stream stream_;
+  int fd_;
+  const HttpServerConfig& config_;
+  const HttpRouter& router_;
+  HttpCounters& counters_;
+  std::function<void()> on_closed_;
+  beast::flat_buffer buffer_{16 * 1024};
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> response_;
+  bool keep_alive_ = true;
+  unsigned version_ = 11;
+  bool closed_ = false;
+};
+
+// Best effort, never blocks: the socket is non-blocking and the reply is small.
+void send_and_forget(int fd, const std::string& text) {
+  ssize_t n = ::send(fd, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  (void)n;
+}
+
+}  // namespace
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  Impl(asio::io_context& io, HttpRouter router, HttpServerConfig config)
+      : io(io), router(std::move(router)), config(std::move(config)) {}
+
+  asio::io_context& io;
+  HttpRouter router;
+  HttpServerConfig config;
+  HttpCounters counters;
+  std::shared_ptr<manhole::AcceptLoop> accepting;
+  std::list<std::weak_ptr<HttpSession>> sessions;
+  bool stopped = false;
+
+  void admit(int fd) {
+    if (counters.active.load() >= config.max_connections) {
+      ++counters.refused_busy;
+      ++counters.responses[503];
+      send_and_forget(fd,
+                      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                      "Content-Length: 21\r\n\r\ntoo many connections\n");
+      manhole::close_tracked(fd);
+      return;
+    }
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ++counters.accepted;
+    ++counters.active;
+    sessions.remove_if([](const std::weak_ptr<HttpSession>& s) { return s.expired(); });
+    auto session = std::make_shared<HttpSession>(io, fd, config, router, counters,
+                                                 [weak = weak_from_this()] {
+                                                   if (auto self = weak.lock()) --self->counters.active;
+                                                 });
+    sessions.push_back(session);
+    session->start();
+  }
+};
+
+HttpServer::HttpServer(asio::io_context& io, HttpRouter router, HttpServerConfig config)
+    : impl_(std::make_shared<Impl>(io, std::move(router), std::move(config))) {}
+
+HttpServer::~HttpServer() = default;
+
+const HttpAddress& HttpServer::address() const { return impl_->config.address; }
+const HttpCounters& HttpServer::counters() const { return impl_->counters; }
+
+std::string HttpServer::listen() {
+  HttpAddress& address = impl_->config.address;
+  sockaddr_storage storage{};
+  socklen_t length;
+  if (address.v6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&storage);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(address.port);
+    ::inet_pton(AF_INET6, address.ip.c_str(), &a->sin6_addr);
+    length = sizeof *a;
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&storage);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(address.port);
+    ::inet_pton(AF_INET, address.ip.c_str(), &a->sin_addr);
+    length = sizeof *a;
+  }
+  int fd = ::socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return std::string("socket: ") + std::strerror(errno);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&storage), length) != 0 || ::listen(fd, 128) != 0) {
+    std::string err = "cannot listen on " + format_http_address(address) + ": " + std::strerror(errno);
+    ::close(fd);
+    return err;
+  }
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length) == 0) {
+    address.port = ntohs(address.v6 ? reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port
+                                    : reinterpret_cast<sockaddr_in*>(&storage)->sin_port);
+  }
+  impl_->accepting = manhole::AcceptLoop::start(impl_->io, fd, [weak = impl_->weak_from_this()](int connection) {
+    if (auto self = weak.lock()) self->admit(connection);
+    else manhole::close_tracked(connection);
+  });
+  return {};
+}
+
+void HttpServer::stop() {
+  auto& s = *impl_;
+  if (s.stopped) return;
+  s.stopped = true;
+  if (s.accepting) s.accepting->stop();
+  for (auto& weak : s.sessions) {
+    if (auto session = weak.lock()) session->close();
+  }
+  s.sessions.clear();
+}
+
+}  // namespace periscope::agent
