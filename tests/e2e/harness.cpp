@@ -1,5 +1,6 @@
 #include "tests/e2e/harness.h"
 
+#include <arpa/inet.h>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -7,7 +8,9 @@
 #include <fcntl.h>
 #include <fstream>
 #include <grp.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <sys/socket.h>
@@ -16,6 +19,7 @@
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 
 extern char** environ;
 
@@ -335,6 +339,25 @@ RawConnection::RawConnection(const std::string& socket_path, uid_t run_as) {
                             : connect_unix_as(socket_path, run_as, &connect_errno_);
 }
 
+RawConnection RawConnection::tcp(const std::string& address) {
+  RawConnection c;
+  auto colon = address.rfind(':');
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+  ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr);
+  c.fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (::connect(c.fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    c.connect_errno_ = errno;
+    ::close(c.fd_);
+    c.fd_ = -1;
+  }
+  return c;
+}
+
+RawConnection::RawConnection(RawConnection&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), connect_errno_(other.connect_errno_), buffer_(std::move(other.buffer_)) {}
+
 RawConnection::~RawConnection() {
   if (fd_ >= 0) ::close(fd_);
 }
@@ -384,6 +407,40 @@ bool RawConnection::closed_by_peer(std::chrono::milliseconds timeout) {
     if (n > 0) buffer_.append(buf, static_cast<size_t>(n));
   }
   return false;
+}
+
+HttpResult http_request(const std::string& address, const std::string& method, const std::string& target,
+                        std::chrono::milliseconds timeout) {
+  HttpResult result;
+  RawConnection c = RawConnection::tcp(address);
+  if (!c.connected()) return result;
+  c.send(method + " " + target + " HTTP/1.1\r\nHost: " + address + "\r\nConnection: close\r\n\r\n");
+  std::string all = c.read_until(std::string(1, '\0') + "never", timeout);  // until EOF
+  auto end = all.find("\r\n\r\n");
+  if (end == std::string::npos || all.rfind("HTTP/1.", 0) != 0) return result;
+  result.headers = all.substr(0, end);
+  result.body = all.substr(end + 4);
+  result.status = std::atoi(all.c_str() + 9);
+  return result;
+}
+
+DemoWithHttp::DemoWithHttp(const SocketDir& dir, Env extra_env)
+    : process_({target_path("demo_server"), "--port", "0", "--threads", "2"}, [&] {
+        Env env = dir.env();
+        env["PERISCOPE_HTTP"] = "127.0.0.1:0";
+        for (auto& [k, v] : extra_env) env[k] = v;
+        return env;
+      }()) {
+  auto ready = process_.read_line();
+  // "demo_server listening on http://127.0.0.1:PORT (pid N); metrics on http://127.0.0.1:PORT/metrics"
+  std::smatch m;
+  static const std::regex line(R"(listening on http://([0-9.:]+) .*metrics on http://([0-9.:]+)/metrics)");
+  if (!ready || !std::regex_search(*ready, m, line)) {
+    throw std::runtime_error("demo_server did not start with HTTP: " + ready.value_or("(no line)") +
+                             "; stderr: " + process_.stderr_text());
+  }
+  demo_ = m[1];
+  admin_ = m[2];
 }
 
 }  // namespace periscope::test

@@ -98,10 +98,12 @@ class AgentTarget {
   std::string socket_;
 };
 
-// A raw client connection to a manhole socket.
+// A raw client connection to a manhole socket (or, with tcp(), to "HOST:PORT").
 class RawConnection {
  public:
   explicit RawConnection(const std::string& socket_path, uid_t run_as = static_cast<uid_t>(-1));
+  static RawConnection tcp(const std::string& ipv4_address_and_port);
+  RawConnection(RawConnection&& other) noexcept;
   ~RawConnection();
   bool connected() const { return fd_ >= 0; }
   int connect_errno() const { return connect_errno_; }
@@ -113,9 +115,34 @@ class RawConnection {
   bool closed_by_peer(std::chrono::milliseconds timeout = 5s);
 
  private:
+  RawConnection() = default;
   int fd_ = -1;
   int connect_errno_ = 0;
   std::string buffer_;
+};
+
+// One HTTP/1.1 request with "Connection: close" over a fresh TCP connection.
+struct HttpResult {
+  int status = 0;  // 0: no response
+  std::string headers;  // the status line and header lines, as received
+  std::string body;
+};
+HttpResult http_request(const std::string& address, const std::string& method, const std::string& target,
+                        std::chrono::milliseconds timeout = 10s);
+
+// The demo server with the agent's HTTP endpoint on a free port (PERISCOPE_HTTP=127.0.0.1:0).
+class DemoWithHttp {
+ public:
+  explicit DemoWithHttp(const SocketDir& dir, Env extra_env = {});
+  Process& process() { return process_; }
+  pid_t pid() const { return process_.pid(); }
+  const std::string& demo() const { return demo_; }    // the demo's own HTTP, "127.0.0.1:PORT"
+  const std::string& admin() const { return admin_; }  // the agent's HTTP endpoint
+
+ private:
+  Process process_;
+  std::string demo_;
+  std::string admin_;
 };
 
 }  // namespace periscope::test
