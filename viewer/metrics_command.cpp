@@ -44,23 +44,37 @@ std::string labels_text(const nlohmann::json& labels) {
   return out.empty() ? out : out + "}";
 }
 
-// The smallest bucket bound holding quantile q of the observations ("<= 0.25").
-std::string quantile_bound(const nlohmann::json& series, double q) {
+// Seconds as a person reads them: "850us", "12.5ms", "1.50s".
+std::string seconds_text(double s) {
+  char buf[32];
+  if (s < 1e-3) std::snprintf(buf, sizeof buf, "%.0fus", s * 1e6);
+  else if (s < 1) std::snprintf(buf, sizeof buf, "%.1fms", s * 1e3);
+  else std::snprintf(buf, sizeof buf, "%.2fs", s);
+  return buf;
+}
+
+std::string value_text(const std::string& family, const nlohmann::json& v) {
+  if (v.is_number() && family.ends_with("_seconds")) return seconds_text(v.get<double>());
+  return number_text(v);
+}
+
+// The smallest bucket bound holding quantile q of the observations ("<=250.0ms").
+std::string quantile_bound(const std::string& family, const nlohmann::json& series, double q) {
   uint64_t count = series.value("count", uint64_t{0});
   if (count == 0) return "-";
   double rank = q * static_cast<double>(count);
   for (const auto& b : series["buckets"]) {
-    if (static_cast<double>(b["count"].get<uint64_t>()) >= rank) return "<=" + number_text(b["le"]);
+    if (static_cast<double>(b["count"].get<uint64_t>()) >= rank) return "<=" + value_text(family, b["le"]);
   }
   return "?";
 }
 
-std::string histogram_text(const nlohmann::json& series) {
+std::string histogram_text(const std::string& family, const nlohmann::json& series) {
   uint64_t count = series.value("count", uint64_t{0});
   std::string text = "count " + std::to_string(count);
   if (count > 0 && series["sum"].is_number()) {
-    text += ", mean " + number_text(series["sum"].get<double>() / static_cast<double>(count));
-    text += ", p50 " + quantile_bound(series, 0.5) + ", p99 " + quantile_bound(series, 0.99);
+    text += ", mean " + value_text(family, series["sum"].get<double>() / static_cast<double>(count));
+    text += ", p50 " + quantile_bound(family, series, 0.5) + ", p99 " + quantile_bound(family, series, 0.99);
   }
   return text;
 }
@@ -99,7 +113,7 @@ int run_metrics(pid_t pid, const MetricsOptions& metrics, const CommonOptions& o
     const std::string name = f["name"].get<std::string>();
     const std::string type = f["type"].get<std::string>();
     for (const auto& s : f["series"]) {
-      std::string value = type == "histogram" ? histogram_text(s)
+      std::string value = type == "histogram" ? histogram_text(name, s)
                           : type == "summary" ? summary_text(s)
                                               : with_unit(name, s["value"]);
       rows.push_back({name + labels_text(s["labels"]), type, value});
