@@ -118,8 +118,8 @@ RequestTable::RequestTable(const RequestTableConfig& config)
       default_threshold_ms_(config.default_threshold_ms),
       slots_(map_zeroed<RequestSlot>(config.capacity)),
       names_(new NameStats[config.max_names + 1]),
-      blocks_(map_zeroed<ThreadStatsBlock>(kThreadBlocks)),
-      id_(g_next_table_id.fetch_add(1)) {
+      id_(g_next_table_id.fetch_add(1)),
+      blocks_(map_zeroed<ThreadStatsBlock>(kThreadBlocks)) {
   if (!slots_) capacity_ = 0;  // track nothing rather than fail the agent
   first_use_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   std::strcpy(names_[max_names_].name, "other");
