@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages periscope needs to build, test and demo.
 # Idempotent: packages already installed are skipped; nothing else is downloaded.
+# Usage: setup-deps.sh [bench|fuzz]: also what scripts/bench.sh's peers (gperftools, gdb) or the
+# fuzzers (clang's libFuzzer) need.
 set -euo pipefail
 
 PACKAGES=(
@@ -13,6 +15,13 @@ PACKAGES=(
   socat procps util-linux bsdutils elfutils
   golang-go chromium prometheus
 )
+
+case "${1:-}" in
+  bench) PACKAGES+=(libgoogle-perftools-dev gdb) ;;
+  fuzz) PACKAGES+=(clang-14 libclang-rt-14-dev) ;;
+  "") ;;
+  *) echo "setup-deps: unknown set '$1' (bench or fuzz)" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do

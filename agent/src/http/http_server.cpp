@@ -3,8 +3,9 @@
 #include <arpa/inet.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -30,13 +31,17 @@ using boost::system::error_code;
 
 namespace {
 
+// One connection. Timeouts are our own timer, not beast::tcp_stream's: that one closes the fd
+// itself on expiry, behind the back of the fork-safe fd table (which would then close a number
+// that may already belong to the host).
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(asio::io_context& io, int fd, const HttpServerConfig& config, const HttpRouter& router,
               HttpCounters& counters, std::function<void()> on_closed)
-      : stream_(io), fd_(fd), config_(config), router_(router), counters_(counters), on_closed_(std::move(on_closed)) {
+      : socket_(io), timer_(io), fd_(fd), config_(config), router_(router), counters_(counters),
+        on_closed_(std::move(on_closed)) {
     error_code ec;
-    stream_.socket().assign(config.address.v6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd, ec);
+    socket_.assign(config.address.v6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd, ec);
     if (ec) closed_ = true;
   }
 
@@ -48,8 +53,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void close() {
     if (closed_) return;
     closed_ = true;
+    timer_.cancel();
     error_code ec;
-    stream_.socket().release(ec);  // cancels pending operations; the fd is ours to close
+    socket_.release(ec);  // cancels pending operations; the fd is ours to close
     finish();
   }
 
@@ -59,12 +65,23 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (on_closed_) std::exchange(on_closed_, nullptr)();
   }
 
+  // The whole request (or the whole response) must get through within the timeout.
+  void arm_timer() {
+    timer_.expires_after(config_.timeout);
+    timer_.async_wait([weak = weak_from_this()](const error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->closed_) return;
+      ++self->counters_.timed_out;
+      self->close();
+    });
+  }
+
   void read() {
     parser_.emplace();
     parser_->header_limit(8 * 1024);
     parser_->body_limit(config_.max_body_bytes);
-    stream_.expires_after(config_.timeout);
-    http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](const error_code& ec, size_t) {
+    arm_timer();
+    http::async_read(socket_, buffer_, *parser_, [self = shared_from_this()](const error_code& ec, size_t) {
       self->on_read(ec);
     });
   }
@@ -72,10 +89,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void on_read(const error_code& ec) {
     if (closed_) return;
     if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset) {
-      return close();
-    }
-    if (ec == beast::error::timeout) {
-      ++counters_.timed_out;
       return close();
     }
     if (ec) {
@@ -86,7 +99,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const auto& request = parser_->get();
     keep_alive_ = request.keep_alive();
     version_ = request.version();
-    stream_.expires_never();  // a profile may take its seconds before the response is ready
+    timer_.cancel();  // a profile may take its seconds before the response is ready
     HttpRequest r{std::string(request.method_string()), std::string(request.target())};
     router_.handle(r, [self = shared_from_this()](HttpResponse response) { self->write(std::move(response)); });
   }
@@ -103,16 +116,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     response_.body() = std::move(r.body);
     response_.keep_alive(keep_alive_);
     response_.prepare_payload();
-    stream_.expires_after(config_.timeout);
-    http::async_write(stream_, response_, [self = shared_from_this()](const error_code& ec, size_t) {
+    arm_timer();
+    http::async_write(socket_, response_, [self = shared_from_this()](const error_code& ec, size_t) {
       if (self->closed_) return;
-      if (ec == beast::error::timeout) ++self->counters_.timed_out;
       if (ec || !self->keep_alive_) return self->close();
       self->read();
     });
   }
 
-  beast::tcp_stream stream_;
+  asio::ip::tcp::socket socket_;
+  asio::steady_timer timer_;
   int fd_;
   const HttpServerConfig& config_;
   const HttpRouter& router_;

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Runs every benchmark in bench/ and prints one table: each figure, its target, and the peer it
+# is measured against in the same run (gperftools, eu-stack, gdb, prometheus-cpp's Exposer), as
+# a ratio. The README's performance section quotes this table; each benchmark's own output is
+# kept in bench-results/<time>/ beside the table (table.md).
+#
+# Usage: scripts/bench.sh [--quick]    --quick: fewer repetitions (a smoke run, not for quoting)
+# Takes ~6 minutes (quick: ~2). Run it on an otherwise idle machine: the figures are timings.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+QUICK=0
+[ "${1:-}" = "--quick" ] && QUICK=1
+BUILD_DIR=${BUILD_DIR:-build}
+bash scripts/setup-deps.sh bench
+bash scripts/build.sh -DPERISCOPE_BUILD_BENCH=ON
+OUT=bench-results/$(date +%Y%m%d-%H%M%S)
+mkdir -p "$OUT"
+B=$BUILD_DIR/bench
+
+reps() { if [ $QUICK = 1 ]; then echo "$1"; else echo "$2"; fi; }
+log() { printf '  %-28s' "$1" >&2; }
+done_in() { printf 'done (%ds)\n' "$(( $(date +%s) - $1 ))" >&2; }
+
+# Runs one benchmark into $OUT/NAME.txt; fails the whole report if it fails.
+bench() {
+  local name=$1; shift
+  local start; start=$(date +%s)
+  log "$name"
+  if ! "$@" >"$OUT/$name.txt" 2>"$OUT/$name.err"; then
+    echo "FAILED: $* (see $OUT/$name.err)" >&2
+    cat "$OUT/$name.err" >&2
+    exit 1
+  fi
+  done_in "$start"
+}
+
+echo "scripts/bench.sh: writing to $OUT" >&2
+GB="--benchmark_repetitions=$(reps 3 10) --benchmark_report_aggregates_only=true"
+bench idle_cost bash bench/idle_cost.sh "$BUILD_DIR" "$(reps 3 10)"
+bench manhole_roundtrip "$B/manhole_roundtrip" $GB
+bench request_scope "$B/request_scope" $GB
+bench watchdog_scan_cost "$B/watchdog_scan_cost" 10000 "$(reps 3 10)"
+bench stacks_1000_threads bash bench/stacks_1000_threads.sh "$BUILD_DIR" 1000 "$(reps 3 5)"
+bench profiler bash bench/profiler_bench.sh "$BUILD_DIR" "$(reps 1 3)"
+bench metrics_scrape "$B/metrics_scrape" "$(reps 50 300)"
+
+# ---- the table
+f() { cat "$OUT/$1.txt"; }
+# Google Benchmark: the median real time of NAME, in the unit it printed (ns or us).
+gb_median() { f "$1" | awk -v n="$2_median" '$1 == n {print $2, $3}'; }
+ns() { awk -v v="$1" -v u="$2" 'BEGIN { m = (u == "us") ? 1000 : (u == "ms") ? 1e6 : 1; printf "%.1f", v * m }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2fx", a / b }'; }
+
+rows=()
+row() { rows+=("$1|$2|$3|$4|$5"); }  # figure | measured | target | peer (same run) | ratio
+
+t_added=$(f idle_cost | awk '$1 == "threads" {print $NF}')
+rss_added=$(f idle_cost | awk '/^resident memory/ {print $NF}')
+idle_share=$(f idle_cost | awk '/CPU share of one core/ {print $NF}')
+row "idle agent: threads added" "$t_added" "1" "-" "-"
+row "idle agent: resident memory added" "$rss_added KiB" "<= 2048 KiB" "-" "-"
+row "idle agent: CPU of its thread" "$idle_share" "0%" "-" "-"
+
+read -r v u < <(gb_median manhole_roundtrip BM_HelpRoundTripText/real_time)
+row "manhole: help round trip (text)" "$(ns "$v" "$u" | awk '{printf "%.0f us", $1/1000}')" "<= 200 us" "-" "-"
+read -r v u < <(gb_median manhole_roundtrip BM_ConnectAndHelp/real_time)
+row "manhole: connect + banner + help" "$(ns "$v" "$u" | awk '{printf "%.0f us", $1/1000}')" "<= 1 ms" "-" "-"
+
+read -r v u < <(gb_median request_scope BM_RequestScope); req=$(ns "$v" "$u")
+read -r v u < <(gb_median request_scope BM_RequestScope_AgentOff); off=$(ns "$v" "$u")
+row "periscope::Request begin+end" "$req ns" "<= 40 ns" "agent off: $off ns" "-"
+
+scan=$(f watchdog_scan_cost | awk '/added by the scans/ {print $(NF-2)}')
+row "watchdog: 10,000 requests in flight" "$scan of a core" "<= 1%" "-" "-"
+
+warm=$(f stacks_1000_threads | awk '/agent, warm/ {print $(NF-1)}')
+eu=$(f stacks_1000_threads | awk '/^eu-stack/ {print $(NF-1)}')
+gdb=$(f stacks_1000_threads | awk '/^gdb/ {print $(NF-1)}')
+ptr=$(f stacks_1000_threads | awk '/--ptrace/ {print $(NF-1)}')
+row "stacks of 1000 threads (agent)" "$warm ms" "faster than eu-stack" "eu-stack -p: $eu ms" "$(ratio "$eu" "$warm") faster"
+row "stacks of 1000 threads (agent)" "$warm ms" "faster than gdb" "gdb: $gdb ms" "$(ratio "$gdb" "$warm") faster"
+row "stacks of 1000 threads (--ptrace)" "$ptr ms" "faster than eu-stack" "eu-stack -p: $eu ms" "$(ratio "$eu" "$ptr") faster"
+
+prof() { f profiler | awk -v n="$1 at $2 Hz" 'index($0, n) == 1 {print $(NF-3), $(NF-1)}'; }  # overhead%, us/sample
+read -r o99 s99 < <(prof periscope 99); read -r g99 gs99 < <(prof gperf 99)
+read -r o999 s999 < <(prof periscope 999); read -r g999 gs999 < <(prof gperf 999)
+row "profiler overhead, 99 Hz" "$o99" "<= 1%" "gperftools: $g99" "-"
+row "profiler overhead, 999 Hz" "$o999" "<= 5%" "gperftools: $g999" "-"
+row "profiler cost per sample, 999 Hz" "$s999 us" "-" "gperftools: $gs999 us" "$(ratio "$s999" "$gs999")"
+rate=$(f profiler | awk '$1 == "999" && $2 == "Hz" {print $NF}')
+row "profiler achieved rate at 999 Hz" "$rate" ">= 95%" "-" "-"
+acc=$(f profiler | awk -F: '/^60\/30\/10 workload/ {sub(/^ +/, "", $2); sub(/ +\(.*/, "", $2); print $2}')
+row "profiler accuracy (60/30/10 work)" "$acc" "within 2 points" "-" "-"
+
+ours=$(f metrics_scrape | awk '/periscope \/metrics/ {print $3}')
+theirs=$(f metrics_scrape | awk '/Exposer/ {print $4}')
+row "/metrics scrape, 10,000 series" "$ours us" "<= Exposer" "prometheus-cpp Exposer: $theirs us" "$(ratio "$ours" "$theirs")"
+
+{
+  echo "| Figure | Measured | Target | Peer, same run | Ratio |"
+  echo "|---|---|---|---|---|"
+  for r in "${rows[@]}"; do echo "| ${r//|/ | } |"; done
+} >"$OUT/table.md"
+echo
+echo "periscope benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores$( [ $QUICK = 1 ] && echo ', QUICK run (not for quoting)')"
+printf '%-38s %-18s %-22s %-34s %s\n' "FIGURE" "MEASURED" "TARGET" "PEER (SAME RUN)" "RATIO"
+for r in "${rows[@]}"; do
+  IFS='|' read -r a b c d e <<<"$r"
+  printf '%-38s %-18s %-22s %-34s %s\n' "$a" "$b" "$c" "$d" "$e"
+done
+echo
+echo "Raw outputs and table.md: $OUT"
