@@ -5,16 +5,19 @@
 # kept in bench-results/<time>/ beside the table (table.md).
 #
 # Usage: scripts/bench.sh [--quick]    --quick: fewer repetitions (a smoke run, not for quoting)
+#        scripts/bench.sh --table DIR    print the table of an earlier run again
 # Takes ~6 minutes (quick: ~2). Run it on an otherwise idle machine: the figures are timings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=0
-[ "${1:-}" = "--quick" ] && QUICK=1
+TABLE_ONLY=""
+case "${1:-}" in
+  --quick) QUICK=1 ;;
+  --table) TABLE_ONLY=${2:?--table needs the directory of an earlier run} ;;
+  "") ;;
+  *) echo "usage: scripts/bench.sh [--quick | --table DIR]" >&2; exit 2 ;;
+esac
 BUILD_DIR=${BUILD_DIR:-build}
-bash scripts/setup-deps.sh bench
-bash scripts/build.sh -DPERISCOPE_BUILD_BENCH=ON
-OUT=bench-results/$(date +%Y%m%d-%H%M%S)
-mkdir -p "$OUT"
 B=$BUILD_DIR/bench
 
 reps() { if [ $QUICK = 1 ]; then echo "$1"; else echo "$2"; fi; }
@@ -34,15 +37,26 @@ bench() {
   done_in "$start"
 }
 
-echo "scripts/bench.sh: writing to $OUT" >&2
-GB="--benchmark_repetitions=$(reps 3 10) --benchmark_report_aggregates_only=true"
-bench idle_cost bash bench/idle_cost.sh "$BUILD_DIR" "$(reps 3 10)"
-bench manhole_roundtrip "$B/manhole_roundtrip" $GB
-bench request_scope "$B/request_scope" $GB
-bench watchdog_scan_cost "$B/watchdog_scan_cost" 10000 "$(reps 3 10)"
-bench stacks_1000_threads bash bench/stacks_1000_threads.sh "$BUILD_DIR" 1000 "$(reps 3 5)"
-bench profiler bash bench/profiler_bench.sh "$BUILD_DIR" "$(reps 1 3)"
-bench metrics_scrape "$B/metrics_scrape" "$(reps 50 300)"
+if [ -n "$TABLE_ONLY" ]; then
+  OUT=$TABLE_ONLY
+  [ -f "$OUT/metrics_scrape.txt" ] || { echo "scripts/bench.sh: $OUT holds no complete run" >&2; exit 2; }
+else
+  bash scripts/setup-deps.sh bench
+  bash scripts/build.sh -DPERISCOPE_BUILD_BENCH=ON
+  OUT=bench-results/$(date +%Y%m%d-%H%M%S)
+  mkdir -p "$OUT"
+  [ $QUICK = 1 ] && touch "$OUT/QUICK"
+  echo "scripts/bench.sh: writing to $OUT" >&2
+  GB="--benchmark_repetitions=$(reps 3 10) --benchmark_report_aggregates_only=true"
+  bench idle_cost bash bench/idle_cost.sh "$BUILD_DIR" "$(reps 3 10)"
+  bench manhole_roundtrip "$B/manhole_roundtrip" $GB
+  bench request_scope "$B/request_scope" $GB
+  bench watchdog_scan_cost "$B/watchdog_scan_cost" 10000 "$(reps 3 10)"
+  bench stacks_1000_threads bash bench/stacks_1000_threads.sh "$BUILD_DIR" 1000 "$(reps 3 5)"
+  bench profiler bash bench/profiler_bench.sh "$BUILD_DIR" "$(reps 1 3)"
+  bench metrics_scrape "$B/metrics_scrape" "$(reps 50 300)"
+fi
+[ -f "$OUT/QUICK" ] && QUICK=1
 
 # ---- the table
 f() { cat "$OUT/$1.txt"; }
@@ -70,7 +84,7 @@ read -r v u < <(gb_median request_scope BM_RequestScope); req=$(ns "$v" "$u")
 read -r v u < <(gb_median request_scope BM_RequestScope_AgentOff); off=$(ns "$v" "$u")
 row "periscope::Request begin+end" "$req ns" "<= 40 ns" "agent off: $off ns" "-"
 
-scan=$(f watchdog_scan_cost | awk '/added by the scans/ {print $(NF-2)}')
+scan=$(f watchdog_scan_cost | awk '/added by the scans/ {for (i = 1; i <= NF; ++i) if ($i ~ /^-?[0-9.]+%$/) {print $i; exit}}')
 row "watchdog: 10,000 requests in flight" "$scan of a core" "<= 1%" "-" "-"
 
 warm=$(f stacks_1000_threads | awk '/agent, warm/ {print $(NF-1)}')
@@ -81,7 +95,7 @@ row "stacks of 1000 threads (agent)" "$warm ms" "faster than eu-stack" "eu-stack
 row "stacks of 1000 threads (agent)" "$warm ms" "faster than gdb" "gdb: $gdb ms" "$(ratio "$gdb" "$warm") faster"
 row "stacks of 1000 threads (--ptrace)" "$ptr ms" "faster than eu-stack" "eu-stack -p: $eu ms" "$(ratio "$eu" "$ptr") faster"
 
-prof() { f profiler | awk -v n="$1 at $2 Hz" 'index($0, n) == 1 {print $(NF-3), $(NF-1)}'; }  # overhead%, us/sample
+prof() { f profiler | awk -v n="$1 at $2 Hz" 'index($0, n) == 1 {print $(NF-2), $(NF-1)}'; }  # overhead%, us/sample
 read -r o99 s99 < <(prof periscope 99); read -r g99 gs99 < <(prof gperf 99)
 read -r o999 s999 < <(prof periscope 999); read -r g999 gs999 < <(prof gperf 999)
 row "profiler overhead, 99 Hz" "$o99" "<= 1%" "gperftools: $g99" "-"
@@ -92,8 +106,8 @@ row "profiler achieved rate at 999 Hz" "$rate" ">= 95%" "-" "-"
 acc=$(f profiler | awk -F: '/^60\/30\/10 workload/ {sub(/^ +/, "", $2); sub(/ +\(.*/, "", $2); print $2}')
 row "profiler accuracy (60/30/10 work)" "$acc" "within 2 points" "-" "-"
 
-ours=$(f metrics_scrape | awk '/periscope \/metrics/ {print $3}')
-theirs=$(f metrics_scrape | awk '/Exposer/ {print $4}')
+ours=$(f metrics_scrape | awk '/periscope \/metrics/ {print $4}')
+theirs=$(f metrics_scrape | awk '/^ *prometheus-cpp Exposer/ {print $4}')
 row "/metrics scrape, 10,000 series" "$ours us" "<= Exposer" "prometheus-cpp Exposer: $theirs us" "$(ratio "$ours" "$theirs")"
 
 {
@@ -102,7 +116,7 @@ row "/metrics scrape, 10,000 series" "$ours us" "<= Exposer" "prometheus-cpp Exp
   for r in "${rows[@]}"; do echo "| ${r//|/ | } |"; done
 } >"$OUT/table.md"
 echo
-echo "periscope benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores$( [ $QUICK = 1 ] && echo ', QUICK run (not for quoting)')"
+echo "periscope benchmarks, $(basename "$OUT"), $(nproc) cores$( [ $QUICK = 1 ] && echo ', QUICK run (not for quoting)')"
 printf '%-38s %-18s %-22s %-34s %s\n' "FIGURE" "MEASURED" "TARGET" "PEER (SAME RUN)" "RATIO"
 for r in "${rows[@]}"; do
   IFS='|' read -r a b c d e <<<"$r"
