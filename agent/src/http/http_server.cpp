@@ -78,7 +78,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void read() {
     parser_.emplace();
-    parser_->header_limit(8 * 1024);
+    parser_->header_limit(kMaxHeaderBytes);
     parser_->body_limit(config_.max_body_bytes);
     arm_timer();
     http::async_read(socket_, buffer_, *parser_, [self = shared_from_this()](const error_code& ec, size_t) {

@@ -25,6 +25,8 @@ class io_context;
 
 namespace periscope::agent {
 
+inline constexpr size_t kMaxHeaderBytes = 8 * 1024;  // request line and headers
+
 struct HttpServerConfig {
   HttpAddress address;
   int max_connections = 16;
