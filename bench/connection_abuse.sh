@@ -6,8 +6,11 @@
 # 5 s and held 1 s, 8 clients that send a command one byte a second, and 20 connections a second
 # that send stacks/threads/profile dump/help/info and hang up at once or mid-reply (half with a
 # reset). Runs without abuse and with it are interleaved; we report the median wall and CPU time
-# of the work, the slowdown, whether `periscope exec PID help` is answered during and after the
-# abuse, and the agent's descriptors before and after (a leak shows there).
+# of the work and the slowdown, whether `periscope exec PID help` is answered during and after the
+# abuse, and the agent's descriptors before and after (a leak shows there). The pass mark is the
+# CPU cost (work thread + agent thread, both on the pinned CPU, against no abuse) <= 2%;
+# STRICT_WALL=1 also fails on a wall-time slowdown > 2%, which means something only on an
+# otherwise idle machine.
 # The same attack is pointed at the HTTP endpoint (PERISCOPE_HTTP=127.0.0.1:0) when the agent has one.
 # Usage: bench/connection_abuse.sh [BUILD_DIR] [RUNS]      (defaults: build 5)
 #   WORK_ROUNDS=N (default 2500, ~5 s), TARGETS="unix http"
@@ -104,8 +107,9 @@ one_run() {
   local fds_after help_after=no
   fds_after=$(fd_count "$pid")
   timeout 10 "$CLI" --timeout 5 exec "$pid" help >/dev/null 2>&1 && help_after=yes
-  if [ "$kind" != none ]; then
-    timeout 10 "$CLI" exec --json "$pid" info >"$dir/info-$kind-$n.json" 2>/dev/null
+  if [ "$kind" != none ] && [ -s "$dir/sockets/$pid.http" ]; then  # the agent's own count of what it turned away
+    timeout 10 curl -s "http://$(cat "$dir/sockets/$pid.http")/metrics" 2>/dev/null |
+      grep -E '^periscope_(manhole|http)_connections_total' >"$dir/counters-$kind-$n.txt"
   fi
   echo quit >"$dir/control"
   wait "$pid" || fail "host exit status $? ($kind run $n)"
@@ -155,11 +159,19 @@ for kind in "${kinds[@]:1}"; do
   [ "$kind" = http ] && label="abuse on the HTTP endpoint"
   printf '%-32s %9.3f %8.2f%% %9.3f %8.2f%% %8s ms %9s\n' "$label" "$w" "$(awk -v a="$w" -v b="$base_wall" 'BEGIN {print (a-b)/b*100}')" \
     "$c" "$(awk -v a="$c" -v b="$base_cpu" 'BEGIN {print (a-b)/b*100}')" "$a" "$(share "$a" "$w")"
-  awk -v a="$w" -v b="$base_wall" 'BEGIN {exit !((a-b)/b*100 > 2)}' && fail "$kind: the host's work slowed by more than 2%"
+  # What the abuse costs the host's CPU: its work thread's extra CPU plus all its agent thread did,
+  # both on the pinned CPU (the wall time also carries everything else this machine runs).
+  cost=$(awk -v c="$c" -v a="$a" -v bc="$base_cpu" -v ba="$(median "${AGENT[none]}")" \
+    'BEGIN {printf "%.2f", ((c + a / 1000) - (bc + ba / 1000)) / (bc + ba / 1000) * 100}')
+  echo "  cost on the host's CPU (work thread + agent thread vs no abuse): ${cost}%"
+  awk -v x="$cost" 'BEGIN {exit !(x > 2)}' && fail "$kind: the abuse costs the host more than 2% ($cost%)"
+  if [ "${STRICT_WALL:-0}" = 1 ]; then
+    awk -v a="$w" -v b="$base_wall" 'BEGIN {exit !((a-b)/b*100 > 2)}' && fail "$kind: the host's work slowed by more than 2% (wall)"
+  fi
   last=$(ls "$dir"/client-"$kind"-*.out | tail -1)
   echo "  last run's attack: $(grep -E '^(flood_connected|flood_sessions|flood_refused|flood_silent|slow_bytes|hangups|hangup_resets)' "$last" | tr '\n' ' ')"
-  info=$(ls "$dir"/info-"$kind"-*.json 2>/dev/null | tail -1)
-  [ -n "$info" ] && echo "  agent counters after it: $(grep -oE '"(connections_accepted|connections_refused_busy|sessions_active)": *[0-9]+' "$info" | tr '\n' ' ')"
+  counters=$(ls "$dir"/counters-"$kind"-*.txt 2>/dev/null | tail -1)
+  [ -n "$counters" ] && echo "  agent's counters after it: $(grep "${kind/unix/manhole}" "$counters" | sed 's/_connections_total//' | tr '\n' ' ')"
 done
 [ -s "$dir/failures" ] && failed=1
 [ "$failed" = 0 ] && echo "connection_abuse: PASS" || { echo "connection_abuse: FAIL"; cat "$dir/failures"; }
