@@ -183,7 +183,7 @@ RequestSlot* RequestTable::begin(const char* name, uint64_t id) {
     if (!s.word.compare_exchange_strong(word, slot_word(sequence, kClaimed), std::memory_order_acquire)) continue;
     t_slot_hint = i;
     copy_name(s.name, name);
-    s.name_index = index_of(name);
+    s.name_index.store(index_of(name), std::memory_order_relaxed);
     s.id = id;
     s.tid.store(cached_tid(), std::memory_order_relaxed);
     s.start_ticks.store(now_ticks(), std::memory_order_relaxed);
@@ -256,9 +256,10 @@ void RequestTable::end(RequestSlot* s) {
   const uint64_t end = now_ticks();
   const uint64_t start = s->start_ticks.load(std::memory_order_relaxed);
   const uint64_t ns = static_cast<uint64_t>(ticks_to_ns(end - start));
-  record(s->name_index, ns);
-  if (ns >= static_cast<uint64_t>(threshold_ms(s->name_index)) * 1000000u) {
-    names_[s->name_index].slow.fetch_add(1, std::memory_order_relaxed);  // rare
+  const uint32_t name_index = s->name_index.load(std::memory_order_relaxed);
+  record(name_index, ns);
+  if (ns >= static_cast<uint64_t>(threshold_ms(name_index)) * 1000000u) {
+    names_[name_index].slow.fetch_add(1, std::memory_order_relaxed);  // rare
   }
   const uint64_t word = s->word.load(std::memory_order_acquire);
   const uint64_t sequence = word >> 8;

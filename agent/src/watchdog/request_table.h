@@ -44,7 +44,7 @@ struct alignas(64) RequestSlot {
   std::atomic<uint64_t> end_ticks{0};
   std::atomic<uint64_t> end_sequence{0};  // which request end_ticks belongs to
   uint64_t id = 0;
-  uint32_t name_index = 0;
+  std::atomic<uint32_t> name_index{0};  // atomic: the watchdog may read it while a new request claims the slot
   char name[kRequestNameBytes] = {};
 };
 

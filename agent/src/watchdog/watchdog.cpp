@@ -188,7 +188,7 @@ void Watchdog::scan() {
     if (slot_state(word) != kActive) continue;
     const uint64_t start = slot.start_ticks.load(std::memory_order_relaxed);
     const double age = age_ms(start);
-    const int64_t threshold = table_.threshold_ms(slot.name_index);
+    const int64_t threshold = table_.threshold_ms(slot.name_index.load(std::memory_order_relaxed));
     if (age < static_cast<double>(threshold)) continue;
     // Same sequence or nothing: never take over a newer request in the same slot.
     if (!slot.word.compare_exchange_strong(word, slot_word(word >> 8, kReported), std::memory_order_acq_rel)) continue;
@@ -325,7 +325,7 @@ nlohmann::json Watchdog::inflight_json(size_t limit) const {
                      {"tid", tid},
                      {"age_ms", age},
                      {"slow", state == kReported},
-                     {"threshold_ms", table_.threshold_ms(slot.name_index)}}});
+                     {"threshold_ms", table_.threshold_ms(slot.name_index.load(std::memory_order_relaxed))}}});
   }
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.age_ms > b.age_ms; });
   nlohmann::json list = nlohmann::json::array();
