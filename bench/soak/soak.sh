@@ -18,6 +18,7 @@
 #   BUILD_DIR=build-asan bench/soak/soak.sh 60   the agent and CLI of a sanitizer build (the
 #        host comes from HOST_BUILD_DIR, default BUILD_DIR if it has one, else build)
 #   SEED=N, WORKERS=N, KEEP=1 (keep the work directory), RECORD_CHUNK=seconds per recording
+#   SELF_TEST=1: the host loses a descriptor and a thread every round; the run must FAIL on both
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${1:-300}
@@ -114,7 +115,7 @@ folded_samples() { awk '{s += $NF} END {print s + 0}' "$@" 2>/dev/null; }
 mkdir "$dir/watch"
 mkfifo "$dir/control"
 LD_PRELOAD="$PRELOAD" PERISCOPE_SLOW_MS=$SLOW_MS PERISCOPE_SLOW_INTERVAL_MS=50 PERISCOPE_SLOW_LOG="$dir/slow.jsonl" \
-  "$HOST" soak "$PLUGIN" --seed "$SEED" --workers "$WORKERS" --slow-ms "$SLOW_MS" \
+  "$HOST" soak "$PLUGIN" --seed "$SEED" --workers "$WORKERS" --slow-ms "$SLOW_MS" --leak "${SELF_TEST:-0}" \
   <>"$dir/control" >"$dir/host.out" 2>"$dir/host.err" &
 host_pid=$!
 echo "$(($(date +%s) + SECS * 2 + 300)) host" >"$dir/watch/$host_pid"  # under fire, then the quiet end
@@ -229,7 +230,7 @@ if ! diff -q <(grep -Ev "$module_file" "$dir/fds.1") <(grep -Ev "$module_file" "
 fi
 dupes=$(grep -E "$module_file" "$dir/fds.2" | uniq -d)
 [ -z "$dupes" ] || fail "module files open more than once: $dupes"
-cache_change=$(diff "$dir/fds.1" "$dir/fds.2" | grep '^[<>]' | tr '\n' ' ')
+cache_change=$(diff <(grep -E "$module_file" "$dir/fds.1") <(grep -E "$module_file" "$dir/fds.2") | grep "^[<>]" | tr "\n" " ")
 if ! diff -q "$dir/tasks.1" "$dir/tasks.2" >/dev/null || [ "${tasks1:-x}" != "${tasks2:-y}" ]; then
   fail "threads changed: ${tasks1:-?} -> ${tasks2:-?}"
   diff "$dir/tasks.1" "$dir/tasks.2" | head -20

@@ -3,7 +3,7 @@
 // all, PERISCOPE_DISABLE=1). It links libperiscope only to open periscope::Request scopes, which
 // cost nothing while no agent runs.
 //
-//   soak_host soak PLUGIN [--seed N] [--rounds N] [--workers N] [--ops N] [--slow-ms MS]
+//   soak_host soak PLUGIN [--seed N] [--rounds N] [--workers N] [--ops N] [--slow-ms MS] [--leak 1]
 //     Rounds of work. Each round starts WORKERS threads that allocate and free heavily (blocks of
 //     16 B .. 1 MiB, some freed by another thread), throw and catch C++ exceptions through deep
 //     stacks, start and join short-lived threads, dlopen PLUGIN, call it and dlclose it, and open
@@ -15,6 +15,7 @@
 //     stdin prints, between two rounds (every thread of the host joined, no child alive), the
 //     process's open descriptors and threads: what is left there is the agent's.
 //     At the end: totals, and "result PASS" unless a block was corrupted or a child failed.
+//     --leak 1 loses a descriptor and a thread every round: soak.sh must then fail (its self-test).
 //
 //   soak_host cpu ROUNDS
 //     Fixed single-threaded CPU work (~40-frame stacks, ~2 ms a round) started by a line on stdin;
@@ -66,6 +67,7 @@ struct Options {
   int workers = 8;
   long ops = 8000;
   int slow_ms = 20;
+  bool leak = false;
 };
 
 struct Totals {
@@ -433,6 +435,12 @@ int soak(const Options& o) {
       if (cmd.find("quit") != std::string::npos) break;
     }
     ++round;
+    if (o.leak) {  // self-test of soak.sh's leak checks: one descriptor and one thread lost a round
+      (void)!::open("/dev/null", O_RDONLY);
+      std::thread([] {
+        for (;;) ::pause();  // the agent's signals end each pause(), not the thread
+      }).detach();
+    }
     uint64_t sum = run_round(o, round);
     std::printf("round %ld checksum %016" PRIx64 "\n", round, sum);
     std::fflush(stdout);
@@ -492,7 +500,7 @@ int cpu(long rounds) {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: soak_host soak PLUGIN [--seed N] [--rounds N] [--workers N] [--ops N] [--slow-ms MS]\n"
+               "usage: soak_host soak PLUGIN [--seed N] [--rounds N] [--workers N] [--ops N] [--slow-ms MS] [--leak 1]\n"
                "       soak_host cpu ROUNDS\n");
   return 2;
 }
@@ -514,6 +522,7 @@ int main(int argc, char** argv) {
     else if (flag == "--workers") o.workers = static_cast<int>(v);
     else if (flag == "--ops") o.ops = v;
     else if (flag == "--slow-ms") o.slow_ms = static_cast<int>(v);
+    else if (flag == "--leak") o.leak = v != 0;
     else return usage();
   }
   if (o.workers < 2 || o.ops < 1) return usage();
