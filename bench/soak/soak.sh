@@ -3,7 +3,8 @@
 # preloaded: many threads allocate and free, threads come and go, a library is dlopened and
 # dlclosed, exceptions fly through deep stacks, children are forked (some exec `true`), and
 # periscope::Request scopes go slow so the watchdog fires. Meanwhile the real CLI records it at
-# 999 Hz, CPU and wall mode alternating, and another client dumps every stack every 100 ms.
+# 999 Hz, CPU and wall mode alternating, while other clients dump every stack: `periscope stacks`
+# in a loop (100 ms between calls) and one `periscope attach` session fed `stacks` every 100 ms.
 # It passes when:
 #   - the host exits 0 and reports no corrupted block and no failed child;
 #   - nothing crashed: no sanitizer report, no fatal signal, no agent error line on stderr;
@@ -163,12 +164,22 @@ recorder=$!
   done
 ) &
 stacker=$!
+# And one long session fed `stacks` every 100 ms (no process start or connect per dump).
+(
+  while [ "$(now)" -lt "$deadline" ]; do
+    echo stacks
+    sleep 0.1
+  done
+  echo quit
+) | bounded $((SECS + 120)) attach-stacks "$CLI" attach "$host_pid" 2>>"$dir/clients.err" |
+  grep -c "^Thread $host_pid " >"$dir/attach-dumps" &
+attacher=$!
 # The process as others see it, every 5 s: descriptors and threads (the agent's, the host's workers').
 while [ "$(now)" -lt "$deadline" ] && kill -0 "$host_pid" 2>/dev/null; do
   echo "$(($(now) - started)) $(ls "/proc/$host_pid/fd" 2>/dev/null | wc -l) $(ls "/proc/$host_pid/task" 2>/dev/null | wc -l)" >>"$dir/proc"
   sleep 5
 done
-for who in recorder stacker; do
+for who in recorder stacker attacher; do
   pid=${!who}
   for ((i = 0; i < (CHUNK + 120) * 10; ++i)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$pid" 2>/dev/null; then fail "the $who loop did not end"; pkill -P "$pid"; kill "$pid"; fi
@@ -204,6 +215,7 @@ record_ok=$(awk '$4 == 0' "$dir/records" 2>/dev/null | wc -l)
 record_bad=$(awk '$4 != 0' "$dir/records" 2>/dev/null | wc -l)
 [ "$stack_bad" = 0 ] || fail "$stack_bad stack dumps failed (exit codes: $(awk '$2 != 0 {print $2}' "$dir/stacks" | sort | uniq -c | tr '\n' ' '))"
 [ "$record_bad" = 0 ] || fail "$record_bad recordings failed"
+[ "$(cat "$dir/attach-dumps" 2>/dev/null || echo 0)" -gt 0 ] || fail "the attach session dumped no stacks"
 cpu_samples=$(folded_samples "$dir"/rec-*-cpu.folded)
 wall_samples=$(folded_samples "$dir"/rec-*-wall.folded)
 [ "${cpu_samples:-0}" -gt 0 ] && [ "${wall_samples:-0}" -gt 0 ] || fail "recordings without samples"
@@ -262,7 +274,7 @@ echo "soak summary ($(date -u +%F\ %H:%M) UTC, agent $AGENT)"
 printf '  %-34s %s\n' \
   "under fire" "${elapsed} s (asked ${SECS} s), $rounds rounds of $WORKERS workers" \
   "profile samples recorded" "$cpu_samples CPU + $wall_samples wall at 999 Hz in $record_ok recordings ($record_bad failed)" \
-  "stack dumps" "$stack_ok done ($stack_bad failed), one every ~100 ms" \
+  "stack dumps" "$stack_ok by 'periscope stacks' ($stack_bad failed), $(cat "$dir/attach-dumps" 2>/dev/null) in one 'attach' session" \
   "slow-request events" "$slow_events caught by the watchdog ($slow_reports reports kept by 'slow')" \
   "host threads created" "$(total threads)" \
   "allocations" "$(total allocations) ($(($(total bytes) / 1048576)) MiB), $(total handed_off) freed by another thread, $(total corrupt) corrupt" \
