@@ -1,6 +1,8 @@
 #include "profiler/profile_readers.h"
 
+#include <cmath>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <zlib.h>
@@ -10,6 +12,60 @@ namespace periscope {
 namespace {
 
 constexpr size_t kMaxProfileBytes = size_t{1} << 30;
+// Bounds on what a file may expand to (docs/fuzzing.md, "What was found"). The call tree of
+// `periscope view` recurses once per frame: a 50,000-frame stack overflowed the viewer's stack.
+// The agent records at most 256 frames; other profilers are in the same range.
+constexpr size_t kMaxStackFrames = 4096;
+// pprof and speedscope name each frame by index, so a small file can repeat a long name millions
+// of times: bound the names' total size (plus a string's own size per frame).
+constexpr uint64_t kMaxExpandedBytes = uint64_t{1} << 30;
+// Seconds beyond any real recording (31 years): keeps seconds * 1e9 within a uint64_t for the
+// pprof writer (a duration near 2^64 ns rounded up to 2^64 and overflowed the conversion).
+constexpr double kMaxSeconds = 1e9;
+
+// Frames added to a stack, within the bounds above.
+class FrameBudget {
+ public:
+  bool add(ProfileStack* stack, const std::string& name, std::string* error) {
+    if (stack->frames.size() >= kMaxStackFrames) {
+      *error = "a stack deeper than " + std::to_string(kMaxStackFrames) + " frames";
+      return false;
+    }
+    bytes_ += name.size() + sizeof(std::string);
+    if (bytes_ > kMaxExpandedBytes) {
+      *error = "frame names add up to more than 1 GiB";
+      return false;
+    }
+    stack->frames.push_back(name);
+    return true;
+  }
+
+ private:
+  uint64_t bytes_ = 0;
+};
+
+// A count or an index from JSON: a non-negative integer, or a finite float in range (truncated);
+// anything else (negative, 1e30, a string) is malformed. nlohmann's get<uint64_t>() would
+// static_cast a float out of range, which is undefined behavior.
+bool json_u64(const nlohmann::json& j, uint64_t* out) {
+  if (j.is_number_unsigned()) {
+    *out = j.get<uint64_t>();
+    return true;
+  }
+  if (j.is_number_integer()) {
+    int64_t v = j.get<int64_t>();
+    if (v < 0) return false;
+    *out = static_cast<uint64_t>(v);
+    return true;
+  }
+  if (j.is_number_float()) {
+    double d = j.get<double>();
+    if (!(d >= 0 && d < 18446744073709551616.0)) return false;  // also false for NaN
+    *out = static_cast<uint64_t>(d);
+    return true;
+  }
+  return false;
+}
 
 bool gunzip(const std::string& in, std::string* out) {
   z_stream z{};
@@ -202,7 +258,10 @@ bool parse_pprof(const std::string& raw, Profile* out, std::string* error) {
       return fail("unreadable field");
     }
   }
-  auto str = [&](uint64_t i) { return i < strings.size() ? strings[i] : std::string("?"); };
+  static const std::string kUnknown = "?";
+  auto str = [&](uint64_t i) -> const std::string& { return i < strings.size() ? strings[i] : kUnknown; };
+  if (static_cast<double>(duration) / 1e9 > kMaxSeconds) return fail("duration out of range");
+  FrameBudget budget;
   out->mode = sample_types.size() > 1 ? str(sample_types[1].first) : "cpu";
   out->hz = period ? static_cast<int>(1000000000ull / period) : 0;
   out->seconds = static_cast<double>(duration) / 1e9;
@@ -215,7 +274,10 @@ bool parse_pprof(const std::string& raw, Profile* out, std::string* error) {
     }
     for (auto loc = s.locations.rbegin(); loc != s.locations.rend(); ++loc) {  // root first
       const auto& funcs = location_funcs[*loc];
-      for (auto f = funcs.rbegin(); f != funcs.rend(); ++f) stack.frames.push_back(str(function_name[*f]));
+      for (auto f = funcs.rbegin(); f != funcs.rend(); ++f) {
+        std::string why;
+        if (!budget.add(&stack, str(function_name[*f]), &why)) return fail(why.c_str());
+      }
     }
     out->samples += stack.count;
     out->stacks.push_back(std::move(stack));
@@ -244,6 +306,10 @@ bool parse_folded(const std::string& text, Profile* out, std::string* error) {
     for (size_t pos = 0; pos <= stack.size();) {
       size_t semi = stack.find(';', pos);
       if (semi == std::string::npos) semi = stack.size();
+      if (s.frames.size() >= kMaxStackFrames) {
+        *error = "line " + std::to_string(n) + ": a stack deeper than " + std::to_string(kMaxStackFrames) + " frames";
+        return false;
+      }
       s.frames.push_back(stack.substr(pos, semi - pos));
       pos = semi + 1;
     }
@@ -263,6 +329,7 @@ bool parse_speedscope(const std::string& text, Profile* out, std::string* error)
     const auto& frames = doc["shared"].at("frames");
     out->mode = "cpu";
     out->clock = "speedscope";
+    FrameBudget budget;
     for (const auto& p : doc["profiles"]) {
       if (p.value("type", "") != "sampled") continue;
       const auto& samples = p.at("samples");
@@ -270,8 +337,22 @@ bool parse_speedscope(const std::string& text, Profile* out, std::string* error)
       for (size_t i = 0; i < samples.size() && i < weights.size(); ++i) {
         ProfileStack s;
         s.thread = p.value("name", "");
-        s.count = weights[i].get<uint64_t>();
-        for (const auto& index : samples[i]) s.frames.push_back(frames.at(index.get<size_t>()).at("name"));
+        if (!json_u64(weights[i], &s.count)) {
+          *error = "malformed speedscope file: weight " + std::to_string(i) + " is not a count (a number from 0 to 2^64)";
+          return false;
+        }
+        for (const auto& index : samples[i]) {
+          uint64_t at = 0;
+          if (!json_u64(index, &at) || at >= frames.size()) {
+            *error = "malformed speedscope file: a frame index in sample " + std::to_string(i) + " is out of range";
+            return false;
+          }
+          std::string why;
+          if (!budget.add(&s, frames.at(static_cast<size_t>(at)).at("name").get<std::string>(), &why)) {
+            *error = "speedscope file too large: " + why;
+            return false;
+          }
+        }
         out->samples += s.count;
         out->stacks.push_back(std::move(s));
       }
@@ -281,6 +362,41 @@ bool parse_speedscope(const std::string& text, Profile* out, std::string* error)
     return false;
   }
   return true;
+}
+
+// The numbers profile_from_json() reads, checked: an empty string when they are all in range.
+std::string check_profile_numbers(const nlohmann::json& j) {
+  if (!j.is_object()) return "not a JSON object";
+  uint64_t u;
+  if (auto hz = j.find("hz"); hz != j.end() && hz->is_number()) {
+    bool in_range = hz->is_number_unsigned() ? hz->get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int>::max())
+                    : hz->is_number_integer() ? hz->get<int64_t>() >= std::numeric_limits<int>::min() &&
+                                                    hz->get<int64_t>() <= std::numeric_limits<int>::max()
+                                              : std::isfinite(hz->get<double>()) &&
+                                                    std::fabs(hz->get<double>()) < 2147483647.0;
+    if (!in_range) return "\"hz\" out of range";
+  }
+  for (const char* key : {"samples", "lost", "threads"}) {
+    if (auto v = j.find(key); v != j.end() && v->is_number() && !json_u64(*v, &u)) {
+      return std::string("\"") + key + "\" is not a count (a number from 0 to 2^64)";
+    }
+  }
+  if (auto v = j.find("seconds"); v != j.end() && v->is_number()) {
+    double d = v->get<double>();
+    if (!(d >= 0 && d <= kMaxSeconds)) return "\"seconds\" out of range";
+  }
+  if (auto stacks = j.find("stacks"); stacks != j.end() && stacks->is_array()) {
+    for (const auto& s : *stacks) {
+      if (!s.is_object()) continue;
+      if (auto c = s.find("count"); c != s.end() && c->is_number() && !json_u64(*c, &u)) {
+        return "a stack's \"count\" is out of range (0 to 2^64)";
+      }
+      if (auto f = s.find("frames"); f != s.end() && f->is_array() && f->size() > kMaxStackFrames) {
+        return "a stack deeper than " + std::to_string(kMaxStackFrames) + " frames";
+      }
+    }
+  }
+  return {};
 }
 
 // Our HTML flame graph carries its profile as `const PROFILE = {...};` (with "</" escaped).
@@ -299,6 +415,12 @@ bool parse_flamegraph_html(const std::string& html, Profile* out, std::string* e
     *error = "the profile in this HTML file is not valid JSON";
     return false;
   }
+  // profile_from_json converts with get<int>/get<uint64_t>, which is undefined behavior for a
+  // float out of range (e.g. "hz": 1e20): check every number first.
+  if (std::string why = check_profile_numbers(parsed); !why.empty()) {
+    *error = "malformed profile in HTML: " + why;
+    return false;
+  }
   try {
     *out = profile_from_json(parsed);
   } catch (const nlohmann::json::exception& e) {
@@ -308,22 +430,45 @@ bool parse_flamegraph_html(const std::string& html, Profile* out, std::string* e
   return true;
 }
 
+// Reads `data` as a format told by its first bytes; when that fails, as collapsed stacks, whose
+// lines may start with anything (a frame or a thread named "{lambda()#1}" or "<pool>"), before
+// giving the first format's error.
+template <typename Parse>
+bool parse_or_folded(const std::string& data, Profile* out, std::string* error, Parse parse) {
+  if (parse(data, out, error)) return true;
+  std::string first_error = *error;
+  *out = Profile{};
+  if (parse_folded(data, out, error)) {
+    error->clear();
+    return true;
+  }
+  *out = Profile{};
+  *error = first_error;
+  return false;
+}
+
 }  // namespace
 
 bool parse_profile(const std::string& data, Profile* out, std::string* error) {
   *out = Profile{};
   if (data.size() >= 2 && static_cast<uint8_t>(data[0]) == 0x1f && static_cast<uint8_t>(data[1]) == 0x8b) {
-    std::string raw;
-    if (!gunzip(data, &raw)) {
-      *error = "gzip data is corrupt or too large";
-      return false;
-    }
-    return parse_pprof(raw, out, error);
+    return parse_or_folded(data, out, error, [](const std::string& d, Profile* p, std::string* e) {
+      std::string raw;
+      if (!gunzip(d, &raw)) {
+        *e = "gzip data is corrupt or too large";
+        return false;
+      }
+      return parse_pprof(raw, p, e);
+    });
   }
+  // An uncompressed pprof Profile starts with field 1 (sample_type), key byte 0x0a: '\n', which
+  // the whitespace skip below used to swallow (so such files were read as folded and refused).
+  if (!data.empty() && data[0] == 0x0a) return parse_or_folded(data, out, error, parse_pprof);
   size_t first = data.find_first_not_of(" \t\r\n");
-  if (first != std::string::npos && data[first] == '{') return parse_speedscope(data, out, error);
-  if (first != std::string::npos && data[first] == '<') return parse_flamegraph_html(data, out, error);
-  if (first != std::string::npos && static_cast<uint8_t>(data[first]) == 0x0a) return parse_pprof(data, out, error);
+  if (first != std::string::npos && data[first] == '{') return parse_or_folded(data, out, error, parse_speedscope);
+  if (first != std::string::npos && data[first] == '<') {
+    return parse_or_folded(data, out, error, parse_flamegraph_html);
+  }
   return parse_folded(data, out, error);
 }
 
