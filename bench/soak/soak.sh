@@ -159,7 +159,12 @@ recorder=$!
   while [ "$(now)" -lt "$deadline" ]; do
     n=$((n + 1))
     bounded 60 "stacks-$n" "$CLI" stacks "$host_pid" >"$dir/stacks-last.txt" 2>>"$dir/clients.err"
-    echo "$n $?" >>"$dir/stacks"
+    rc=$?
+    echo "$n $rc" >>"$dir/stacks"
+    if [ "$rc" = 5 ] && [ ! -e "$dir/agent-silent.eu-stack" ]; then  # the agent did not answer: where is it?
+      timeout 60 eu-stack -p "$host_pid" >"$dir/agent-silent.eu-stack" 2>&1
+      echo "HANG: the agent did not answer 'stacks' $n (host stacks in $dir/agent-silent.eu-stack)" >>"$dir/hangs"
+    fi
     sleep 0.1
   done
 ) &
