@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <cxxabi.h>
+#include <cstddef>
 #include <link.h>
 #include <unistd.h>
 #include <dwarf.h>
@@ -125,6 +126,25 @@ struct Symbolizer::DwflHandle {
   }
 };
 
+namespace {
+
+// How many times the dynamic linker has loaded or unloaded an object in this process (glibc
+// counts them in every dl_phdr_info): cheaper than asking libdwfl to compare module lists.
+int read_load_counts(dl_phdr_info* info, size_t size, void* arg) {
+  if (size >= offsetof(dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+    *static_cast<unsigned long long*>(arg) = info->dlpi_adds + info->dlpi_subs;
+  }
+  return 1;  // the first object says it for all
+}
+
+unsigned long long loaded_objects_generation() {
+  unsigned long long generation = 0;
+  dl_iterate_phdr(read_load_counts, &generation);
+  return generation;
+}
+
+}  // namespace
+
 Symbolizer::Symbolizer(pid_t pid) : dwfl_(std::make_unique<DwflHandle>()), pid_(pid) {
   dwfl_->dwfl = dwfl_begin(&kProcCallbacks);
   if (!dwfl_->dwfl) {
@@ -137,6 +157,7 @@ Symbolizer::Symbolizer(pid_t pid) : dwfl_(std::make_unique<DwflHandle>()), pid_(
 Symbolizer::~Symbolizer() = default;
 
 bool Symbolizer::report_modules() {
+  if (pid_ == ::getpid()) loaded_generation_ = loaded_objects_generation();
   dwfl_report_begin(dwfl_->dwfl);  // unchanged modules keep what they have loaded
   int r = pid_ == ::getpid() ? (dl_iterate_phdr(report_loaded_object, dwfl_->dwfl), 0)
                              : dwfl_linux_proc_report(dwfl_->dwfl, pid_);
@@ -154,8 +175,11 @@ std::vector<Frame> Symbolizer::symbolize(uint64_t pc, bool return_address) {
   const uint64_t addr = return_address && pc > 0 ? pc - 1 : pc;
   auto cached = cache_.find(addr);
   if (cached != cache_.end()) return cached->second;
-  if (dwfl_->dwfl && !dwfl_addrmodule(dwfl_->dwfl, addr)) {
-    report_modules();  // a library loaded since we last looked
+  // An address outside every module: a library loaded since we last looked, or just an address
+  // in no file ([vdso], JIT code, a garbage frame), which must not cost a new report each time.
+  if (dwfl_->dwfl && !dwfl_addrmodule(dwfl_->dwfl, addr) &&
+      (pid_ != ::getpid() || loaded_objects_generation() != loaded_generation_)) {
+    report_modules();
     cache_.clear();
   }
   auto frames = lookup(pc, addr);

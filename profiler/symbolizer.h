@@ -46,6 +46,7 @@ class Symbolizer {
   struct DwflHandle;
   std::unique_ptr<DwflHandle> dwfl_;
   pid_t pid_;
+  unsigned long long loaded_generation_ = 0;  // ourselves: dlopen/dlclose count when last reported
   std::string error_;
   std::unordered_map<uint64_t, std::vector<Frame>> cache_;  // key: looked-up address
 };

@@ -1,5 +1,7 @@
 // The slow-request watchdog end to end: a host using periscope::Request, the real CLI.
 #include <gtest/gtest.h>
+
+#include <set>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -130,6 +132,20 @@ TEST(SlowRequests, AMigratedRequestIsCapturedOnTheThreadServingIt) {
   bool seen = false;
   for (const auto& s : (*r)["stacks"]) seen |= frame_index(s, "spin_after_migration") >= 0;
   EXPECT_TRUE(seen) << r->dump(1);
+}
+
+TEST(SlowRequests, RequestsThatTurnSlowTogetherAreAllCaughtInFlight) {
+  SocketDir dir;
+  RequestHost host(dir);  // threshold 100 ms
+  host.run("together 4 400", "together");
+  std::set<std::string> caught;
+  for (int i = 0; i < 4; ++i) {
+    const json r = host.finished_report("together-" + std::to_string(i));
+    ASSERT_FALSE(r.is_null()) << "together-" << i << " was never reported:\n" << host.slow().dump(1);
+    EXPECT_GE(frame_index(r["stacks"][0], "burn_in_checkout"), 0) << r.dump(1);
+    caught.insert(r["thread_name"].get<std::string>());
+  }
+  EXPECT_EQ(caught.size(), 4u);  // each on its own thread
 }
 
 TEST(SlowRequests, JsonLinesLogParsesAndStderrSaysWhere) {

@@ -7,6 +7,9 @@
 //                       thread "resumer", which spins MS ms in spin_after_migration()
 //   orphan              thread "orphan" begins request "orphaned" (C API) and exits without ending it
 //   threshold NAME MS   periscope::set_slow_threshold(NAME, MS)
+//   together N MS       N requests "together-0".."together-N-1" begin at once on N threads
+//                       "worker-I", each spinning MS ms in burn_in_checkout()
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -15,6 +18,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "periscope/periscope.h"
 
@@ -112,6 +116,22 @@ int main() {
         periscope_request_begin("orphaned");
       }).join();
       done("orphan");
+    } else if (cmd == "together") {
+      int n = 0, ms = 0;
+      in >> n >> ms;
+      std::atomic<int> waiting{n};
+      std::vector<std::thread> threads;
+      for (int i = 0; i < n; ++i) {
+        threads.emplace_back([&, i] {
+          named(("worker-" + std::to_string(i)).c_str());
+          for (--waiting; waiting.load() > 0;) {
+          }
+          periscope::Request request("together-" + std::to_string(i), static_cast<unsigned long long>(i));
+          burn_in_checkout(ms);
+        });
+      }
+      for (auto& t : threads) t.join();
+      done("together");
     } else if (cmd == "threshold") {
       int ms = 0;
       in >> name >> ms;

@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
@@ -154,11 +155,18 @@ void Watchdog::schedule() {
   });
 }
 
+struct Watchdog::Due {
+  Tracked* tracked;
+  double age_ms;
+  bool fresh;  // just turned slow: its "slow" event goes out once the stack is in
+};
+
 void Watchdog::scan() {
   ++scans_;
   refine_fast_clock();
   const uint64_t now = now_ticks();
   auto age_ms = [now](uint64_t start) { return now > start ? ticks_to_ns(now - start) / 1e6 : 0.0; };
+  std::vector<Due> due;
 
   // Requests being reported: still running, ended (handed over), or ended just as we took them.
   for (auto it = impl_->tracked.begin(); it != impl_->tracked.end();) {
@@ -168,7 +176,9 @@ void Watchdog::scan() {
     const bool same = (word >> 8) == t.sequence;
     if (same && slot_state(word) == kReported) {
       double age = age_ms(t.start_ticks);
-      if (age - t.last_capture_age_ms >= static_cast<double>(config_.capture_interval.count())) capture_into(t, age);
+      if (age - t.last_capture_age_ms >= static_cast<double>(config_.capture_interval.count())) {
+        due.push_back({&t, age, false});
+      }
       ++it;
       continue;
     }
@@ -180,7 +190,7 @@ void Watchdog::scan() {
     it = impl_->tracked.erase(it);
   }
 
-  // Requests that crossed their threshold since the last scan.
+  // Requests that crossed their threshold since the last scan: all taken over first.
   const size_t high_water = table_.high_water();
   for (size_t i = 0; i < high_water; ++i) {
     RequestSlot& slot = table_.slot(i);
@@ -192,12 +202,21 @@ void Watchdog::scan() {
     if (age < static_cast<double>(threshold)) continue;
     // Same sequence or nothing: never take over a newer request in the same slot.
     if (!slot.word.compare_exchange_strong(word, slot_word(word >> 8, kReported), std::memory_order_acq_rel)) continue;
-    begin_report(i, word >> 8, start, slot, threshold, age);
+    if (Tracked* t = begin_report(i, word >> 8, start, slot, threshold, age)) due.push_back({t, age, true});
+  }
+  if (due.empty()) return;
+
+  capture_all(due);
+  for (const Due& d : due) {
+    if (!d.fresh) continue;
+    impl_->ring.push_back(d.tracked->report);
+    while (impl_->ring.size() > config_.keep) impl_->ring.pop_front();
+    emit(*d.tracked->report, "slow");
   }
 }
 
-void Watchdog::begin_report(size_t index, uint64_t sequence, uint64_t start_ticks, RequestSlot& slot,
-                            int64_t threshold_ms, double age_ms) {
+Watchdog::Tracked* Watchdog::begin_report(size_t index, uint64_t sequence, uint64_t start_ticks, RequestSlot& slot,
+                                          int64_t threshold_ms, double age_ms) {
   auto report = std::make_shared<SlowReport>();
   report->name = slot.name;
   report->id = slot.id;
@@ -206,7 +225,7 @@ void Watchdog::begin_report(size_t index, uint64_t sequence, uint64_t start_tick
   const uint64_t now_word = slot.word.load(std::memory_order_acquire);
   if (now_word != slot_word(sequence, kReported)) {
     if (now_word == slot_word(sequence, kEnded)) slot.word.store(slot_word(sequence, kFree), std::memory_order_release);
-    return;
+    return nullptr;
   }
   report->seq = impl_->next_seq++;
   report->threshold_ms = threshold_ms;
@@ -214,43 +233,66 @@ void Watchdog::begin_report(size_t index, uint64_t sequence, uint64_t start_tick
   report->duration_ms = age_ms;
   Tracked& tracked = impl_->tracked[index];
   tracked = {index, sequence, start_ticks, report, 0};
-  capture_into(tracked, age_ms);
-  impl_->ring.push_back(report);
-  while (impl_->ring.size() > config_.keep) impl_->ring.pop_front();
-  emit(*report, "slow");
+  return &tracked;
 }
 
-void Watchdog::capture_into(Tracked& tracked, double age_ms) {
-  SlowReport& report = *tracked.report;
-  tracked.last_capture_age_ms = age_ms;
-  report.duration_ms = age_ms;
-  SlowStack stack;
-  stack.first_at_ms = age_ms;
-  const pid_t tid = table_.slot(tracked.index).tid.load(std::memory_order_acquire);
-  if (tid == 0) {
-    stack.error = "detached from its thread (waiting to be resumed)";
-  } else if (StackCapture::signal_number() == 0) {
-    stack.error = "stack capture is off";
-  } else {
-    if (tid != report.tid) {  // first capture, or the request moved to another thread
-      report.tid = tid;
-      report.thread_name = own_thread_name(tid).value_or("");
-    }
-    auto captured = StackCapture::capture({tid}, config_.capture_timeout);
-    const CapturedStack& c = captured.front();
-    if (c.status == CapturedStack::Status::kOk) {
-      std::vector<RawFrame> raw;
-      for (size_t i = 0; i < c.pcs.size(); ++i) raw.push_back({c.pcs[i], i != 0});
-      stack.frames = symbolize_frames(raw, own_symbolizer());  // made on first use: idle agents stay small
+void Watchdog::capture_all(const std::vector<Due>& due) {
+  std::vector<SlowStack> stacks(due.size());
+  std::vector<pid_t> tids;           // threads to signal, once each
+  std::vector<size_t> capture_of(due.size(), SIZE_MAX);  // due index -> index in tids
+  for (size_t i = 0; i < due.size(); ++i) {
+    Tracked& t = *due[i].tracked;
+    SlowReport& report = *t.report;
+    t.last_capture_age_ms = due[i].age_ms;
+    report.duration_ms = due[i].age_ms;
+    stacks[i].first_at_ms = due[i].age_ms;
+    const pid_t tid = table_.slot(t.index).tid.load(std::memory_order_acquire);
+    if (tid == 0) {
+      stacks[i].error = "detached from its thread (waiting to be resumed)";
+    } else if (StackCapture::signal_number() == 0) {
+      stacks[i].error = "stack capture is off";
     } else {
-      stack.error = c.status == CapturedStack::Status::kExited ? "thread " + std::to_string(tid) + " exited"
-                                                               : c.detail;
+      if (tid != report.tid) {  // first capture, or the request moved to another thread
+        report.tid = tid;
+        report.thread_name = own_thread_name(tid).value_or("");
+      }
+      auto known = std::find(tids.begin(), tids.end(), tid);
+      capture_of[i] = static_cast<size_t>(known - tids.begin());
+      if (known == tids.end()) tids.push_back(tid);
     }
   }
-  if (!report.stacks.empty() && same_stack(report.stacks.back(), stack)) {
-    ++report.stacks.back().count;
-  } else {
-    report.stacks.push_back(std::move(stack));
+  std::vector<CapturedStack> captured;
+  if (!tids.empty()) captured = StackCapture::capture(tids, config_.capture_timeout);
+  // Right after the signals, before any symbolizing: a request that ended meanwhile has a
+  // thread that may already serve something else.
+  for (size_t i = 0; i < due.size(); ++i) {
+    const Tracked& t = *due[i].tracked;
+    if (capture_of[i] != SIZE_MAX &&
+        table_.slot(t.index).word.load(std::memory_order_acquire) != slot_word(t.sequence, kReported)) {
+      stacks[i].error = "ended before its stack was taken";
+      capture_of[i] = SIZE_MAX;
+    }
+  }
+  for (size_t i = 0; i < due.size(); ++i) {
+    Tracked& t = *due[i].tracked;
+    SlowStack& stack = stacks[i];
+    if (capture_of[i] != SIZE_MAX) {
+      const CapturedStack& c = captured[capture_of[i]];
+      if (c.status == CapturedStack::Status::kOk) {
+        std::vector<RawFrame> raw;
+        for (size_t k = 0; k < c.pcs.size(); ++k) raw.push_back({c.pcs[k], k != 0});
+        stack.frames = symbolize_frames(raw, own_symbolizer());  // made on first use: idle agents stay small
+      } else {
+        stack.error = c.status == CapturedStack::Status::kExited ? "thread " + std::to_string(c.tid) + " exited"
+                                                                 : c.detail;
+      }
+    }
+    SlowReport& report = *t.report;
+    if (!report.stacks.empty() && same_stack(report.stacks.back(), stack)) {
+      ++report.stacks.back().count;
+    } else {
+      report.stacks.push_back(std::move(stack));
+    }
   }
 }
 

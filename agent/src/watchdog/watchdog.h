@@ -74,9 +74,12 @@ class Watchdog {
   struct Tracked;
   void schedule();
   void scan();
-  void begin_report(size_t index, uint64_t sequence, uint64_t start_ticks, RequestSlot& slot, int64_t threshold_ms,
-                    double age_ms);
-  void capture_into(Tracked& tracked, double age_ms);
+  struct Due;
+  Tracked* begin_report(size_t index, uint64_t sequence, uint64_t start_ticks, RequestSlot& slot,
+                        int64_t threshold_ms, double age_ms);
+  // Captures the stacks of every due request in one round of signals, then symbolizes them:
+  // requests that turn slow together are caught together, none waits for another's symbols.
+  void capture_all(const std::vector<Due>& due);
   void finish(Tracked& tracked, double duration_ms);
   void emit(const SlowReport& report, const char* event);
 
