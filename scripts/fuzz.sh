@@ -6,15 +6,15 @@
 #   scripts/fuzz.sh            # CI: 10 s per target
 #   scripts/fuzz.sh 300        # the longer run
 #
-# Needs the Debian packages clang-14 (or clang) and libclang-rt-14-dev (libFuzzer): installs nothing
-# itself; `bash scripts/setup-deps.sh fuzz` installs them.
+# Installs what it needs first (scripts/setup-deps.sh fuzz: clang-14, libclang-rt-14-dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+bash scripts/setup-deps.sh fuzz
 SECONDS_PER_TARGET=${1:-10}
 BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
 WORK_DIR=${FUZZ_WORK_DIR:-$BUILD_DIR/runs}
-TARGETS=(fuzz_manhole_line fuzz_manhole_framed fuzz_profile_readers)
+TARGETS=(fuzz_manhole_line fuzz_manhole_framed fuzz_profile_readers fuzz_http_request)
 
 CC_BIN=$(command -v clang-14 || command -v clang || true)
 CXX_BIN=$(command -v clang++-14 || command -v clang++ || true)
@@ -50,6 +50,7 @@ dict_for() {
   case "$1" in
     fuzz_manhole_*) echo tests/fuzz/manhole.dict ;;
     fuzz_profile_readers) echo tests/fuzz/profile_readers.dict ;;
+    fuzz_http_request) echo tests/fuzz/http.dict ;;
   esac
 }
 
