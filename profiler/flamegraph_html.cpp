@@ -1,5 +1,8 @@
 #include "profiler/flamegraph_html.h"
 
+#include <algorithm>
+#include <string_view>
+
 namespace periscope {
 
 namespace {
@@ -151,12 +154,23 @@ render();
 }  // namespace
 
 std::string to_flamegraph_html(const Profile& profile, const std::string& title) {
-  std::string page = kPage;
   const std::string escaped_title = html_escape(title);
-  for (size_t pos; (pos = page.find("@TITLE@")) != std::string::npos;) page.replace(pos, 7, escaped_title);
   const std::string data =
       script_safe(profile_to_json(profile).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  page.replace(page.find("@DATA@"), 6, data);
+  // Placeholders are looked for in the template only, never in what replaced one: a title or a
+  // profile (both from outside) that contains "@TITLE@" must not be substituted again.
+  const std::string_view page_template = kPage;
+  std::string page;
+  size_t from = 0;
+  for (;;) {
+    size_t title_at = page_template.find("@TITLE@", from), data_at = page_template.find("@DATA@", from);
+    size_t at = std::min(title_at, data_at);
+    if (at == std::string_view::npos) break;
+    page.append(page_template.substr(from, at - from));
+    page.append(at == title_at ? escaped_title : data);
+    from = at + (at == title_at ? 7 : 6);
+  }
+  page.append(page_template.substr(from));
   return page;
 }
 

@@ -29,7 +29,7 @@ struct RawProfile {
   std::chrono::steady_clock::time_point started;
   double seconds = 0;
   uint64_t samples = 0;  // weighted
-  uint64_t lost = 0;     // dropped: ring full, or taken inside our own handler
+  uint64_t lost = 0;     // dropped: ring full, taken inside our own handler, or (wall) a tick missed
   struct Key {
     pid_t tid;
     std::vector<uint64_t> pcs;  // innermost first
@@ -83,6 +83,10 @@ class Sampler {
   std::chrono::steady_clock::time_point last_rescan_;
   uint64_t signals_sent_ = 0;
   uint64_t lost_at_start_ = 0;
+  // Wall mode: ticks the agent's thread was too busy to give, counted as one lost sample per
+  // thread each, so a busy agent shows in "lost" instead of silently thinning the profile.
+  std::chrono::steady_clock::time_point last_wall_tick_;
+  uint64_t missed_wall_samples_ = 0;
 };
 
 }  // namespace periscope

@@ -184,6 +184,8 @@ std::string Sampler::start(SampleMode mode, int hz, bool timers_only) {
   lost_at_start_ = ring->dropped() + g_lost_reentry.load();
   for (auto& b : g_handler_cost) b.store(0, std::memory_order_relaxed);
   signals_sent_ = 0;
+  missed_wall_samples_ = 0;
+  last_wall_tick_ = {};
   running_ = true;
   g_sampling.store(true);
   rescan_threads();
@@ -291,6 +293,12 @@ void Sampler::tick() {
   auto now = std::chrono::steady_clock::now();
   if (now - last_rescan_ >= std::chrono::milliseconds(100)) rescan_threads();
   if (mode_ == SampleMode::kWall) {
+    const auto interval = std::chrono::nanoseconds(1000000000 / hz_);
+    if (last_wall_tick_ != std::chrono::steady_clock::time_point{}) {
+      const int64_t missed = (now - last_wall_tick_) / interval - 1;
+      if (missed > 0) missed_wall_samples_ += static_cast<uint64_t>(missed) * per_thread_.size();
+    }
+    last_wall_tick_ = now;
     const pid_t pid = ::getpid();
     for (auto& [tid, state] : per_thread_) {
       uint64_t cpu = thread_cpu_ns(tid);
@@ -319,7 +327,7 @@ void Sampler::drain() {
     profile_.stacks[{r.tid, std::move(pcs)}] += r.weight;
     profile_.samples += r.weight;
   });
-  profile_.lost = ring->dropped() + g_lost_reentry.load() - lost_at_start_;
+  profile_.lost = ring->dropped() + g_lost_reentry.load() - lost_at_start_ + missed_wall_samples_;
   if (mode_ == SampleMode::kCpu) signals_sent_ = profile_.samples;
 }
 

@@ -60,7 +60,11 @@ class Profiling {
     const auto& p = sampler_.peek();
     auto interval = p.mode == SampleMode::kWall ? std::chrono::microseconds(1000000 / p.hz)
                                                 : std::chrono::microseconds(50000);
-    timer_.expires_after(interval);
+    // On a fixed grid, so a tick's own cost does not stretch the period; after a stall, restart
+    // from now rather than fire the missed ticks in a burst (the sampler counts them as lost).
+    auto now = asio::steady_timer::clock_type::now();
+    auto next = timer_.expiry() + interval;
+    timer_.expires_at(next + interval < now ? now + interval : next);
     timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec || !sampler_.running()) return;
       sampler_.tick();
@@ -222,7 +226,8 @@ void write_whole_run_profile_at_exit() {
       std::string format = profile_format_for(out, &error);
       std::ofstream file(out, std::ios::binary | std::ios::trunc);
       file << render_profile(p, format, false);
-      done->set_value(file ? "wrote the profile to " + out + ": " + std::to_string(p.samples) + " samples, " +
+      file.close();  // before the exiting thread hears it is done: it will not wait for us again
+      done->set_value(!file.fail() ? "wrote the profile to " + out + ": " + std::to_string(p.samples) + " samples, " +
                                  std::to_string(p.lost) + " lost, " + std::to_string(p.seconds).substr(0, 5) + " s"
                            : "cannot write the profile to " + out);
     } catch (const std::exception& e) {

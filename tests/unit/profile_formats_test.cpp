@@ -1,6 +1,7 @@
 // Profile formats written and read back: folded, speedscope, pprof; bad input is refused in words.
 #include <gtest/gtest.h>
 
+#include "profiler/flamegraph_html.h"
 #include "profiler/pprof.h"
 #include "profiler/profile_formats.h"
 #include "profiler/profile_readers.h"
@@ -89,6 +90,21 @@ TEST(ProfileFormats, BadInputIsRefusedInWords) {
   EXPECT_NE(error.find("not a speedscope file"), std::string::npos);
   EXPECT_FALSE(read_profile_file("/nonexistent/profile.folded", &p, &error));
   EXPECT_EQ(error, "cannot open /nonexistent/profile.folded");
+}
+
+TEST(ProfileFormats, HtmlPlaceholdersInTheProfileAreNotSubstitutedAgain) {
+  Profile p = sample_profile();
+  p.mode = "cpu @TITLE@ @DATA@";  // from a file we were given: found by fuzzing (it used to hang)
+  p.stacks[0].frames.push_back("@DATA@");
+  std::string page = to_flamegraph_html(p, "title with @TITLE@ and @DATA@");
+  size_t data_at = page.find("const PROFILE = ");
+  ASSERT_NE(data_at, std::string::npos);
+  EXPECT_EQ(page.find("const PROFILE = ", data_at + 1), std::string::npos);
+  EXPECT_NE(page.find("<title>title with @TITLE@ and @DATA@</title>"), std::string::npos);
+  Profile back;
+  std::string error;
+  ASSERT_TRUE(parse_profile(page, &back, &error)) << error;  // the page is still readable
+  EXPECT_EQ(back.mode, p.mode);
 }
 
 TEST(ProfileFormats, FormatFollowsTheFileName) {
