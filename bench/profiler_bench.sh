@@ -6,10 +6,12 @@
 #   accuracy: a 60/30/10 workload and two identical threads (target: within 2 points).
 # Needs: a build (scripts/build.sh) and libgoogle-perftools-dev for the comparison.
 # Usage: bench/profiler_bench.sh [BUILD_DIR] [RUNS]
+#   WORK_S=N: units of fixed work per overhead run (default 2, ~2 s); more units, less noise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build}
 RUNS=${2:-3}
+WORK_S=${WORK_S:-2}
 W="$BUILD_DIR/bench/cpu_workload"
 AGENT="$(pwd)/$BUILD_DIR/libperiscope.so"
 GPERF=/usr/lib/x86_64-linux-gnu/libprofiler.so
@@ -26,12 +28,12 @@ folded_samples() { awk '{s += $NF} END {print s + 0}' "$1"; }
 one_run() {
   local who=$1 hz=$2 out
   case $who in
-    none) out=$("$W" fixed 2); echo "$(field work_cpu_seconds <<<"$out") 0" ;;
+    none) out=$("$W" fixed "$WORK_S"); echo "$(field work_cpu_seconds <<<"$out") 0" ;;
     periscope)
-      out=$(LD_PRELOAD="$AGENT" PERISCOPE_PROFILE="cpu:$hz" PERISCOPE_PROFILE_OUT="$dir/p.folded" "$W" fixed 2 2>/dev/null)
+      out=$(LD_PRELOAD="$AGENT" PERISCOPE_PROFILE="cpu:$hz" PERISCOPE_PROFILE_OUT="$dir/p.folded" "$W" fixed "$WORK_S" 2>/dev/null)
       echo "$(field work_cpu_seconds <<<"$out") $(folded_samples "$dir/p.folded")" ;;
     gperf)
-      out=$(LD_PRELOAD="$GPERF" CPUPROFILE="$dir/g.prof" CPUPROFILE_FREQUENCY="$hz" "$W" fixed 2 2>/dev/null)
+      out=$(LD_PRELOAD="$GPERF" CPUPROFILE="$dir/g.prof" CPUPROFILE_FREQUENCY="$hz" "$W" fixed "$WORK_S" 2>/dev/null)
       echo "$(field work_cpu_seconds <<<"$out") $("$BUILD_DIR/bench/gperf_samples" "$dir/g.prof")" ;;
   esac
 }

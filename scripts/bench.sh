@@ -53,7 +53,7 @@ else
   bench request_scope "$B/request_scope" $GB
   bench watchdog_scan_cost "$B/watchdog_scan_cost" 10000 "$(reps 3 10)"
   bench stacks_1000_threads bash bench/stacks_1000_threads.sh "$BUILD_DIR" 1000 "$(reps 3 5)"
-  bench profiler bash bench/profiler_bench.sh "$BUILD_DIR" "$(reps 1 3)"
+  bench profiler env WORK_S="$(reps 2 5)" bash bench/profiler_bench.sh "$BUILD_DIR" "$(reps 1 5)"
   bench metrics_scrape "$B/metrics_scrape" "$(reps 50 300)"
 fi
 [ -f "$OUT/QUICK" ] && QUICK=1
