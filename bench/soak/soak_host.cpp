@@ -252,7 +252,7 @@ __attribute__((noinline)) void sleep_while_slow(int ms) {
 }
 
 __attribute__((noinline)) void spin_while_slow(int ms) {
-  static volatile uint64_t sink = 0;
+  static thread_local volatile uint64_t sink = 0;
   auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
   while (std::chrono::steady_clock::now() < until) sink = sink + 1;
 }

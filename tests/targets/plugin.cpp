@@ -2,6 +2,6 @@
 #include <pthread.h>
 
 extern "C" __attribute__((noinline, visibility("default"))) void plugin_spin() {
-  static volatile unsigned long sink = 0;
+  static thread_local volatile unsigned long sink = 0;
   for (;;) sink = sink + 1;  // marker: plugin
 }

@@ -24,7 +24,7 @@
 
 namespace {
 
-volatile unsigned long g_sink = 0;
+thread_local volatile unsigned long g_sink = 0;  // per thread: the spinning threads share no data
 
 void spin_for(int ms) {
   auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);

@@ -4,7 +4,7 @@
 #include <cstdio>
 
 namespace {
-volatile unsigned long g_sink = 0;
+thread_local volatile unsigned long g_sink = 0;  // per thread: the spinning threads share no data
 }
 
 __attribute__((noinline, noipa)) void short_burn_work() {
