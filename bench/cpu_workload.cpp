@@ -1,5 +1,9 @@
 // Fixed CPU work for the profiler benchmarks, with stacks about 40 frames deep.
-//   cpu_workload fixed SECONDS   one thread, a fixed amount of work calibrated to ~SECONDS
+//   cpu_workload calibrate       prints how many rounds of the fixed work take one CPU second here
+//   cpu_workload fixed SECONDS [ROUNDS_PER_SECOND]
+//                                one thread, SECONDS x ROUNDS_PER_SECOND rounds of fixed work
+//                                (pass the figure `calibrate` printed, so that every run of a
+//                                comparison does the same work and it lasts ~SECONDS on this machine)
 // Each prints the main thread's CPU seconds for the work, its wall seconds, the process's CPU.
 //   cpu_workload shares SECONDS  one thread: work_a 60%, work_b 30%, work_c 10% of its CPU time
 //   cpu_workload twins SECONDS   two identical busy threads, twin_left and twin_right
@@ -60,9 +64,26 @@ int main(int argc, char** argv) {
   double seconds = argc > 2 ? std::atof(argv[2]) : 2;
   const uint64_t work_started = thread_cpu_ns();
   const auto wall_started = std::chrono::steady_clock::now();
+  if (mode == "calibrate") {
+    // The fastest of five 0.2 s measurements: the least disturbed by other work on the machine.
+    double best = 0;
+    for (int m = 0; m < 5; ++m) {
+      const uint64_t start = thread_cpu_ns();
+      unsigned long rounds = 0;
+      while (thread_cpu_ns() - start < 200000000ull) {
+        deep(38, 1000000);
+        ++rounds;
+      }
+      const double per_second = static_cast<double>(rounds) * 1e9 / static_cast<double>(thread_cpu_ns() - start);
+      if (per_second > best) best = per_second;
+    }
+    std::printf("%.0f\n", best);
+    return 0;
+  }
   if (mode == "fixed") {
-    // A fixed count (about 2 ms a round here) keeps the work identical across runs.
-    const unsigned long rounds = static_cast<unsigned long>(seconds * 500);
+    // A fixed count of rounds keeps the work identical across the runs of a comparison.
+    const double per_second = argc > 3 ? std::atof(argv[3]) : 500;
+    const unsigned long rounds = static_cast<unsigned long>(seconds * per_second);
     for (unsigned long r = 0; r < rounds; ++r) deep(38, 1000000);
   } else if (mode == "shares") {
     for (double done = 0; done < seconds; done += 0.01) {
@@ -76,7 +97,7 @@ int main(int argc, char** argv) {
     a.join();
     b.join();
   } else {
-    std::fprintf(stderr, "usage: cpu_workload fixed|shares|twins SECONDS\n");
+    std::fprintf(stderr, "usage: cpu_workload calibrate | fixed SECONDS [ROUNDS_PER_SECOND] | shares|twins SECONDS\n");
     return 2;
   }
   // The main thread's CPU time for the work: what sampling costs the host shows here (handlers

@@ -6,13 +6,14 @@
 #   accuracy: a 60/30/10 workload and two identical threads (target: within 2 points).
 # Needs: a build (scripts/build.sh) and libgoogle-perftools-dev for the comparison.
 # Usage: bench/profiler_bench.sh [BUILD_DIR] [RUNS]
-#   WORK_S=N: units of fixed work per overhead run (default 2, ~2 s); more units, less noise.
+#   WORK_S=N: CPU seconds of fixed work per overhead run (default 2); more seconds, less noise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build}
 RUNS=${2:-3}
 WORK_S=${WORK_S:-2}
 W="$BUILD_DIR/bench/cpu_workload"
+RATE=$("$W" calibrate)  # rounds of the fixed work per CPU second on this machine, measured once
 AGENT="$(pwd)/$BUILD_DIR/libperiscope.so"
 GPERF=/usr/lib/x86_64-linux-gnu/libprofiler.so
 [ -f "$GPERF" ] || { echo "profiler_bench: needs gperftools (apt-get install libgoogle-perftools-dev)" >&2; exit 2; }
@@ -28,12 +29,12 @@ folded_samples() { awk '{s += $NF} END {print s + 0}' "$1"; }
 one_run() {
   local who=$1 hz=$2 out
   case $who in
-    none) out=$("$W" fixed "$WORK_S"); echo "$(field work_cpu_seconds <<<"$out") 0" ;;
+    none) out=$("$W" fixed "$WORK_S" "$RATE"); echo "$(field work_cpu_seconds <<<"$out") 0" ;;
     periscope)
-      out=$(LD_PRELOAD="$AGENT" PERISCOPE_PROFILE="cpu:$hz" PERISCOPE_PROFILE_OUT="$dir/p.folded" "$W" fixed "$WORK_S" 2>/dev/null)
+      out=$(LD_PRELOAD="$AGENT" PERISCOPE_PROFILE="cpu:$hz" PERISCOPE_PROFILE_OUT="$dir/p.folded" "$W" fixed "$WORK_S" "$RATE" 2>/dev/null)
       echo "$(field work_cpu_seconds <<<"$out") $(folded_samples "$dir/p.folded")" ;;
     gperf)
-      out=$(LD_PRELOAD="$GPERF" CPUPROFILE="$dir/g.prof" CPUPROFILE_FREQUENCY="$hz" "$W" fixed "$WORK_S" 2>/dev/null)
+      out=$(LD_PRELOAD="$GPERF" CPUPROFILE="$dir/g.prof" CPUPROFILE_FREQUENCY="$hz" "$W" fixed "$WORK_S" "$RATE" 2>/dev/null)
       echo "$(field work_cpu_seconds <<<"$out") $("$BUILD_DIR/bench/gperf_samples" "$dir/g.prof")" ;;
   esac
 }
@@ -77,7 +78,7 @@ awk -v l="$l" -v r="$r" 'BEGIN { t = l + r; printf "two identical threads:  %.1f
 
 echo
 echo "Handler cost per sample, measured inside the handler (~40-frame stacks, 999 Hz, 2 s)"
-PERISCOPE_SOCKET_DIR="$dir/sockets" LD_PRELOAD="$AGENT" "$W" fixed 6 >/dev/null 2>&1 &
+PERISCOPE_SOCKET_DIR="$dir/sockets" LD_PRELOAD="$AGENT" "$W" fixed 6 "$RATE" >/dev/null 2>&1 &
 wpid=$!
 for _ in $(seq 100); do [ -S "$dir/sockets/$wpid.sock" ] && break; sleep 0.02; done
 "$BUILD_DIR/periscope" exec "$wpid" profile start cpu 999 >/dev/null
