@@ -265,17 +265,22 @@ void Watchdog::capture_all(const std::vector<Due>& due) {
   if (!tids.empty()) captured = StackCapture::capture(tids, config_.capture_timeout);
   // Right after the signals, before any symbolizing: a request that ended meanwhile has a
   // thread that may already serve something else.
+  std::vector<bool> ended(due.size(), false);
   for (size_t i = 0; i < due.size(); ++i) {
     const Tracked& t = *due[i].tracked;
     if (capture_of[i] != SIZE_MAX &&
         table_.slot(t.index).word.load(std::memory_order_acquire) != slot_word(t.sequence, kReported)) {
       stacks[i].error = "ended before its stack was taken";
       capture_of[i] = SIZE_MAX;
+      ended[i] = true;
     }
   }
   for (size_t i = 0; i < due.size(); ++i) {
     Tracked& t = *due[i].tracked;
     SlowStack& stack = stacks[i];
+    // A request already caught in flight that ends just as it is caught again: its stacks so far
+    // say what it did, and its "finished" event follows; an empty stack would only add noise.
+    if (ended[i] && !t.report->stacks.empty()) continue;
     if (capture_of[i] != SIZE_MAX) {
       const CapturedStack& c = captured[capture_of[i]];
       if (c.status == CapturedStack::Status::kOk) {
