@@ -86,10 +86,18 @@ int main(int argc, char** argv) {
     const unsigned long rounds = static_cast<unsigned long>(seconds * per_second);
     for (unsigned long r = 0; r < rounds; ++r) deep(38, 1000000);
   } else if (mode == "shares") {
+    // Rounds of 5-15 ms at random: a strictly periodic 10 ms round locks onto a 999 Hz sampling
+    // grid (exactly 6/3/1 samples a round, whatever the profiler's accuracy) or aliases with
+    // other rates. The split within a round stays 60/30/10.
+    uint32_t state = 2463534242u;
     for (double done = 0; done < seconds; done += 0.01) {
-      work_a(6000000);
-      work_b(3000000);
-      work_c(1000000);
+      state ^= state << 13;
+      state ^= state >> 17;
+      state ^= state << 5;
+      const uint64_t scale_percent = 50 + state % 101;  // 50%..150%, 100% on average
+      work_a(6000000 * scale_percent / 100);
+      work_b(3000000 * scale_percent / 100);
+      work_c(1000000 * scale_percent / 100);
     }
   } else if (mode == "twins") {
     std::thread a([&] { twin_left(seconds); });
