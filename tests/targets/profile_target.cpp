@@ -23,20 +23,22 @@ uint64_t thread_cpu_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-// noipa: three distinct functions, never folded into one.
+// noipa: three distinct functions, never folded into one. The clock is read every 20,000 adds
+// (some microseconds): reading it is a system call, and with a short inner loop a good part of
+// each function's samples landed in clock_gettime instead of its own code.
 __attribute__((noinline, noipa)) void work_a(uint64_t ns) {
   for (uint64_t end = thread_cpu_ns() + ns; thread_cpu_ns() < end;) {
-    for (int i = 0; i < 1000; ++i) g_sink = g_sink + 1;
+    for (int i = 0; i < 20000; ++i) g_sink = g_sink + 1;
   }
 }
 __attribute__((noinline, noipa)) void work_b(uint64_t ns) {
   for (uint64_t end = thread_cpu_ns() + ns; thread_cpu_ns() < end;) {
-    for (int i = 0; i < 1000; ++i) g_sink = g_sink + 2;
+    for (int i = 0; i < 20000; ++i) g_sink = g_sink + 2;
   }
 }
 __attribute__((noinline, noipa)) void work_c(uint64_t ns) {
   for (uint64_t end = thread_cpu_ns() + ns; thread_cpu_ns() < end;) {
-    for (int i = 0; i < 1000; ++i) g_sink = g_sink + 3;
+    for (int i = 0; i < 20000; ++i) g_sink = g_sink + 3;
   }
 }
 
