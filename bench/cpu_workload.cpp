@@ -14,6 +14,8 @@
 #include <string>
 #include <thread>
 
+#include "tests/targets/round_scale.h"
+
 namespace {
 
 volatile unsigned long g_sink = 0;
@@ -86,15 +88,9 @@ int main(int argc, char** argv) {
     const unsigned long rounds = static_cast<unsigned long>(seconds * per_second);
     for (unsigned long r = 0; r < rounds; ++r) deep(38, 1000000);
   } else if (mode == "shares") {
-    // Rounds of 5-15 ms at random: a strictly periodic 10 ms round locks onto a 999 Hz sampling
-    // grid (exactly 6/3/1 samples a round, whatever the profiler's accuracy) or aliases with
-    // other rates. The split within a round stays 60/30/10.
-    uint32_t state = 2463534242u;
+    periscope_targets::RoundScale scale;  // rounds of 5-15 ms, 10 on average: see round_scale.h
     for (double done = 0; done < seconds; done += 0.01) {
-      state ^= state << 13;
-      state ^= state >> 17;
-      state ^= state << 5;
-      const uint64_t scale_percent = 50 + state % 101;  // 50%..150%, 100% on average
+      const uint64_t scale_percent = scale.next_percent();
       work_a(6000000 * scale_percent / 100);
       work_b(3000000 * scale_percent / 100);
       work_c(1000000 * scale_percent / 100);

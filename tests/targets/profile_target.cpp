@@ -12,6 +12,8 @@
 #include <thread>
 #include <unistd.h>
 
+#include "tests/targets/round_scale.h"
+
 namespace {
 
 thread_local volatile unsigned long g_sink = 0;  // per thread: the spinning threads share no data
@@ -54,15 +56,9 @@ int main() {
   if (::pipe(g_pipe) != 0) return 1;
   std::thread worker([] {
     pthread_setname_np(pthread_self(), "worker");
-    // Each round lasts 5-15 ms, at random: a strictly periodic 10 ms round aliases with a fixed
-    // sampling rate (at 199 Hz the samples drift only 1.5 rounds in 3 s, and the shares came
-    // out 67/19/13). The split within a round stays 60/30/10.
-    uint32_t state = 2463534242u;
+    periscope_targets::RoundScale scale;  // rounds of 5-15 ms: see round_scale.h
     for (;;) {
-      state ^= state << 13;
-      state ^= state >> 17;
-      state ^= state << 5;
-      const uint64_t scale_percent = 50 + state % 101;  // 50%..150%
+      const uint64_t scale_percent = scale.next_percent();
       work_a(6000000 * scale_percent / 100);
       work_b(3000000 * scale_percent / 100);
       work_c(1000000 * scale_percent / 100);
