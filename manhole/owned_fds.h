@@ -1,22 +1,39 @@
-// The file descriptors the manhole owns (listening socket, sessions), kept in a table so that
-// the child of a fork can close them without touching the parent's agent objects.
+// The file descriptors the agent owns (listening sockets, sessions, and the io_context's own
+// epoll/eventfd/timerfd), known by identity — (st_dev, st_ino), plus the link text for anonymous
+// inodes, which all share one inode — never by number alone: hosts close every descriptor
+// (closefrom, daemonizing) and reopen their own files on the same numbers.
 //
-// Opening (accept) and closing go through this table under one mutex that the fork prepare
-// handler also takes, so a fork never sees an fd half-opened or half-closed.
+// Opening (accept) and closing go through this table under one mutex. Fork takes no lock (a
+// lock taken around fork costs the host a copied page in parent and child on every fork): a
+// generation count, odd while the table changes, tells a fork child whether its copy is whole.
+// A descriptor whose identity changed is forgotten, never closed: its number is the host's now.
 #pragma once
+
+#include <string>
+#include <vector>
 
 namespace periscope::manhole {
 
 void track_fd(int fd);  // an fd we already own (the listening socket)
 // accept4(CLOEXEC | NONBLOCK) and track, atomically with respect to fork; -1 and errno on failure.
 int accept_tracked(int listen_fd);
-// Forgets and closes `fd`, atomically with respect to fork.
+// Forgets `fd` and closes it if it is still ours, atomically with respect to fork.
 void close_tracked(int fd);
 
-// pthread_atfork: lock before fork; unlock in the parent; in the child close every tracked fd
-// (the parent keeps its copies) and unlock.
-void lock_fd_table_for_fork();
-void unlock_fd_table_in_fork_parent();
+// The descriptors this process holds now (numbers), for telling which ones a library just opened.
+std::vector<int> open_fd_numbers();
+// Tracks the anonymous-inode descriptors (epoll, eventfd, timerfd) in `after` but not in `before`:
+// what an io_context opened for itself. They are closed only in a fork child, only if still ours.
+void track_new_anonymous_fds(const std::vector<int>& before, const std::vector<int>& after);
+
+// Empty when every tracked descriptor is still ours; else which one is not, in words.
+std::string first_lost_fd();
+// After the host took some of our descriptors: closes those still ours, forgets every one.
+void release_all_tracked();
+
+// In a fork child (any thread of it, before the child's agent starts): close every tracked fd
+// that is still ours (the parent keeps its copies) and start an empty table with a fresh lock.
+// When the fork caught the table mid-change, nothing is closed (the fds are close-on-exec).
 void close_fd_table_in_fork_child();
 
 }  // namespace periscope::manhole

@@ -11,8 +11,8 @@
 namespace periscope {
 
 // This process's threads (all, or those in `only`). A tid in `only` that is not a thread of
-// this process yields an entry with an error.
+// this process yields an entry with an error. Without a symbolizer the stacks keep their raw pcs.
 std::vector<ThreadStack> capture_own_stacks(const std::vector<pid_t>& only, std::chrono::milliseconds timeout,
-                                            Symbolizer& symbolizer);
+                                            Symbolizer* symbolizer);
 
 }  // namespace periscope

@@ -10,16 +10,16 @@
 namespace periscope {
 
 std::vector<ThreadStack> capture_own_stacks(const std::vector<pid_t>& only, std::chrono::milliseconds timeout,
-                                            Symbolizer& symbolizer) {
+                                            Symbolizer* symbolizer) {
   auto threads = list_threads(::getpid());
   std::vector<ThreadStack> stacks;
   for (const auto& t : threads) {
     if (!only.empty() && std::find(only.begin(), only.end(), t.tid) == only.end()) continue;
-    stacks.push_back({t.tid, t.name, proc::state_name(t.state), {}, false, {}});
+    stacks.push_back({t.tid, t.name, proc::state_name(t.state), {}, false, {}, {}, {}});
   }
   for (pid_t wanted : only) {
     bool found = std::any_of(stacks.begin(), stacks.end(), [&](const ThreadStack& s) { return s.tid == wanted; });
-    if (!found) stacks.push_back({wanted, "", "", {}, false, "no such thread in this process"});
+    if (!found) stacks.push_back({wanted, "", "", {}, false, "no such thread in this process", {}, {}});
   }
   std::vector<pid_t> tids;
   for (const auto& s : stacks) {
@@ -32,9 +32,8 @@ std::vector<ThreadStack> capture_own_stacks(const std::vector<pid_t>& only, std:
       it->error = c.detail;
       continue;
     }
-    std::vector<RawFrame> raw;
-    for (size_t i = 0; i < c.pcs.size(); ++i) raw.push_back({c.pcs[i], i != 0});
-    it->frames = symbolize_frames(raw, symbolizer);
+    if (symbolizer) it->frames = symbolize_captured(c.pcs, *symbolizer);
+    else it->pcs = std::move(c.pcs);
     it->truncated = c.truncated;
   }
   return stacks;

@@ -9,6 +9,13 @@
 
 namespace periscope::proc {
 
+// A descriptor of /proc taken the first time it is asked for (the agent asks at start), so that a
+// host that chroots later still has its /proc; checked by identity on every use and taken again
+// when the host closed it. async-signal-safe; -1 when /proc cannot be had.
+int proc_dir_fd();
+// open(2) for `path`; paths under /proc/ are opened through proc_dir_fd(). -1 and errno on failure.
+int open_path(const std::string& path, int flags);
+
 // The whole content of a (small, /proc-like) file, or nullopt when it cannot be read.
 std::optional<std::string> read_file(const std::string& path, size_t max_bytes = 1 << 20);
 

@@ -3,14 +3,49 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <atomic>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
 namespace periscope::proc {
 
+namespace {
+std::atomic<int> g_proc_fd{-1};
+std::atomic<uint64_t> g_proc_dev{0};
+std::atomic<uint64_t> g_proc_ino{0};
+}  // namespace
+
+// async-signal-safe: fstat, open and atomics.
+int proc_dir_fd() {
+  int fd = g_proc_fd.load(std::memory_order_acquire);
+  struct stat st {};
+  if (fd >= 0 && ::fstat(fd, &st) == 0 && st.st_dev == g_proc_dev.load() && st.st_ino == g_proc_ino.load()) {
+    return fd;
+  }
+  // Never taken, or the host closed it (its number may be the host's now: it is not closed).
+  int fresh = ::open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fresh < 0 || ::fstat(fresh, &st) != 0) {
+    if (fresh >= 0) ::close(fresh);
+    return -1;
+  }
+  g_proc_dev.store(st.st_dev);
+  g_proc_ino.store(st.st_ino);
+  g_proc_fd.store(fresh, std::memory_order_release);
+  return fresh;
+}
+
+int open_path(const std::string& path, int flags) {
+  if (path.rfind("/proc/", 0) == 0) {
+    const int dir = proc_dir_fd();
+    if (dir >= 0) return ::openat(dir, path.c_str() + 6, flags | O_CLOEXEC);
+  }
+  return ::open(path.c_str(), flags | O_CLOEXEC);
+}
+
 std::optional<std::string> read_file(const std::string& path, size_t max_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = open_path(path, O_RDONLY);
   if (fd < 0) return std::nullopt;
   std::string out;
   char buf[4096];

@@ -13,7 +13,8 @@ struct ProcessInfo {
   pid_t pid = 0;
   std::string name;                  // comm
   std::string exe;                   // readlink /proc/<pid>/exe, empty when not permitted
-  std::vector<std::string> cmdline;  // argv, empty when not permitted
+  std::vector<std::string> cmdline;  // argv without the padding of programs that rewrite it
+  std::string title;                 // argv joined, as the process set it ("nginx: worker process"), printable
   uid_t uid = 0;                     // real uid
   double uptime_seconds = 0;
   double cpu_seconds = 0;

@@ -19,6 +19,15 @@ std::string read_link(const std::string& path) {
   return std::string(buf, static_cast<size_t>(n));
 }
 
+// Another user's process names itself: never let its bytes drive our terminal.
+std::string printable(const std::string& s) {
+  std::string out = s;
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  return out;
+}
+
 std::vector<std::string> split_nul(const std::string& s) {
   std::vector<std::string> out;
   size_t pos = 0;
@@ -28,6 +37,8 @@ std::vector<std::string> split_nul(const std::string& s) {
     out.push_back(s.substr(pos, end - pos));
     pos = end + 1;
   }
+  // Programs that set their title over argv (nginx, postgres, redis) pad the rest with NULs.
+  while (!out.empty() && out.back().find_first_not_of(' ') == std::string::npos) out.pop_back();
   return out;
 }
 
@@ -48,6 +59,8 @@ std::optional<ProcessInfo> read_process_info(pid_t pid) {
   info.name = st->comm;
   info.exe = read_link(dir + "/exe");
   if (auto cmd = proc::read_file(dir + "/cmdline", 64 * 1024)) info.cmdline = split_nul(*cmd);
+  for (const auto& arg : info.cmdline) info.title += (info.title.empty() ? "" : " ") + printable(arg);
+  while (!info.title.empty() && info.title.back() == ' ') info.title.pop_back();
   struct stat sb {};
   if (::stat(dir.c_str(), &sb) == 0) info.uid = sb.st_uid;
   const double ticks = static_cast<double>(proc::clock_ticks_per_second());

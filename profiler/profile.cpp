@@ -8,7 +8,16 @@ nlohmann::json profile_to_json(const Profile& p) {
   nlohmann::json stacks = nlohmann::json::array();
   for (const auto& s : p.stacks) stacks.push_back({{"thread", s.thread}, {"frames", s.frames}, {"count", s.count}});
   return {{"mode", p.mode},         {"hz", p.hz},           {"clock", p.clock}, {"seconds", p.seconds},
-          {"samples", p.samples},   {"lost", p.lost},       {"threads", p.threads}, {"stacks", stacks}};
+          {"samples", p.samples},   {"lost", p.lost},       {"threads", p.threads}, {"stacks", stacks},
+          {"unsampled", p.unsampled}, {"problem", p.problem}};
+}
+
+std::string why_no_samples(const Profile& p) {
+  if (p.samples > 0) return {};
+  if (!p.problem.empty()) return p.problem;
+  if (p.threads == 0 && !p.unsampled.empty()) return "no thread could be sampled";
+  if (p.mode == "cpu") return "the process used no CPU time while it was sampled (--wall samples waiting threads too)";
+  return "no thread answered the sampling signal";
 }
 
 Profile profile_from_json(const nlohmann::json& j) {
@@ -20,6 +29,8 @@ Profile profile_from_json(const nlohmann::json& j) {
   p.samples = j.at("samples").get<uint64_t>();
   p.lost = j.value("lost", uint64_t{0});
   p.threads = j.value("threads", size_t{0});
+  p.unsampled = j.value("unsampled", std::vector<std::string>{});
+  p.problem = j.value("problem", "");
   for (const auto& s : j.at("stacks")) {
     p.stacks.push_back({s.value("thread", ""), s.at("frames").get<std::vector<std::string>>(), s.at("count").get<uint64_t>()});
   }

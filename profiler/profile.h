@@ -26,7 +26,12 @@ struct Profile {
   uint64_t lost = 0;
   size_t threads = 0;
   std::vector<ProfileStack> stacks;
+  std::vector<std::string> unsampled;  // "blocker (4242): blocks signal 64": threads left out, and why
+  std::string problem;                 // why sampling stopped early (or never began), or empty
 };
+
+// Why a profile holds no samples, in words for the user (empty when it has some).
+std::string why_no_samples(const Profile& profile);
 
 nlohmann::json profile_to_json(const Profile& profile);
 Profile profile_from_json(const nlohmann::json& json);  // throws on malformed input

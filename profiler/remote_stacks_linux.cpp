@@ -100,7 +100,7 @@ RemoteStacks capture_remote_stacks(pid_t pid, const std::vector<pid_t>& only, si
   Symbolizer symbolizer(pid);
   for (const auto& t : threads) {
     if (!only.empty() && std::find(only.begin(), only.end(), t.tid) == only.end()) continue;
-    ThreadStack s{t.tid, t.name, proc::state_name(t.state), {}, walk.truncated[t.tid], {}};
+    ThreadStack s{t.tid, t.name, proc::state_name(t.state), {}, walk.truncated[t.tid], {}, {}, {}};
     auto frames = walk.frames.find(t.tid);
     if (frames == walk.frames.end()) s.error = "exited during capture";
     else if (walk.errors.count(t.tid)) s.error = walk.errors[t.tid];

@@ -39,6 +39,10 @@ struct RawProfile {
     size_t operator()(const Key& k) const;
   };
   std::unordered_map<Key, uint64_t, KeyHash> stacks;
+  // Threads that were not sampled (all or part of the time), and why: "blocks signal 64".
+  std::map<pid_t, std::string> unsampled;
+  // Why sampling stopped before it was asked to, or empty: "the host replaced ...".
+  std::string problem;
 };
 
 class Sampler {
@@ -69,10 +73,14 @@ class Sampler {
 
  private:
   struct ThreadState;
-  void rescan_threads();
+  void rescan_threads(bool check_every_thread = false);
   void drain();
   bool arm(pid_t tid, ThreadState& state);
   void disarm(ThreadState& state);
+  // Whether `tid` blocks the sampling signal now; if so it is disarmed and named in the profile.
+  bool leave_out_if_blocking(pid_t tid, ThreadState& state);
+  void give_up(std::string why);  // the host took the signal: stop sampling, keep what was taken
+  void send_wall_signals();
 
   bool running_ = false;
   SampleMode mode_ = SampleMode::kCpu;
@@ -83,6 +91,8 @@ class Sampler {
   std::chrono::steady_clock::time_point last_rescan_;
   uint64_t signals_sent_ = 0;
   uint64_t lost_at_start_ = 0;
+  long queued_at_start_ = 0;     // the uid's queued signals when sampling started (SigQ)
+  bool discard_queued_ = false;  // a thread was found blocking: drop what was queued to it
   // Wall mode: ticks the agent's thread was too busy to give, counted as one lost sample per
   // thread each, so a busy agent shows in "lost" instead of silently thinning the profile.
   std::chrono::steady_clock::time_point last_wall_tick_;

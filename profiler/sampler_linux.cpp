@@ -17,6 +17,8 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "profiler/fd_identity.h"
+#include "profiler/signal_delivery.h"
 #include "profiler/signal_unwind.h"
 #include "profiler/thread_list.h"
 
@@ -32,6 +34,7 @@ std::atomic<SampleRing*> g_ring{nullptr};
 std::atomic<bool> g_sampling{false};
 std::atomic<uint64_t> g_lost_reentry{0};
 std::atomic<int> g_perf_fds[kMaxPerfFds];  // 0 free, else fd + 1: closed by a fork child
+std::atomic<int> g_perf_fds_used{0};       // so that a fork child without any skips the table
 __attribute__((tls_model("initial-exec"))) thread_local bool t_in_handler = false;
 // How long the handler takes, in log2(ns) buckets with 4 sub-steps each (for p50/p99).
 constexpr int kCostBuckets = 128;
@@ -98,14 +101,20 @@ void on_sample_signal(int, siginfo_t* info, void* ucontext) {
 void remember_perf_fd(int fd) {
   for (auto& slot : g_perf_fds) {
     int expected = 0;
-    if (slot.compare_exchange_strong(expected, fd + 1)) return;
+    if (slot.compare_exchange_strong(expected, fd + 1)) {
+      g_perf_fds_used.fetch_add(1);
+      return;
+    }
   }
 }
 
 void forget_perf_fd(int fd) {
   for (auto& slot : g_perf_fds) {
     int expected = fd + 1;
-    if (slot.compare_exchange_strong(expected, 0)) return;
+    if (slot.compare_exchange_strong(expected, 0)) {
+      g_perf_fds_used.fetch_sub(1);
+      return;
+    }
   }
 }
 
@@ -127,11 +136,15 @@ size_t RawProfile::KeyHash::operator()(const Key& k) const {
 
 struct Sampler::ThreadState {
   int perf_fd = -1;
+  FdIdentity perf_id;  // the host may close our perf descriptor and reuse its number
   timer_t timer{};
   bool has_timer = false;
   uint64_t last_cpu_ns = 0;
   std::vector<uint64_t> last_pcs;  // wall mode: an idle thread counts again at its last stack
   bool seen = false;               // during a rescan
+  bool armed = false;              // CPU mode: has a perf event or timer; wall mode: is signalled
+  bool awaiting = false;           // wall mode: signalled, its sample not drained yet
+  double last_cpu_s = -1;          // at the last rescan, to re-check only threads that ran
 };
 
 std::string Sampler::install(int requested) {
@@ -168,6 +181,10 @@ Sampler::~Sampler() { stop(); }
 
 std::string Sampler::start(SampleMode mode, int hz, bool timers_only) {
   if (g_signal.load() == 0) return "profiling is off (no usable signal)";
+  if (!handler_installed(g_signal.load(), on_sample_signal)) {
+    return replaced_handler_words(g_signal.load()) + "; periscope does not take it back, so this process cannot be "
+           "profiled by signal (set PERISCOPE_PROFILE_SIGNAL to a signal the host leaves alone)";
+  }
   if (hz < 1 || hz > 10000) return "rate must be 1..10000 Hz";
   stop();
   if (!g_ring.load()) g_ring.store(new SampleRing(kRingRecords));  // kept for the process's life
@@ -186,6 +203,8 @@ std::string Sampler::start(SampleMode mode, int hz, bool timers_only) {
   signals_sent_ = 0;
   missed_wall_samples_ = 0;
   last_wall_tick_ = {};
+  queued_at_start_ = queued_signals_of_uid();
+  discard_queued_ = false;
   running_ = true;
   g_sampling.store(true);
   rescan_threads();
@@ -201,11 +220,27 @@ void Sampler::stop() {
   per_thread_.clear();
   drain();
   g_sampling.store(false);
+  // Nothing stays queued after a profile: a thread that blocked the signal would hold it for good.
+  discard_queued(g_signal.load(), on_sample_signal);
   running_ = false;
   profile_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - profile_.started).count();
 }
 
+bool Sampler::leave_out_if_blocking(pid_t tid, ThreadState& state) {
+  const int sig = g_signal.load();
+  auto signals = thread_signal_state(tid, sig);
+  if (signals && !signals->blocked) return false;
+  if (signals) {
+    if (state.armed) discard_queued_ = true;  // it may have had some queued already
+    profile_.unsampled[tid] = "blocks signal " + std::to_string(sig);
+  }
+  disarm(state);
+  return true;
+}
+
 bool Sampler::arm(pid_t tid, ThreadState& state) {
+  if (leave_out_if_blocking(tid, state)) return true;  // kept in the list, unarmed: re-checked later
+  state.armed = true;
   if (mode_ == SampleMode::kWall) return true;
   const uint64_t period_ns = 1000000000ull / static_cast<uint64_t>(hz_);
   if (use_perf_) {
@@ -223,6 +258,7 @@ bool Sampler::arm(pid_t tid, ThreadState& state) {
           ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_ASYNC | O_NONBLOCK) == 0 &&
           ::ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) == 0) {
         state.perf_fd = fd;
+        state.perf_id = FdIdentity::of(fd).value_or(FdIdentity{});
         remember_perf_fd(fd);
         return true;
       }
@@ -256,10 +292,14 @@ bool Sampler::arm(pid_t tid, ThreadState& state) {
 }
 
 void Sampler::disarm(ThreadState& state) {
+  state.armed = false;
+  state.awaiting = false;
   if (state.perf_fd >= 0) {
-    ::ioctl(state.perf_fd, PERF_EVENT_IOC_DISABLE, 0);
     forget_perf_fd(state.perf_fd);
-    ::close(state.perf_fd);
+    if (state.perf_id.still_at(state.perf_fd)) {
+      ::ioctl(state.perf_fd, PERF_EVENT_IOC_DISABLE, 0);
+      ::close(state.perf_fd);
+    }
     state.perf_fd = -1;
   }
   if (state.has_timer) {
@@ -268,15 +308,24 @@ void Sampler::disarm(ThreadState& state) {
   }
 }
 
-void Sampler::rescan_threads() {
+void Sampler::rescan_threads(bool check_every_thread) {
   last_rescan_ = std::chrono::steady_clock::now();
   const pid_t self = current_tid();  // the agent's thread blocks every signal: never sample it
   for (auto& [tid, state] : per_thread_) state.seen = false;
   for (const auto& t : list_threads(::getpid())) {
     if (t.tid == self) continue;
     auto [it, added] = per_thread_.try_emplace(t.tid);
-    it->second.seen = true;
-    if (added && !arm(t.tid, it->second)) per_thread_.erase(it);
+    ThreadState& state = it->second;
+    state.seen = true;
+    const bool ran = t.cpu_seconds != state.last_cpu_s;
+    state.last_cpu_s = t.cpu_seconds;
+    if (added) {
+      if (!arm(t.tid, state)) per_thread_.erase(it);
+    } else if (state.armed && (ran || check_every_thread)) {
+      leave_out_if_blocking(t.tid, state);  // a thread queues perf signals only while it runs
+    } else if (!state.armed && ran) {
+      arm(t.tid, state);  // it may have unblocked the signal
+    }
   }
   for (auto it = per_thread_.begin(); it != per_thread_.end();) {
     if (it->second.seen) {
@@ -286,12 +335,59 @@ void Sampler::rescan_threads() {
     disarm(it->second);
     it = per_thread_.erase(it);
   }
+  if (discard_queued_) {
+    discard_queued(g_signal.load(), on_sample_signal);
+    discard_queued_ = false;
+  }
+}
+
+void Sampler::give_up(std::string why) {
+  for (auto& [tid, state] : per_thread_) disarm(state);
+  per_thread_.clear();
+  drain();
+  g_sampling.store(false);
+  running_ = false;
+  profile_.problem = std::move(why);
+  profile_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - profile_.started).count();
+}
+
+// Wall mode: one signal outstanding per thread at most, so a thread that stops answering (it
+// blocked the signal, or is stopped) never has more than one queued.
+void Sampler::send_wall_signals() {
+  const pid_t pid = ::getpid();
+  const int sig = g_signal.load();
+  for (auto& [tid, state] : per_thread_) {
+    if (!state.armed) continue;
+    uint64_t cpu = thread_cpu_ns(tid);
+    if (cpu == state.last_cpu_ns && !state.last_pcs.empty()) {
+      profile_.stacks[{tid, state.last_pcs}] += 1;  // idle since its last sample: same stack, no signal
+      profile_.samples += 1;
+      continue;
+    }
+    if (state.awaiting) {
+      ++missed_wall_samples_;
+      leave_out_if_blocking(tid, state);
+      continue;
+    }
+    state.last_cpu_ns = cpu;
+    if (::syscall(SYS_tgkill, pid, tid, sig) == 0) {
+      ++signals_sent_;
+      state.awaiting = true;
+    }
+  }
 }
 
 void Sampler::tick() {
   if (!running_) return;
+  // Right before the next signal, every time: the host may have reset or taken the signal.
+  if (!handler_installed(g_signal.load(), on_sample_signal)) {
+    return give_up(replaced_handler_words(g_signal.load()) + "; sampling stopped");
+  }
   auto now = std::chrono::steady_clock::now();
-  if (now - last_rescan_ >= std::chrono::milliseconds(100)) rescan_threads();
+  // Signals piling up in the uid's queue mean a thread blocks them: look at every thread now.
+  const long queued = queued_signals_of_uid();
+  const bool piling_up = queued >= 0 && queued_at_start_ >= 0 && queued - queued_at_start_ > 64;
+  if (piling_up || now - last_rescan_ >= std::chrono::milliseconds(100)) rescan_threads(piling_up);
   if (mode_ == SampleMode::kWall) {
     const auto interval = std::chrono::nanoseconds(1000000000 / hz_);
     if (last_wall_tick_ != std::chrono::steady_clock::time_point{}) {
@@ -299,17 +395,8 @@ void Sampler::tick() {
       if (missed > 0) missed_wall_samples_ += static_cast<uint64_t>(missed) * per_thread_.size();
     }
     last_wall_tick_ = now;
-    const pid_t pid = ::getpid();
-    for (auto& [tid, state] : per_thread_) {
-      uint64_t cpu = thread_cpu_ns(tid);
-      if (cpu == state.last_cpu_ns && !state.last_pcs.empty()) {
-        profile_.stacks[{tid, state.last_pcs}] += 1;  // idle since its last sample: same stack, no signal
-        profile_.samples += 1;
-        continue;
-      }
-      state.last_cpu_ns = cpu;
-      if (::syscall(SYS_tgkill, pid, tid, g_signal.load()) == 0) ++signals_sent_;
-    }
+    drain();  // first, so that threads that answered the last tick may be signalled again
+    send_wall_signals();
   }
   drain();
 }
@@ -322,7 +409,10 @@ void Sampler::drain() {
     if (r.truncated) pcs.push_back(0);  // outermost marker: the stack was cut here
     if (mode_ == SampleMode::kWall) {
       auto it = per_thread_.find(r.tid);
-      if (it != per_thread_.end()) it->second.last_pcs = pcs;
+      if (it != per_thread_.end()) {
+        it->second.last_pcs = pcs;
+        it->second.awaiting = false;
+      }
     }
     profile_.stacks[{r.tid, std::move(pcs)}] += r.weight;
     profile_.samples += r.weight;
@@ -347,14 +437,19 @@ RawProfile Sampler::take() {
   profile_.hz = out.hz;
   profile_.clock = out.clock;
   profile_.started = std::chrono::steady_clock::now();
+  profile_.unsampled = out.unsampled;  // still true of the threads that are left out
   return out;
 }
 
 void Sampler::reset_in_fork_child() {
   g_sampling.store(false);
+  // Reads before writes: a fork child that writes to a page copies it, and fork cost is the host's.
+  if (g_perf_fds_used.load() == 0) return;
+  g_perf_fds_used.store(0);
   for (auto& slot : g_perf_fds) {
+    if (slot.load(std::memory_order_relaxed) == 0) continue;
     int value = slot.exchange(0);
-    if (value != 0) ::close(value - 1);
+    if (value != 0 && fd_is_kind(value - 1, "anon_inode:[perf_event]")) ::close(value - 1);  // else the host's now
   }
 }
 

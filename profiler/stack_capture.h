@@ -18,7 +18,9 @@
 namespace periscope {
 
 struct CapturedStack {
-  enum class Status { kOk, kTimedOut, kExited };
+  // kNotSignalled: it would not have run our handler (the host replaced the handler, or the thread
+  // blocks the signal), so it was never sent; another way (ptrace) may still read the stack.
+  enum class Status { kOk, kTimedOut, kExited, kNotSignalled };
   pid_t tid = 0;
   Status status = Status::kOk;
   std::vector<uint64_t> pcs;  // innermost first; pcs[0] is the interrupted pc, the rest return addresses
@@ -39,7 +41,8 @@ class StackCapture {
   struct Counters {
     uint64_t signals_sent = 0;
     uint64_t captured = 0;
-    uint64_t timed_out = 0;  // no answer in time: signal blocked, thread stopped, capture abandoned
+    uint64_t timed_out = 0;  // no answer in time: thread stopped, capture abandoned
+    uint64_t not_signalled = 0;  // the handler was replaced or the thread blocks the signal
   };
   static Counters counters();
   // In a fork child (one thread): forget any capture the parent's agent thread was in the middle

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "profiler/proc_reader.h"
+#include "profiler/signal_delivery.h"
 #include "profiler/signal_unwind.h"
 
 namespace periscope {
@@ -83,27 +84,34 @@ void on_capture_signal(int, siginfo_t*, void* ucontext) {
   errno = saved_errno;
 }
 
-// The bit of `sig` in a /proc/<tid>/status mask line ("SigBlk:\t0000000000000000").
-bool mask_has(const std::string& status, const char* key, int sig) {
-  auto pos = status.find(key);
-  if (pos == std::string::npos) return false;
-  unsigned long long mask = std::strtoull(status.c_str() + pos + std::strlen(key), nullptr, 16);
-  return (mask >> (sig - 1)) & 1ULL;
-}
-
 std::string why_no_answer(pid_t tid, int sig, std::chrono::milliseconds timeout) {
+  auto state = thread_signal_state(tid, sig);
+  if (!state) return "exited during capture";
+  if (state->blocked) return "blocked signal " + std::to_string(sig) + " before it could answer; no stack";
   auto status = proc::read_file("/proc/self/task/" + std::to_string(tid) + "/status", 8192);
-  if (!status) return "exited during capture";
-  if (mask_has(*status, "SigBlk:", sig)) return "blocks signal " + std::to_string(sig) + "; no stack";
-  if (status->find("State:\tT") != std::string::npos || status->find("State:\tt") != std::string::npos) {
+  if (status && (status->find("State:\tT") != std::string::npos || status->find("State:\tt") != std::string::npos)) {
     return "is stopped; no stack";
   }
   return "did not answer within " + std::to_string(timeout.count()) + " ms";
 }
 
 bool signal_still_pending(pid_t tid, int sig) {
-  auto status = proc::read_file("/proc/self/task/" + std::to_string(tid) + "/status", 8192);
-  return status && mask_has(*status, "SigPnd:", sig);
+  auto state = thread_signal_state(tid, sig);
+  return state && state->pending;
+}
+
+// Why `tid` must not be sent `sig` now, or empty when it will run our handler. Asked right before
+// every tgkill: the host may reset dispositions or block signals at any time.
+std::string reason_not_to_signal(pid_t tid, int sig, CapturedStack::Status* status) {
+  *status = CapturedStack::Status::kNotSignalled;
+  if (!handler_installed(sig, on_capture_signal)) return replaced_handler_words(sig) + "; not signalled";
+  auto state = thread_signal_state(tid, sig);
+  if (!state) {
+    *status = CapturedStack::Status::kExited;
+    return "exited during capture";
+  }
+  if (state->blocked) return "blocks signal " + std::to_string(sig) + "; not signalled";
+  return {};
 }
 
 // Waits for handlers that may still be reading `batch`; false if one seems stuck for good.
@@ -146,18 +154,20 @@ namespace {
 std::atomic<uint64_t> g_signals_sent{0};
 std::atomic<uint64_t> g_captured{0};
 std::atomic<uint64_t> g_timed_out{0};
+std::atomic<uint64_t> g_not_signalled{0};
 
 void count_outcomes(const std::vector<CapturedStack>& out) {
   for (const auto& r : out) {
     if (r.status == CapturedStack::Status::kOk) g_captured.fetch_add(1, std::memory_order_relaxed);
     else if (r.status == CapturedStack::Status::kTimedOut) g_timed_out.fetch_add(1, std::memory_order_relaxed);
+    else if (r.status == CapturedStack::Status::kNotSignalled) g_not_signalled.fetch_add(1, std::memory_order_relaxed);
   }
 }
 }  // namespace
 
 StackCapture::Counters StackCapture::counters() {
   return {g_signals_sent.load(std::memory_order_relaxed), g_captured.load(std::memory_order_relaxed),
-          g_timed_out.load(std::memory_order_relaxed)};
+          g_timed_out.load(std::memory_order_relaxed), g_not_signalled.load(std::memory_order_relaxed)};
 }
 
 std::vector<CapturedStack> StackCapture::capture(const std::vector<pid_t>& tids, std::chrono::milliseconds timeout,
@@ -185,6 +195,9 @@ std::vector<CapturedStack> StackCapture::capture(const std::vector<pid_t>& tids,
       out[i].detail = "stack capture is not installed";
     } else if (signal_may_be_pending()->count(tids[i]) && signal_still_pending(tids[i], sig)) {
       slot.state.store(kAbandoned);  // one queued signal is enough; don't pile up more
+    } else if (auto why = reason_not_to_signal(tids[i], sig, &out[i].status); !why.empty()) {
+      slot.state.store(kAbandoned);
+      out[i].detail = std::move(why);
     } else if (::syscall(SYS_tgkill, pid, tids[i], sig) != 0) {
       slot.state.store(kAbandoned);
       out[i].status = CapturedStack::Status::kExited;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "profiler/proc_reader.h"
 
@@ -11,8 +13,12 @@ namespace periscope {
 std::vector<ThreadInfo> list_threads(pid_t pid) {
   std::vector<ThreadInfo> threads;
   const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
-  DIR* dir = ::opendir(task_dir.c_str());
-  if (!dir) return threads;
+  const int dir_fd = proc::open_path(task_dir, O_RDONLY | O_DIRECTORY);
+  DIR* dir = dir_fd >= 0 ? ::fdopendir(dir_fd) : nullptr;
+  if (!dir) {
+    if (dir_fd >= 0) ::close(dir_fd);
+    return threads;
+  }
   const double ticks = static_cast<double>(proc::clock_ticks_per_second());
   while (dirent* entry = ::readdir(dir)) {
     char* end = nullptr;

@@ -12,6 +12,13 @@ std::vector<Frame> symbolize_frames(const std::vector<RawFrame>& raw, Symbolizer
   return frames;
 }
 
+std::vector<Frame> symbolize_captured(const std::vector<uint64_t>& pcs, Symbolizer& symbolizer) {
+  std::vector<RawFrame> raw;
+  raw.reserve(pcs.size());
+  for (size_t i = 0; i < pcs.size(); ++i) raw.push_back({pcs[i], i != 0});
+  return symbolize_frames(raw, symbolizer);
+}
+
 nlohmann::json frames_to_json(const std::vector<Frame>& frames) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& f : frames) {
@@ -41,6 +48,8 @@ nlohmann::json stacks_to_json(const std::vector<ThreadStack>& stacks) {
     nlohmann::json t{{"tid", s.tid}, {"name", s.name}, {"state", s.state}, {"frames", frames_to_json(s.frames)},
                      {"truncated", s.truncated}};
     if (!s.error.empty()) t["error"] = s.error;
+    if (!s.pcs.empty()) t["pcs"] = s.pcs;
+    if (!s.note.empty()) t["note"] = s.note;
     threads.push_back(std::move(t));
   }
   return {{"threads", threads}};
@@ -56,6 +65,8 @@ std::vector<ThreadStack> stacks_from_json(const nlohmann::json& json) {
     s.truncated = t.value("truncated", false);
     s.error = t.value("error", "");
     s.frames = frames_from_json(t.at("frames"));
+    s.pcs = t.value("pcs", std::vector<uint64_t>{});
+    s.note = t.value("note", "");
     stacks.push_back(std::move(s));
   }
   return stacks;
@@ -65,6 +76,7 @@ std::string render_stacks(const std::vector<ThreadStack>& stacks, bool full_name
   std::string out;
   for (const auto& s : stacks) {
     out += "Thread " + std::to_string(s.tid) + " \"" + s.name + "\" (" + s.state + ")";
+    if (!s.note.empty()) out += " [" + s.note + "]";
     if (!s.error.empty()) {
       out += ": " + s.error + "\n\n";
       continue;

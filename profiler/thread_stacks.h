@@ -22,6 +22,10 @@ struct ThreadStack {
   std::vector<Frame> frames;  // innermost first
   bool truncated = false;     // cut at the depth limit
   std::string error;          // why there are no frames (timed out, exited, ...)
+  // Unsymbolized, as captured (pcs[0] the interrupted pc, the rest return addresses): what the
+  // agent sends so that the viewer symbolizes outside the host's memory. Empty once symbolized.
+  std::vector<uint64_t> pcs;
+  std::string note;  // how the stack was read when not the usual way ("by ptrace: ...")
 };
 
 // One address from a capture, before symbolizing.
@@ -32,6 +36,8 @@ struct RawFrame {
 
 // Symbolizes raw frames, expanding inlined calls into frames of their own.
 std::vector<Frame> symbolize_frames(const std::vector<RawFrame>& raw, Symbolizer& symbolizer);
+// Symbolizes a stack captured by signal (pcs[0] interrupted, the rest return addresses).
+std::vector<Frame> symbolize_captured(const std::vector<uint64_t>& pcs, Symbolizer& symbolizer);
 
 nlohmann::json frames_to_json(const std::vector<Frame>& frames);
 std::vector<Frame> frames_from_json(const nlohmann::json& frames);  // throws on malformed input

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <pwd.h>
+#include <set>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -66,12 +67,22 @@ int print_prometheus_sd(const nlohmann::json& list, const PsOptions& ps) {
   return kExitOk;
 }
 
+// Processes that dropped privileges or chrooted could not remove their socket and address files
+// when they exited: whoever looks next removes the files of processes that are gone.
+void remove_stale_files(const std::vector<AgentEndpoint>& agents) {
+  std::set<std::string> dirs{manhole::default_socket_dir()};
+  for (const auto& a : agents) dirs.insert(a.socket_path.substr(0, a.socket_path.rfind('/')));
+  for (const auto& dir : dirs) manhole::remove_stale_sockets(dir);
+}
+
 }  // namespace
 
 int run_ps(const PsOptions& ps, const CommonOptions& options) {
   nlohmann::json list = nlohmann::json::array();
-  std::vector<std::vector<std::string>> rows{{"PID", "NAME", "USER", "UPTIME", "HTTP", "SOCKET"}};
-  for (const auto& agent : find_agents()) {
+  std::vector<std::vector<std::string>> rows{{"PID", "NAME", "USER", "UPTIME", "HTTP", "SOCKET", "TITLE"}};
+  const auto agents = find_agents();
+  remove_stale_files(agents);
+  for (const auto& agent : agents) {
     auto info = read_process_info(agent.pid);
     if (!info) continue;  // exited since we looked
     std::string http = http_endpoint(agent.socket_path);
@@ -81,9 +92,11 @@ int run_ps(const PsOptions& ps, const CommonOptions& options) {
                     {"user", user_name(info->uid)},
                     {"uptime_s", info->uptime_seconds},
                     {"socket", agent.socket_path},
+                    {"title", info->title},
                     {"http", http.empty() ? nlohmann::json(nullptr) : nlohmann::json(http)}});
     rows.push_back({std::to_string(agent.pid), info->name, user_name(info->uid),
-                    format_duration(info->uptime_seconds), http.empty() ? "-" : http, agent.socket_path});
+                    format_duration(info->uptime_seconds), http.empty() ? "-" : http, agent.socket_path,
+                    info->title.size() > 60 ? info->title.substr(0, 57) + "..." : info->title});
   }
   if (ps.prometheus_sd) return print_prometheus_sd(list, ps);
   if (!ps.output.empty()) throw CliError(kExitUsage, "-o/--output goes with --prometheus-sd");

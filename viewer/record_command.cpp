@@ -84,6 +84,11 @@ int run_record(pid_t pid, const RecordOptions& o, const CommonOptions& options) 
   } catch (const nlohmann::json::exception& e) {
     throw CliError(kExitConnection, std::string("malformed profile from the agent: ") + e.what());
   }
+  for (const auto& line : profile.unsampled) std::fprintf(stderr, "not sampled: %s\n", line.c_str());
+  if (!profile.problem.empty() && profile.samples > 0) std::fprintf(stderr, "warning: %s\n", profile.problem.c_str());
+  if (auto why = why_no_samples(profile); !why.empty()) {
+    throw CliError(kExitCommandFailed, "no samples, so no " + o.output + " was written: " + why);
+  }
   write_atomically(o.output, render_profile(profile, format, o.per_thread));
   std::fprintf(stderr, "wrote %s: %llu samples (%llu lost) over %.1f s, %zu stacks, %s%s\n", o.output.c_str(),
                static_cast<unsigned long long>(profile.samples), static_cast<unsigned long long>(profile.lost),

@@ -16,8 +16,11 @@
 #include "agent/src/builtin_commands.h"
 #include "agent/src/config.h"
 #include "agent/src/fork_handling.h"
+#include "agent/src/watchdog/request_table.h"
+#include "agent/src/http/http_address.h"
 #include "agent/src/http_admin.h"
 #include "agent/src/logging.h"
+#include "agent/src/own_symbolizer.h"
 #include "agent/src/profiling.h"
 #include "agent/src/watchdog/fast_clock.h"
 #include "agent/src/watchdog/request_api.h"
@@ -26,6 +29,7 @@
 #include "manhole/server.h"
 #include "manhole/socket_location.h"
 #include "manhole/standard_commands.h"
+#include "profiler/proc_reader.h"
 #include "profiler/process_info.h"
 #include "profiler/sampler.h"
 #include "profiler/stack_capture.h"
@@ -33,6 +37,8 @@
 namespace periscope::agent {
 
 namespace asio = boost::asio;
+
+Status start_agent_forked_from(const Options& options, pid_t forked_from);
 
 namespace {
 
@@ -49,6 +55,10 @@ struct Agent {
   std::unique_ptr<Watchdog> watchdog;
   ProfilingPtr profiling;
   std::thread thread;
+  // A fork child with a fixed HTTP port leaves it to its parent while the parent lives (pre-fork
+  // workers), and takes it over when the parent exits (a daemon whose launcher exits).
+  pid_t http_parent = 0;  // 0: not waiting
+  bool http_wait_logged = false;
 };
 
 std::mutex g_lifecycle;
@@ -70,13 +80,19 @@ void copy_path(const std::string& path, char (&to)[108]) {
   to[std::min(path.size(), sizeof to - 1)] = '\0';
 }
 
+bool fixed_http_port(const Options& options) {
+  std::string error;
+  auto address = parse_http_address(options.http, &error);
+  return address && address->port != 0;
+}
+
 // The HTTP endpoint is optional: when it cannot start, the agent runs without it (one line says why).
-void start_http(Agent& agent) {
+void start_http(Agent& agent, bool quiet = false) {
   if (agent.options.http.empty()) return;
   std::string error;
   agent.http = start_http_admin(agent.io, agent.options, &error);
   if (!agent.http) {
-    log_line("HTTP endpoint is off: " + error);
+    if (!quiet) log_line("HTTP endpoint is off: " + error);
     return;
   }
   agent.http_endpoint = format_http_address(agent.http->address());
@@ -87,12 +103,41 @@ void start_http(Agent& agent) {
   if (agent.options.verbose) log_line("HTTP endpoint on http://" + agent.http_endpoint + "/");
 }
 
+void start_http_when_parent_is_gone(Agent& agent) {
+  if (agent.http_parent == 0) return;
+  if (::getppid() == agent.http_parent) {
+    if (!agent.http_wait_logged && agent.options.verbose) {
+      log_line("HTTP endpoint: port " + agent.options.http + " stays with the parent (pid " +
+               std::to_string(agent.http_parent) + ") while it lives");
+    }
+    agent.http_wait_logged = true;
+    return;
+  }
+  start_http(agent, /*quiet=*/true);  // the parent may not have let go of the port yet: try again later
+  if (agent.http) agent.http_parent = 0;
+}
+
+Status start_locked(const Options& options, pid_t forked_from);
+void restart_on_fresh_descriptors(Agent* agent, const std::string& lost);
+
+// Between slices of the io loop (so it runs even when the host broke the loop's own descriptors).
+// False when this agent was replaced and its thread must end.
+bool housekeeping(Agent* agent) {
+  if (auto lost = manhole::first_lost_fd(); !lost.empty()) {
+    restart_on_fresh_descriptors(agent, lost);
+    return false;
+  }
+  start_http_when_parent_is_gone(*agent);
+  release_own_symbolizer_if_idle();
+  return true;
+}
+
 void run_io(Agent* agent) {
   ::pthread_setname_np(::pthread_self(), "periscope");
   for (;;) {
     try {
-      agent->io.run();
-      return;
+      agent->io.run_for(std::chrono::milliseconds(500));
+      if (agent->io.stopped() || !housekeeping(agent)) return;
     } catch (const std::exception& e) {
       log_line(std::string("agent: a handler failed and was skipped: ") + e.what());
     } catch (...) {
@@ -120,16 +165,19 @@ std::string process_name() {
   return info ? info->name : std::string("?");
 }
 
-Status start_locked(const Options& options) {
+// `forked_from`: the parent's pid when this is a fork child's agent, else 0.
+Status start_locked(const Options& options, pid_t forked_from) {
   if (g_agent) return Status::success();
   if (!options.enabled) return Status::failure("agent is disabled (PERISCOPE_DISABLE)");
   install_fork_handlers_once();
+  (void)proc::proc_dir_fd();  // taken now, so that /proc stays readable if the host chroots
+  const std::vector<int> fds_before = manhole::open_fd_numbers();
   auto agent = std::make_unique<Agent>();
   agent->options = options;
   agent->owner_pid = ::getpid();
   agent->socket_dir = options.socket_dir.empty() ? manhole::default_socket_dir() : options.socket_dir;
   if (auto err = manhole::prepare_socket_dir(agent->socket_dir); !err.empty()) return Status::failure(err);
-  manhole::remove_stale_sockets(agent->socket_dir);
+  if (forked_from == 0) manhole::remove_stale_sockets(agent->socket_dir);  // not on every fork
 
   manhole::ServerConfig config;
   config.socket_path = manhole::socket_path(agent->socket_dir, agent->owner_pid);
@@ -174,14 +222,73 @@ Status start_locked(const Options& options) {
       !err.empty()) {
     log_line(err);
   }
-  start_http(*agent);
+  if (forked_from != 0 && fixed_http_port(options)) agent->http_parent = forked_from;
+  else start_http(*agent);
+  manhole::track_new_anonymous_fds(fds_before, manhole::open_fd_numbers());  // the io_context's own
   start_io_thread(agent.get());
   if (options.verbose) log_line("agent " PERISCOPE_VERSION_STRING " listening on " + path);
   g_agent = agent.release();
   return Status::success();
 }
 
+// The host closed descriptors of ours (closefrom, daemonizing): the io_context is beyond repair
+// and its numbers may be the host's files now. Leave it untouched, forever, and start afresh.
+void restart_on_fresh_descriptors(Agent* agent, const std::string& lost) {
+  {
+    std::lock_guard lock(g_lifecycle);
+    if (g_agent != agent) return;
+    g_agent = nullptr;
+  }
+  log_line("agent: the host closed " + lost + "; restarting on fresh descriptors");
+  abandon_profiling(*agent->profiling);
+  manhole::release_all_tracked();
+  set_request_table(nullptr);
+  agent->thread.detach();  // this thread; it ends when we return, the old agent is leaked on purpose
+  Status s = start_agent_forked_from(agent->options, 0);
+  if (!s.ok()) log_line("agent did not restart: " + s.message());
+}
+
+// What the parent's agent left in a fork child: its descriptors (closed where still ours) and the
+// capture state some parent thread may have been in the middle of.
+void forget_parent_agent_in_fork_child() {
+  manhole::close_fd_table_in_fork_child();
+  StackCapture::reset_in_fork_child();
+  Sampler::reset_in_fork_child();
+}
+
+// A fork child's agent starts on a thread of its own, a moment later: the child's fork() returns
+// at once (a child that execs or exits soon never pays for an agent), and nothing here runs in
+// the atfork handler but starting that thread.
+void* start_after_fork(void* arg) {
+  std::unique_ptr<std::pair<Options, pid_t>> what(static_cast<std::pair<Options, pid_t>*>(arg));
+  forget_parent_agent_in_fork_child();
+  ::usleep(50 * 1000);
+  Status s = start_agent_forked_from(what->first, what->second);
+  if (!s.ok()) log_line("agent did not restart in the forked child: " + s.message());
+  return nullptr;
+}
+
+void start_in_background_after_fork(const Options& options, pid_t parent) {
+  auto* what = new std::pair<Options, pid_t>(options, parent);
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);  // the thread (and the agent's) take no host signals
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  pthread_t thread;
+  if (::pthread_create(&thread, &attr, start_after_fork, what) != 0) {
+    delete what;
+    log_line("agent did not restart in the forked child: cannot start a thread");
+  }
+  pthread_attr_destroy(&attr);
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
 }  // namespace
+
+Status start_agent(const Options& options) { return start_agent_forked_from(options, 0); }
 
 manhole::CommandRegistry& command_registry() {
   // Leaked on purpose: commands may run on the io thread while the process exits.
@@ -200,11 +307,11 @@ manhole::VariableRegistry& variable_registry() {
   return *registry;
 }
 
-Status start_agent(const Options& options) {
+Status start_agent_forked_from(const Options& options, pid_t forked_from) {
   try {
     command_registry();  // built-ins exist before the first session
     std::lock_guard lock(g_lifecycle);
-    return start_locked(options);
+    return start_locked(options, forked_from);
   } catch (const std::exception& e) {
     return Status::failure(std::string("agent failed to start: ") + e.what());
   } catch (...) {
@@ -302,40 +409,24 @@ nlohmann::json agent_status() {
           {"config", describe_options(g_agent->options, g_agent->socket_dir)}};
 }
 
-void lock_for_fork() {
-  g_lifecycle.lock();
-  command_registry().mutex().lock();
-  variable_registry().mutex().lock();
-  manhole::lock_fd_table_for_fork();
-}
-
-void unlock_in_fork_parent() {
-  manhole::unlock_fd_table_in_fork_parent();
-  variable_registry().mutex().unlock();
-  command_registry().mutex().unlock();
-  g_lifecycle.unlock();
-}
-
+// The child has one thread (this one) and the parent's agent objects, whose io thread is gone:
+// never touch them. Only what the host's own code in the child could run into happens here; the
+// rest (closing the agent's descriptors, a fresh agent) happens on a thread of the child's own,
+// so that fork() returns at once and copies as few pages as possible.
 void restart_in_fork_child() {
-  // The child has one thread (this one) and the parent's agent objects, whose io thread is gone:
-  // never touch them. Close the sockets, forget the agent, and start afresh if allowed.
-  // (Asio's epoll, eventfd and timerfd stay open in the child, inert: they are close-on-exec,
-  // and nothing in Asio lets us close them without the parent's io thread.)
-  manhole::close_fd_table_in_fork_child();
-  StackCapture::reset_in_fork_child();
-  Sampler::reset_in_fork_child();
-  set_request_table(nullptr);  // the child gets a table of its own if its agent restarts
+  if (request_table()) set_request_table(nullptr);  // the child gets a table of its own if its agent restarts
   reset_cached_tid_in_fork_child();
-  variable_registry().mutex().unlock();
-  command_registry().mutex().unlock();
+  reset_if_held_in_fork_child(g_lifecycle);
+  reset_if_held_in_fork_child(command_registry().mutex());
+  reset_if_held_in_fork_child(variable_registry().mutex());
   Agent* parent_agent = g_agent;
+  if (!parent_agent) return;
   g_agent = nullptr;
-  g_socket_to_remove[0] = '\0';
-  g_http_file_to_remove[0] = '\0';
-  g_lifecycle.unlock();
-  if (!parent_agent || !parent_agent->options.restart_after_fork) return;
-  Status s = start_agent(parent_agent->options);
-  if (!s.ok()) log_line("agent did not restart in the forked child: " + s.message());
+  if (!parent_agent->options.restart_after_fork) {
+    forget_parent_agent_in_fork_child();
+    return;
+  }
+  start_in_background_after_fork(parent_agent->options, parent_agent->owner_pid);
 }
 
 }  // namespace periscope::agent

@@ -46,9 +46,7 @@ nlohmann::json agent_status();
 manhole::CommandRegistry& command_registry();
 manhole::VariableRegistry& variable_registry();
 
-// pthread_atfork hooks (fork_handling.cpp registers them).
-void lock_for_fork();
-void unlock_in_fork_parent();
+// The pthread_atfork child hook (fork_handling.cpp registers it).
 void restart_in_fork_child();
 
 }  // namespace periscope::agent

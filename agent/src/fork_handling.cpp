@@ -1,5 +1,6 @@
 #include "agent/src/fork_handling.h"
 
+#include <new>
 #include <pthread.h>
 
 #include "agent/src/agent.h"
@@ -8,8 +9,6 @@ namespace periscope::agent {
 
 namespace {
 
-void prepare() { lock_for_fork(); }
-void parent() { unlock_in_fork_parent(); }
 void child() { restart_in_fork_child(); }
 
 }  // namespace
@@ -18,7 +17,12 @@ void child() { restart_in_fork_child(); }
 void install_fork_handlers_once() {
   static bool installed = false;
   if (installed) return;
-  installed = (::pthread_atfork(prepare, parent, child) == 0);
+  // No prepare or parent handler: the parent pays nothing for the agent at fork.
+  installed = (::pthread_atfork(nullptr, nullptr, child) == 0);
+}
+
+void reset_if_held_in_fork_child(std::mutex& mutex) {
+  if (mutex.native_handle()->__data.__lock != 0) new (&mutex) std::mutex;  // glibc's pthread_mutex_t
 }
 
 }  // namespace periscope::agent

@@ -85,6 +85,7 @@ ProfilingPtr make_profiling(asio::io_context& io, bool timers_only) {
   return ProfilingPtr(new Profiling(io, timers_only));
 }
 void stop_profiling(Profiling& profiling) { profiling.stop(); }
+void abandon_profiling(Profiling& profiling) { profiling.sampler().stop(); }
 ProfilingTotals profiling_totals(Profiling& profiling) { return profiling.totals(); }
 
 namespace {
@@ -106,7 +107,9 @@ Profile symbolize(const RawProfile& raw, size_t threads) {
   p.samples = raw.samples;
   p.lost = raw.lost;
   p.threads = threads;
+  p.problem = raw.problem;
   std::map<pid_t, std::string> names;
+  for (const auto& [tid, why] : raw.unsampled) p.unsampled.push_back(thread_label(tid, names) + ": " + why);
   Symbolizer& symbolizer = own_symbolizer();
   for (const auto& [key, count] : raw.stacks) {
     std::vector<std::string> frames;
@@ -129,7 +132,8 @@ nlohmann::json status_json(Sampler& s) {
   const RawProfile& p = s.peek();
   return {{"running", s.running()}, {"mode", mode_name(p.mode)}, {"hz", p.hz},          {"clock", p.clock},
           {"seconds", p.seconds},   {"samples", p.samples},       {"lost", p.lost},      {"threads", s.threads()},
-          {"signals", s.signals_sent()}, {"signal", Sampler::signal_number()},
+          {"signals", s.signals_sent()}, {"signal", Sampler::signal_number()}, {"problem", p.problem},
+          {"unsampled", p.unsampled.size()},
           {"handler_ns_p50", Sampler::handler_cost_ns(0.5)}, {"handler_ns_p99", Sampler::handler_cost_ns(0.99)}};
 }
 

@@ -30,6 +30,8 @@ struct ProfilingDeleter {
 using ProfilingPtr = std::unique_ptr<Profiling, ProfilingDeleter>;
 ProfilingPtr make_profiling(boost::asio::io_context& io, bool timers_only);
 void stop_profiling(Profiling& profiling);  // io thread, at agent stop
+// Stops the sampler without touching the io_context (whose descriptors the host took).
+void abandon_profiling(Profiling& profiling);
 
 [[nodiscard]] std::string add_profile_command(manhole::CommandRegistry& registry);
 

@@ -18,27 +18,35 @@ manhole::Reply stacks(const manhole::Args& args) {
     return manhole::Reply::failure("stack capture is off (no usable signal; see the host's stderr)");
   }
   std::vector<pid_t> only;
+  bool raw = false;  // the viewer symbolizes: nothing of the debug information enters the host
   for (const auto& a : args) {
+    if (a == "--raw") {
+      raw = true;
+      continue;
+    }
     char* end = nullptr;
     long tid = std::strtol(a.c_str(), &end, 10);
     if (end == a.c_str() || *end != '\0' || tid <= 0) return manhole::Reply::failure("stacks: bad TID '" + a + "'");
     only.push_back(static_cast<pid_t>(tid));
   }
   auto started = std::chrono::steady_clock::now();
-  auto result = capture_own_stacks(only, agent_stack_timeout(), own_symbolizer());
+  auto result = capture_own_stacks(only, agent_stack_timeout(), raw ? nullptr : &own_symbolizer());
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   nlohmann::json data = stacks_to_json(result);
   data["method"] = "agent";
   data["pid"] = ::getpid();
   data["elapsed_ms"] = ms;
-  data["symbolizer_error"] = own_symbolizer().error();
-  return manhole::Reply::success(render_stacks(result), std::move(data));
+  data["raw"] = raw;
+  if (!raw) data["symbolizer_error"] = own_symbolizer().error();
+  std::string text = raw ? std::to_string(result.size()) + " threads captured; addresses only (--raw)\n"
+                         : render_stacks(result);
+  return manhole::Reply::success(std::move(text), std::move(data));
 }
 
 }  // namespace
 
 std::string add_stacks_command(manhole::CommandRegistry& registry) {
-  return registry.add({"stacks", "[TID...]", "every thread's stack (or only these threads), symbolized", stacks});
+  return registry.add({"stacks", "[--raw] [TID...]", "every thread's stack (or only these threads), symbolized; --raw: addresses only", stacks});
 }
 
 }  // namespace periscope::agent

@@ -168,7 +168,7 @@ TEST(Cli, AttachOnATerminalCompletesNamesAndKeepsHistory) {
                "thr\t\nhel\t stac\t\nquit\n");
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("sleepy-worker"), std::string::npos) << "'thr<Tab>' ran threads:\n" << r.out;
-  EXPECT_NE(r.out.find("stacks [TID...]  every thread's stack"), std::string::npos)
+  EXPECT_NE(r.out.find("stacks [--raw] [TID...]  every thread's stack"), std::string::npos)
       << "'hel<Tab> stac<Tab>' ran help stacks:\n" << r.out;
   std::ifstream history(dir.path() + "/.periscope_history");
   std::string saved((std::istreambuf_iterator<char>(history)), std::istreambuf_iterator<char>());

@@ -139,6 +139,9 @@ Process::~Process() {
 }
 
 void Process::write_stdin(const std::string& text) {
+  // A child that died must fail the test that wrote to it, not kill the test binary by SIGPIPE.
+  static const bool sigpipe_ignored = std::signal(SIGPIPE, SIG_IGN) != SIG_ERR;
+  (void)sigpipe_ignored;
   size_t done = 0;
   while (done < text.size()) {
     ssize_t n = ::write(stdin_fd_, text.data() + done, text.size() - done);

@@ -37,6 +37,7 @@ void add_profiler_metrics(Families& out) {
   out.push_back(counter_family("periscope_stack_captures_total", "Thread stacks asked for, by outcome."));
   add_sample(out.back(), static_cast<double>(captures.captured), {{"result", "ok"}});
   add_sample(out.back(), static_cast<double>(captures.timed_out), {{"result", "timed_out"}});
+  add_sample(out.back(), static_cast<double>(captures.not_signalled), {{"result", "not_signalled"}});
 }
 
 void add_server_metrics(Families& out) {

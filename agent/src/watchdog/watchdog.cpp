@@ -288,9 +288,7 @@ void Watchdog::capture_all(const std::vector<Due>& due) {
     if (capture_of[i] != SIZE_MAX) {
       const CapturedStack& c = captured[capture_of[i]];
       if (c.status == CapturedStack::Status::kOk) {
-        std::vector<RawFrame> raw;
-        for (size_t k = 0; k < c.pcs.size(); ++k) raw.push_back({c.pcs[k], k != 0});
-        stack.frames = symbolize_frames(raw, own_symbolizer());  // made on first use: idle agents stay small
+        stack.frames = symbolize_captured(c.pcs, own_symbolizer());  // made on first use, released when idle
       } else {
         stack.error = c.status == CapturedStack::Status::kExited ? "thread " + std::to_string(c.tid) + " exited"
                                                                  : c.detail;

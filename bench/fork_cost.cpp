@@ -1,0 +1,117 @@
+// What fork costs the host: run once without and once with the agent preloaded
+// (bench/fork_cost.sh compares them and prints the ratios).
+//   fork_cost exit N     N times: fork, the child _exits at once, the parent waits; prints the
+//                        median microseconds per round
+//   fork_cost serve N    a fork-per-connection server on loopback (like PostgreSQL): a client
+//                        thread connects N times one after another, each child answers one line
+//                        and exits; prints the median microseconds per connection
+#include <algorithm>
+#include <arpa/inet.h>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <netinet/in.h>
+#include <string>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double median_us(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+double micros_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
+}
+
+double fork_and_exit(int rounds) {
+  std::vector<double> us;
+  for (int i = 0; i < rounds; ++i) {
+    auto start = Clock::now();
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    waitpid(pid, nullptr, 0);
+    us.push_back(micros_since(start));
+  }
+  return median_us(us);
+}
+
+int listen_loopback(uint16_t* port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 64) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    std::perror("listen");
+    std::exit(1);
+  }
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+void serve_forever(int listen_fd) {
+  for (;;) {
+    int c = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) continue;
+    pid_t pid = fork();
+    if (pid == 0) {
+      char buf[64];
+      if (read(c, buf, sizeof buf) > 0) (void)!write(c, "ok\n", 3);
+      _exit(0);
+    }
+    close(c);
+    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+  }
+}
+
+double connections(int rounds) {
+  uint16_t port = 0;
+  int listen_fd = listen_loopback(&port);
+  std::thread(serve_forever, listen_fd).detach();
+  std::vector<double> us;
+  for (int i = 0; i < rounds; ++i) {
+    auto start = Clock::now();
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    char buf[8];
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || write(fd, "q\n", 2) != 2 ||
+        read(fd, buf, sizeof buf) <= 0) {
+      std::perror("client");
+      std::exit(1);
+    }
+    close(fd);
+    us.push_back(micros_since(start));
+  }
+  return median_us(us);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: fork_cost exit|serve ROUNDS\n");
+    return 2;
+  }
+  const std::string mode = argv[1];
+  const int rounds = std::atoi(argv[2]);
+  // A host has threads of its own (the agent has one): so does this one, like a real server.
+  std::thread([] { for (;;) std::this_thread::sleep_for(std::chrono::seconds(1)); }).detach();
+  if (mode == "exit") std::printf("%.1f\n", fork_and_exit(rounds));
+  else if (mode == "serve") std::printf("%.1f\n", connections(rounds));
+  else return 2;
+  return 0;
+}

@@ -1,0 +1,226 @@
+// Hosts that do to their own process what real daemons do — reset every signal, install their own
+// handlers, block signals on worker threads, close every descriptor, reopen files and fork, chroot,
+// drop privileges — and the agent that must survive each without harming them.
+#include <gtest/gtest.h>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <dirent.h>
+#include <fstream>
+#include <sstream>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+#include "tests/e2e/harness.h"
+
+namespace periscope::test {
+namespace {
+
+bool may_ptrace_siblings() {
+  if (::geteuid() == 0) return true;
+  std::ifstream in("/proc/sys/kernel/yama/ptrace_scope");
+  int scope = 0;
+  return !(in >> scope) || scope == 0;
+}
+
+class Hostile {
+ public:
+  explicit Hostile(const SocketDir& dir, Env extra = {})
+      : dir_(dir), process_({target_path("hostile_host")}, with_agent(dir, std::move(extra))) {
+    auto ready = process_.read_line();
+    if (!ready || ready->rfind("ready ", 0) != 0) throw std::runtime_error("hostile_host did not start");
+    if (!wait_until([&] { return file_exists(dir.socket_for(pid())); })) {
+      throw std::runtime_error("no agent socket: " + process_.stderr_text());
+    }
+  }
+  // Sends one command and returns its one-line answer.
+  std::string command(const std::string& line) {
+    process_.write_stdin(line + "\n");
+    return process_.read_line().value_or("<no answer>");
+  }
+  pid_t pid() const { return process_.pid(); }
+  std::string pid_text() const { return std::to_string(process_.pid()); }
+  bool alive() { return !process_.wait(std::chrono::milliseconds(50)).has_value(); }
+  Process& process() { return process_; }
+
+ private:
+  static Env with_agent(const SocketDir& dir, Env extra) {
+    extra["LD_PRELOAD"] = agent_preload();
+    extra["PERISCOPE_SOCKET_DIR"] = dir.path();
+    return extra;
+  }
+  const SocketDir& dir_;
+  Process process_;
+};
+
+// The uid-wide count of queued signals (SigQ's first number in /proc/PID/status).
+long queued_signals(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("SigQ:", 0) == 0) return std::stol(line.substr(5));
+  }
+  return -1;
+}
+
+// CPU seconds used so far by the thread of `pid` named `name` (utime + stime), -1 if none.
+double thread_cpu_seconds(pid_t pid, const std::string& name) {
+  const std::string task = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = ::opendir(task.c_str());
+  if (!d) return -1;
+  double seconds = -1;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream comm(task + "/" + e->d_name + "/comm");
+    std::string c;
+    std::getline(comm, c);
+    if (c != name) continue;
+    std::ifstream stat(task + "/" + e->d_name + "/stat");
+    std::string all((std::istreambuf_iterator<char>(stat)), {});
+    std::istringstream rest(all.substr(all.rfind(')') + 2));
+    std::string field;
+    long ticks = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+      if (i == 14 || i == 15) ticks += std::stol(field);
+    }
+    seconds = static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
+  ::closedir(d);
+  return seconds;
+}
+
+TEST(HostileHost, ResetSignalsThenStacksDoesNotKillTheHostAndSaysWhy) {
+  SocketDir dir;
+  Hostile host(dir);
+  ASSERT_EQ(host.command("reset-signals"), "ok");
+  auto r = periscope({"stacks", host.pid_text()});
+  EXPECT_TRUE(host.alive()) << "the host died: " << host.process().stderr_text();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE((r.out + r.err).find("replaced"), std::string::npos) << r.out << r.err;
+  if (may_ptrace_siblings()) {  // the threads the agent cannot ask are read by ptrace instead
+    EXPECT_NE(r.out.find("hostile_hot_loop"), std::string::npos) << r.out << r.err;
+  }
+}
+
+TEST(HostileHost, ResetSignalsThenRecordDoesNotKillTheHostAndFailsWithTheReason) {
+  SocketDir dir;
+  Hostile host(dir);
+  ASSERT_EQ(host.command("reset-signals"), "ok");
+  const std::string out = dir.path() + "/cpu.folded";
+  auto r = periscope({"record", host.pid_text(), "-d", "1", "-o", out});
+  EXPECT_TRUE(host.alive()) << "the host died: " << host.process().stderr_text();
+  EXPECT_NE(r.exit_code, 0) << "a record that cannot sample must not succeed: " << r.err;
+  EXPECT_NE(r.err.find("replaced"), std::string::npos) << r.err;
+}
+
+TEST(HostileHost, OwnHandlersNeverReceiveTheAgentsSignals) {
+  SocketDir dir;
+  Hostile host(dir);
+  ASSERT_EQ(host.command("own-handlers"), "ok");
+  auto stacks = periscope({"stacks", host.pid_text()});
+  auto record = periscope({"record", host.pid_text(), "-d", "1", "-o", dir.path() + "/cpu.folded"});
+  EXPECT_TRUE(host.alive()) << host.process().stderr_text();
+  EXPECT_EQ(host.command("handled"), "handled 0") << "the host's own handler ran for the agent's signal";
+  EXPECT_NE((stacks.out + stacks.err).find("replaced"), std::string::npos) << stacks.out << stacks.err;
+  EXPECT_EQ((stacks.out + stacks.err).find("did not answer"), std::string::npos) << stacks.out;
+  EXPECT_NE(record.exit_code, 0) << record.err;
+}
+
+TEST(HostileHost, ThreadsThatBlockSignalsQueueNothingAndAreNamedInTheProfile) {
+  SocketDir dir;
+  Hostile host(dir);
+  ASSERT_EQ(host.command("block-threads 3"), "ok");
+  const long before = queued_signals(host.pid());
+  std::atomic<bool> done{false};
+  std::atomic<long> most{0};
+  std::thread watch([&] {
+    while (!done) {
+      most = std::max(most.load(), queued_signals(host.pid()) - before);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  const std::string out = dir.path() + "/cpu.folded";
+  auto r = periscope({"record", host.pid_text(), "-d", "3", "--rate", "5000", "-o", out});
+  done = true;
+  watch.join();
+  const long after = queued_signals(host.pid()) - before;
+  EXPECT_TRUE(host.alive()) << host.process().stderr_text();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LT(most.load(), 100) << "signals queued while recording";
+  EXPECT_LT(after, 5) << "signals left queued after the recording";
+  EXPECT_NE(r.err.find("blocker"), std::string::npos) << "the unsampled threads are not named: " << r.err;
+  std::ifstream folded(out);
+  std::string all((std::istreambuf_iterator<char>(folded)), {});
+  EXPECT_NE(all.find("hostile_hot_loop"), std::string::npos) << "the threads that can be sampled are";
+}
+
+TEST(HostileHost, StacksOfThreadsThatBlockSignalsComeByPtrace) {
+  if (!may_ptrace_siblings()) GTEST_SKIP() << "ptrace of a sibling needs root or ptrace_scope 0";
+  SocketDir dir;
+  Hostile host(dir);
+  ASSERT_EQ(host.command("block-threads 1"), "ok");
+  auto r = periscope({"stacks", host.pid_text()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("blocked_burn"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("hostile_hot_loop"), std::string::npos) << r.out;
+}
+
+TEST(HostileHost, ForkAfterCloseAndReopenLeavesTheChildsFilesAlone) {
+  SocketDir dir;
+  Hostile host(dir);
+  // A session open at fork time gives the agent more descriptors whose numbers the host reuses.
+  RawConnection session(dir.socket_for(host.pid()));
+  ASSERT_TRUE(session.connected());
+  EXPECT_EQ(host.command("reopen-fork " + dir.path() + " 12"), "failures 0");
+  EXPECT_TRUE(host.alive());
+}
+
+TEST(HostileHost, AfterCloseFromTheAgentRestartsOnFreshDescriptorsAndIdles) {
+  SocketDir dir;
+  Hostile host(dir);
+  ASSERT_EQ(host.command("closefrom"), "ok");
+  // Within a second or two the agent notices and listens again.
+  EXPECT_TRUE(wait_until([&] { return periscope({"exec", host.pid_text(), "info"}).exit_code == 0; }, 5s))
+      << host.process().stderr_text();
+  const double cpu_before = thread_cpu_seconds(host.pid(), "periscope");
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // a measurement window, not synchronization
+  const double cpu_used = thread_cpu_seconds(host.pid(), "periscope") - cpu_before;
+  EXPECT_LT(cpu_used, 0.1) << "the agent's thread spins";
+  EXPECT_NE(host.process().stderr_text().find("restart"), std::string::npos) << host.process().stderr_text();
+  EXPECT_TRUE(host.alive());
+}
+
+TEST(HostileHost, AfterChrootTheAgentStillSeesEveryThread) {
+  if (::geteuid() != 0) GTEST_SKIP() << "chroot needs root";
+  SocketDir dir;
+  Hostile host(dir);
+  const std::string jail = dir.path() + "/jail";
+  ASSERT_EQ(::mkdir(jail.c_str(), 0755), 0);
+  ASSERT_EQ(host.command("chroot " + jail), "ok");
+  auto r = periscope({"stacks", host.pid_text()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("hot-worker"), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(r.out.find(" 0 threads"), std::string::npos) << r.out;
+}
+
+TEST(HostileHost, AfterDroppingPrivilegesTheAgentAnswersAndLeavesNoFilesBehind) {
+  if (::geteuid() != 0) GTEST_SKIP() << "dropping privileges needs root";
+  SocketDir dir;
+  const std::string socket = [&] {
+    Hostile host(dir);
+    EXPECT_EQ(host.command("setuid 65534"), "ok");
+    auto r = periscope({"exec", host.pid_text(), "threads"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("hot-worker"), std::string::npos) << r.out;
+    host.command("exit");
+    EXPECT_EQ(host.process().wait(), 0);
+    return dir.socket_for(host.pid());
+  }();
+  // The process could not remove its own files once it was nobody: the next viewer cleans them.
+  periscope({"ps"}, dir.env());
+  EXPECT_FALSE(file_exists(socket)) << "stale socket left: " << socket;
+}
+
+}  // namespace
+}  // namespace periscope::test
