@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <atomic>
+#include <csignal>
 #include <fstream>
 #include <netinet/in.h>
 #include <regex>
@@ -230,6 +231,43 @@ TEST(Http, PrometheusServerScrapesTheDemo) {
   EXPECT_EQ(up.status, 200);
   prometheus.kill(SIGTERM);
   prometheus.wait(20s);
+}
+
+}  // namespace
+}  // namespace periscope::test
+
+namespace periscope::test {
+namespace {
+
+// The pid that answers on a fixed HTTP port, from /debug/cmd/info; 0 when nobody answers.
+pid_t pid_on_port(const std::string& address) {
+  auto r = http_request(address, "GET", "/debug/cmd/info", 2s);
+  std::smatch m;
+  if (r.status != 200 || !std::regex_search(r.body, m, std::regex("pid +([0-9]+)"))) return 0;
+  return static_cast<pid_t>(std::stoi(m[1]));
+}
+
+TEST(HttpFork, AFixedPortStaysWithTheParentWhileItLivesThenPassesToTheChild) {
+  SocketDir dir;
+  const std::string address = "127.0.0.1:" + std::to_string(free_tcp_port());
+  Env env = dir.env();
+  env["LD_PRELOAD"] = agent_preload();
+  env["PERISCOPE_HTTP"] = address;
+  Process parent({target_path("host_target")}, env);
+  ASSERT_TRUE(parent.read_line().value_or("").rfind("ready", 0) == 0);
+  ASSERT_TRUE(wait_until([&] { return pid_on_port(address) == parent.pid(); })) << parent.stderr_text();
+  // A pre-forked worker: it has an agent of its own, but the port is the parent's.
+  parent.write_stdin("fork\n");
+  auto child_line = parent.read_line().value_or("");
+  ASSERT_EQ(child_line.rfind("child ", 0), 0u) << child_line;
+  const pid_t child = std::stoi(child_line.substr(6));
+  ASSERT_TRUE(wait_until([&] { return file_exists(dir.socket_for(child)); })) << "the child has its own agent";
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(pid_on_port(address), parent.pid()) << "a worker took the master's port";
+  // The launcher exits (a daemon's first process): the child that lives on takes the port over.
+  parent.write_stdin("exit\n");
+  ASSERT_TRUE(parent.wait().has_value());
+  EXPECT_TRUE(wait_until([&] { return pid_on_port(address) == child; }, 5s)) << parent.stderr_text();
+  ::kill(child, SIGTERM);
 }
 
 }  // namespace
