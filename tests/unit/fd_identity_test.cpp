@@ -1,0 +1,46 @@
+// Descriptors known by identity: a number the host closed and reused is not ours any more.
+#include <gtest/gtest.h>
+#include <cstdio>
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "profiler/fd_identity.h"
+
+namespace periscope {
+namespace {
+
+TEST(FdIdentity, AFileStaysItselfUntilItsNumberIsReused) {
+  FILE* a = std::tmpfile();
+  const int fd = ::fileno(a);
+  auto id = FdIdentity::of(fd);
+  ASSERT_TRUE(id);
+  EXPECT_FALSE(id->anonymous());
+  EXPECT_TRUE(id->still_at(fd));
+  FILE* b = std::tmpfile();  // another file...
+  ASSERT_EQ(::dup2(::fileno(b), fd), fd);  // ...now on the same number
+  EXPECT_FALSE(id->still_at(fd));
+  std::fclose(b);
+  std::fclose(a);
+  EXPECT_FALSE(id->still_at(fd)) << "a closed number is nobody's";
+}
+
+TEST(FdIdentity, AnonymousInodesAreToldApartByKind) {
+  const int event = ::eventfd(0, EFD_CLOEXEC);
+  auto id = FdIdentity::of(event);
+  ASSERT_TRUE(id);
+  EXPECT_TRUE(id->anonymous());
+  EXPECT_STREQ(id->kind, "anon_inode:[eventfd]");
+  EXPECT_TRUE(fd_is_kind(event, "anon_inode:[eventfd]"));
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  ASSERT_EQ(::dup2(pipe_fds[0], event), event);  // the host reuses the number for a pipe
+  EXPECT_FALSE(id->still_at(event));
+  EXPECT_FALSE(fd_is_kind(event, "anon_inode:[eventfd]"));
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+  ::close(event);
+}
+
+}  // namespace
+}  // namespace periscope
