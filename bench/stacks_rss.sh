@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What a stack dump costs the host's memory: the demo server with the agent, its RSS and open
 # descriptors before and after three `periscope stacks` (the viewer symbolizes), then after three
-# `periscope exec PID stacks` (the agent symbolizes itself, as HTTP and socat users get it) and
+# `periscope exec PID stacks` (after a recording; the agent symbolizes itself, as HTTP and socat users get it) and
 # again once the agent has released its idle symbolizer. Install libc6-dbg first for a host with
 # full debug information. Target: three `stacks` add at most 8 MiB and no descriptors.
 # Usage: bench/stacks_rss.sh BUILD_DIR
@@ -24,6 +24,8 @@ RSS0=$(rss_kib); FDS0=$(fds)
 report "before"
 for _ in 1 2 3; do "$BUILD/periscope" stacks "$PID" >/dev/null; done
 report "after 3x periscope stacks (viewer symbolizes)"
+"$BUILD/periscope" record "$PID" -d 1 --wall -o "$DIR/wall.folded" 2>/dev/null
+report "after record -d 1 --wall (viewer symbolizes)"
 for _ in 1 2 3; do "$BUILD/periscope" exec "$PID" stacks >/dev/null; done
 report "after 3x exec stacks (agent symbolizes)"
 sleep 12  # the agent releases a symbolizer unused for 10 s

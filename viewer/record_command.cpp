@@ -13,6 +13,7 @@
 #include "viewer/cli_errors.h"
 #include "viewer/client.h"
 #include "viewer/commands.h"
+#include "viewer/profile_fetch.h"
 
 namespace periscope::viewer {
 
@@ -78,12 +79,7 @@ int run_record(pid_t pid, const RecordOptions& o, const CommonOptions& options) 
   if (tty) std::fputc('\n', stderr);
   auto stopped = client.call({"profile", "stop"});  // fails harmlessly if stopped from elsewhere
   (void)stopped;
-  Profile profile;
-  try {
-    profile = profile_from_json(client.call_checked({"profile", "dump"})["data"]);
-  } catch (const nlohmann::json::exception& e) {
-    throw CliError(kExitConnection, std::string("malformed profile from the agent: ") + e.what());
-  }
+  Profile profile = ProfileFetcher(pid).fetch(client);
   for (const auto& line : profile.unsampled) std::fprintf(stderr, "not sampled: %s\n", line.c_str());
   if (!profile.problem.empty() && profile.samples > 0) std::fprintf(stderr, "warning: %s\n", profile.problem.c_str());
   if (auto why = why_no_samples(profile); !why.empty()) {

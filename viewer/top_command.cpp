@@ -17,6 +17,7 @@
 #include "viewer/cli_errors.h"
 #include "viewer/client.h"
 #include "viewer/commands.h"
+#include "viewer/profile_fetch.h"
 
 namespace periscope::viewer {
 
@@ -119,6 +120,7 @@ int run_top(pid_t pid, const TopOptions& o, const CommonOptions& options) {
   bool by_total = o.sort_total;
   int shown = 0;
   int code = kExitOk;
+  ProfileFetcher fetcher(pid);
   {
     KeyboardMode keys;
     while (!g_quit.load() && (o.iterations == 0 || shown < o.iterations)) {
@@ -126,13 +128,14 @@ int run_top(pid_t pid, const TopOptions& o, const CommonOptions& options) {
       if (key == 'q') break;
       if (key == 'o') by_total = false;
       if (key == 't') by_total = true;
-      auto frame = client.call({"profile", "dump"});
-      if (!frame.value("ok", false)) {
-        print_error(frame.value("error", "profile dump failed"));
+      Profile p;
+      try {
+        p = fetcher.fetch(client);
+      } catch (const CliError& e) {
+        print_error(e.what());
         code = kExitCommandFailed;
         break;
       }
-      Profile p = profile_from_json(frame["data"]);
       std::string screen = render(pid, p, by_total, tty ? terminal_rows() : 25, tty);
       if (tty) std::fputs("\x1b[H\x1b[2J", stdout);
       std::fputs(screen.c_str(), stdout);

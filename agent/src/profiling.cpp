@@ -17,6 +17,7 @@
 #include "profiler/function_names.h"
 #include "profiler/profile.h"
 #include "profiler/profile_formats.h"
+#include "profiler/profile_symbolize.h"
 #include "profiler/sampler.h"
 #include "profiler/thread_list.h"
 
@@ -98,7 +99,9 @@ std::string thread_label(pid_t tid, std::map<pid_t, std::string>& cache) {
   return cache[tid] = own_thread_name(tid).value_or("exited") + " (" + std::to_string(tid) + ")";
 }
 
-Profile symbolize(const RawProfile& raw, size_t threads) {
+// The profile's header and thread names; the stacks' frames come from `name_stack`.
+template <typename NameStack>
+Profile profile_of(const RawProfile& raw, size_t threads, NameStack name_stack) {
   Profile p;
   p.mode = mode_name(raw.mode);
   p.hz = raw.hz;
@@ -110,22 +113,29 @@ Profile symbolize(const RawProfile& raw, size_t threads) {
   p.problem = raw.problem;
   std::map<pid_t, std::string> names;
   for (const auto& [tid, why] : raw.unsampled) p.unsampled.push_back(thread_label(tid, names) + ": " + why);
-  Symbolizer& symbolizer = own_symbolizer();
-  for (const auto& [key, count] : raw.stacks) {
-    std::vector<std::string> frames;
-    for (size_t i = 0; i < key.pcs.size(); ++i) {
-      if (key.pcs[i] == 0) {
-        frames.push_back("[cut at 256 frames]");
-        continue;
-      }
-      for (const auto& f : symbolizer.symbolize(key.pcs[i], i != 0)) {
-        frames.push_back(f.function.empty() ? describe_frame(f) : short_function_name(f.function));
-      }
-    }
-    std::reverse(frames.begin(), frames.end());
-    p.stacks.push_back({thread_label(key.tid, names), std::move(frames), count});
-  }
+  for (const auto& [key, count] : raw.stacks) p.stacks.push_back({thread_label(key.tid, names), name_stack(key.pcs), count});
   return p;
+}
+
+Profile symbolize(const RawProfile& raw, size_t threads) {
+  Symbolizer& symbolizer = own_symbolizer();
+  return profile_of(raw, threads, [&](const std::vector<uint64_t>& pcs) { return profile_frame_names(pcs, symbolizer); });
+}
+
+// Addresses only, for a viewer that names them itself (profile_from_raw_json).
+nlohmann::json raw_profile_json(const RawProfile& raw, size_t threads) {
+  std::vector<std::vector<uint64_t>> pcs_of;
+  Profile p = profile_of(raw, threads, [&](const std::vector<uint64_t>& pcs) {
+    pcs_of.push_back(pcs);
+    return std::vector<std::string>{};
+  });
+  nlohmann::json out = profile_to_json(p);
+  for (size_t i = 0; i < pcs_of.size(); ++i) {
+    out["stacks"][i].erase("frames");
+    out["stacks"][i]["pcs"] = std::move(pcs_of[i]);
+  }
+  out["raw"] = true;
+  return out;
 }
 
 nlohmann::json status_json(Sampler& s) {
@@ -180,6 +190,9 @@ Reply profile(const manhole::Args& args) {
                   static_cast<unsigned long long>(data["lost"].get<uint64_t>()), sampler.threads(),
                   data["handler_ns_p50"].get<double>() / 1000, data["handler_ns_p99"].get<double>() / 1000);
     return Reply::success(line, std::move(data));
+  }
+  if (action == "dump" && args.size() > 1 && args[1] == "--raw") {
+    return Reply::success("profile with addresses only (--raw)\n", raw_profile_json(sampler.peek(), sampler.threads()));
   }
   if (action == "dump") {
     Profile p = symbolize(sampler.peek(), sampler.threads());
@@ -279,7 +292,7 @@ void profile_for(Profiling& profiling, SampleMode mode, int hz, std::chrono::mil
 
 std::string add_profile_command(manhole::CommandRegistry& registry) {
   manhole::Command command{"profile", "ACTION [ARGS...]",
-                           "sampling profiler: start [cpu|wall] [HZ], stop, status, dump (folded)", profile};
+                           "sampling profiler: start [cpu|wall] [HZ], stop, status, dump [--raw] (folded; --raw: addresses as JSON)", profile};
   command.changes_state = true;
   return registry.add(std::move(command));
 }
