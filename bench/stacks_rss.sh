@@ -17,8 +17,8 @@ for _ in $(seq 100); do [ -S "$DIR/$PID.sock" ] && break; sleep 0.1; done
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$PID/status"; }
 fds() { ls "/proc/$PID/fd" | wc -l; }
-report() { printf '%-44s RSS %7.1f MiB (%+6.1f)  fds %3d (%+d)\n' "$1" "$(echo "$(rss_kib) / 1024" | bc -l)" \
-  "$(echo "($(rss_kib) - $RSS0) / 1024" | bc -l)" "$(fds)" "$(( $(fds) - FDS0 ))"; }
+report() { printf '%-46s RSS %6.1f MiB, added %+6.1f MiB; fds %3d, added %+d\n' "$1" \
+  "$(echo "$(rss_kib) / 1024" | bc -l)" "$(echo "($(rss_kib) - $RSS0) / 1024" | bc -l)" "$(fds)" "$(( $(fds) - FDS0 ))"; }
 
 RSS0=$(rss_kib); FDS0=$(fds)
 report "before"

@@ -55,6 +55,8 @@ else
   bench stacks_1000_threads bash bench/stacks_1000_threads.sh "$BUILD_DIR" 1000 "$(reps 3 5)"
   bench profiler env WORK_S="$(reps 2 5)" bash bench/profiler_bench.sh "$BUILD_DIR" "$(reps 1 5)"
   bench metrics_scrape "$B/metrics_scrape" "$(reps 50 300)"
+  bench fork_cost bash bench/fork_cost.sh "$BUILD_DIR" "$(reps 3 7)" "$(reps 500 2000)"
+  bench stacks_rss bash bench/stacks_rss.sh "$BUILD_DIR"
 fi
 [ -f "$OUT/QUICK" ] && QUICK=1
 
@@ -109,6 +111,15 @@ row "profiler accuracy (60/30/10 work)" "$acc" "within 2 points" "-" "-"
 ours=$(f metrics_scrape | awk '/periscope \/metrics/ {print $4}')
 theirs=$(f metrics_scrape | awk '/^ *prometheus-cpp Exposer/ {print $4}')
 row "/metrics scrape, 10,000 series" "$ours us" "<= Exposer" "prometheus-cpp Exposer: $theirs us" "$(ratio "$ours" "$theirs")"
+
+fork_row() { f fork_cost | awk -v m="$1" '$2 == m {print $4, $8, $11}'; }  # without, with, ratio
+read -r fw fa fr < <(fork_row exit)
+row "fork + exit + wait" "$fa us" "<= 1.25x without" "without the agent: $fw us" "${fr}x"
+read -r fw fa fr < <(fork_row serve)
+row "fork-per-connection server" "$fa us/conn" "<= 1.25x without" "without the agent: $fw us" "${fr}x"
+added=$(f stacks_rss | awk '/after 3x periscope stacks/ {for (i = 1; i < NF; ++i) if ($i == "added") {print $(i+1); exit}}')
+fds=$(f stacks_rss | awk '/after 3x periscope stacks/ {print $NF}')
+row "RSS added by 3 stacks (libc6-dbg)" "$added MiB, $fds fds" "<= 8 MiB, 0 fds" "-" "-"
 
 {
   echo "| Figure | Measured | Target | Peer, same run | Ratio |"
