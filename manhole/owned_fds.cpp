@@ -17,36 +17,49 @@ namespace periscope::manhole {
 
 namespace {
 
-struct Owned {
-  int fd;
+// A fixed table, never reallocated: a fork child (which takes no lock, the parent's threads may
+// have been mid-change) reads a slot's identity only after its fd was published, and every
+// close checks the identity again, so a slot caught half-written is skipped, never misread.
+constexpr size_t kMaxOwned = 1024;
+struct Slot {
+  std::atomic<int> fd{-1};
   FdIdentity identity;
 };
 
-// Pointers, leaked: a fork child replaces them rather than trust a lock some parent thread held.
+Slot* slots() {
+  static Slot* table = new Slot[kMaxOwned];  // leaked: fork children use it until the very end
+  return table;
+}
+
 std::mutex*& table_mutex_ptr() {
-  static std::mutex* m = new std::mutex;
+  static std::mutex* m = new std::mutex;  // a fork child replaces it if some parent thread held it
   return m;
 }
 std::mutex& table_mutex() { return *table_mutex_ptr(); }
 
-std::vector<Owned>*& table_ptr() {
-  static std::vector<Owned>* fds = new std::vector<Owned>;
-  return fds;
+// False when the table is full (the caller closes the fd: we never keep what we cannot track).
+bool add_locked(int fd, const FdIdentity& identity) {
+  for (size_t i = 0; i < kMaxOwned; ++i) {
+    Slot& slot = slots()[i];
+    if (slot.fd.load(std::memory_order_relaxed) >= 0) continue;
+    slot.identity = identity;
+    slot.fd.store(fd, std::memory_order_release);
+    return true;
+  }
+  return false;
 }
-std::vector<Owned>& table() { return *table_ptr(); }
 
-std::atomic<unsigned> g_generation{0};  // odd while the table changes
+bool add_locked(int fd) {
+  auto id = FdIdentity::of(fd);
+  return id && add_locked(fd, *id);
+}
 
-// Marks a change of the table for a fork child that may copy it midway (table lock held).
-struct Changing {
-  Changing() { g_generation.fetch_add(1, std::memory_order_acq_rel); }
-  ~Changing() { g_generation.fetch_add(1, std::memory_order_acq_rel); }
-};
-
-void add_locked(int fd) {
-  if (auto id = FdIdentity::of(fd)) {
-    Changing changing;
-    table().push_back({fd, *id});
+template <typename F>
+void for_each_owned(F f) {
+  for (size_t i = 0; i < kMaxOwned; ++i) {
+    Slot& slot = slots()[i];
+    const int fd = slot.fd.load(std::memory_order_acquire);
+    if (fd >= 0) f(slot, fd);
   }
 }
 
@@ -54,24 +67,27 @@ void add_locked(int fd) {
 
 void track_fd(int fd) {
   std::lock_guard lock(table_mutex());
-  add_locked(fd);
+  (void)add_locked(fd);
 }
 
 int accept_tracked(int listen_fd) {
   std::lock_guard lock(table_mutex());
   int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-  if (fd >= 0) add_locked(fd);
+  if (fd >= 0 && !add_locked(fd)) {
+    ::close(fd);  // just accepted: certainly ours
+    errno = EMFILE;
+    return -1;
+  }
   return fd;
 }
 
 void close_tracked(int fd) {
   std::lock_guard lock(table_mutex());
-  auto& fds = table();
-  auto it = std::find_if(fds.begin(), fds.end(), [fd](const Owned& o) { return o.fd == fd; });
-  if (it == fds.end()) return;  // not ours (any more): never close a number we do not own
-  Changing changing;
-  if (it->identity.still_at(fd)) ::close(fd);
-  fds.erase(it);
+  for_each_owned([fd](Slot& slot, int owned) {
+    if (owned != fd) return;
+    if (slot.identity.still_at(fd)) ::close(fd);  // else the number is the host's now: never close it
+    slot.fd.store(-1, std::memory_order_release);
+  });
 }
 
 std::vector<int> open_fd_numbers() {
@@ -97,37 +113,37 @@ void track_new_anonymous_fds(const std::vector<int>& before, const std::vector<i
   for (int fd : after) {
     if (std::find(before.begin(), before.end(), fd) != before.end()) continue;
     auto id = FdIdentity::of(fd);
-    Changing changing;
-    if (id && id->anonymous()) table().push_back({fd, *id});
+    if (id && id->anonymous()) (void)add_locked(fd, *id);
   }
 }
 
 std::string first_lost_fd() {
   std::lock_guard lock(table_mutex());
-  for (const auto& o : table()) {
-    if (!o.identity.still_at(o.fd)) return "descriptor " + std::to_string(o.fd) + " (" + o.identity.describe() + ")";
-  }
-  return {};
+  std::string lost;
+  for_each_owned([&](Slot& slot, int fd) {
+    if (lost.empty() && !slot.identity.still_at(fd)) {
+      lost = "descriptor " + std::to_string(fd) + " (" + slot.identity.describe() + ")";
+    }
+  });
+  return lost;
 }
 
 void release_all_tracked() {
   std::lock_guard lock(table_mutex());
-  Changing changing;
-  for (const auto& o : table()) {
-    if (o.identity.still_at(o.fd)) ::close(o.fd);
-  }
-  table().clear();
+  for_each_owned([](Slot& slot, int fd) {
+    if (slot.identity.still_at(fd)) ::close(fd);
+    slot.fd.store(-1, std::memory_order_release);
+  });
 }
 
 void close_fd_table_in_fork_child() {
-  if ((g_generation.load(std::memory_order_acquire) & 1) == 0) {
-    for (const auto& o : table()) {
-      if (o.identity.still_at(o.fd)) ::close(o.fd);
-    }
-  }
-  table_ptr() = new std::vector<Owned>;  // the parent's copy, whole or not, is left alone
-  table_mutex_ptr() = new std::mutex;
-  g_generation.store(0);
+  // A lock some parent thread held is held for good here: take a fresh one (reads first, so a
+  // free lock costs the child no copied page).
+  if (table_mutex().native_handle()->__data.__lock != 0) table_mutex_ptr() = new std::mutex;
+  for_each_owned([](Slot& slot, int fd) {
+    if (slot.identity.still_at(fd)) ::close(fd);
+    slot.fd.store(-1, std::memory_order_release);
+  });
 }
 
 }  // namespace periscope::manhole

@@ -4,9 +4,10 @@
 // (closefrom, daemonizing) and reopen their own files on the same numbers.
 //
 // Opening (accept) and closing go through this table under one mutex. Fork takes no lock (a
-// lock taken around fork costs the host a copied page in parent and child on every fork): a
-// generation count, odd while the table changes, tells a fork child whether its copy is whole.
-// A descriptor whose identity changed is forgotten, never closed: its number is the host's now.
+// lock taken around fork costs the host a copied page in parent and child on every fork): the
+// table is a fixed array whose slots publish their fd after their identity, so a fork child's
+// copy is always safe to read. A descriptor whose identity changed is forgotten, never closed:
+// its number is the host's now. At most 1024 descriptors (accept beyond that fails, EMFILE).
 #pragma once
 
 #include <string>
@@ -32,8 +33,7 @@ std::string first_lost_fd();
 void release_all_tracked();
 
 // In a fork child (any thread of it, before the child's agent starts): close every tracked fd
-// that is still ours (the parent keeps its copies) and start an empty table with a fresh lock.
-// When the fork caught the table mid-change, nothing is closed (the fds are close-on-exec).
+// that is still ours (the parent keeps its copies) and empty the table.
 void close_fd_table_in_fork_child();
 
 }  // namespace periscope::manhole

@@ -118,6 +118,7 @@ void start_http_when_parent_is_gone(Agent& agent) {
 }
 
 Status start_locked(const Options& options, pid_t forked_from);
+void reset_capture_after_fork();
 void restart_on_fresh_descriptors(Agent* agent, const std::string& lost);
 
 // Between slices of the io loop (so it runs even when the host broke the loop's own descriptors).
@@ -170,6 +171,7 @@ Status start_locked(const Options& options, pid_t forked_from) {
   if (g_agent) return Status::success();
   if (!options.enabled) return Status::failure("agent is disabled (PERISCOPE_DISABLE)");
   install_fork_handlers_once();
+  reset_capture_after_fork();  // a fork child that starts an agent itself (PERISCOPE_FORK=off)
   (void)proc::proc_dir_fd();  // taken now, so that /proc stays readable if the host chroots
   const std::vector<int> fds_before = manhole::open_fd_numbers();
   auto agent = std::make_unique<Agent>();
@@ -248,42 +250,63 @@ void restart_on_fresh_descriptors(Agent* agent, const std::string& lost) {
   if (!s.ok()) log_line("agent did not restart: " + s.message());
 }
 
+// The capture state a thread of some ancestor may have been in the middle of at fork; once per
+// process, before its first agent (g_capture_owner: the pid the state belongs to).
+pid_t g_capture_owner = ::getpid();
+void reset_capture_after_fork() {
+  if (g_capture_owner == ::getpid()) return;
+  StackCapture::reset_in_fork_child();
+  Sampler::reset_in_fork_child();
+  g_capture_owner = ::getpid();
+}
+
 // What the parent's agent left in a fork child: its descriptors (closed where still ours) and the
 // capture state some parent thread may have been in the middle of.
 void forget_parent_agent_in_fork_child() {
   manhole::close_fd_table_in_fork_child();
-  StackCapture::reset_in_fork_child();
-  Sampler::reset_in_fork_child();
+  reset_capture_after_fork();
 }
 
-// A fork child's agent starts on a thread of its own, a moment later: the child's fork() returns
-// at once (a child that execs or exits soon never pays for an agent), and nothing here runs in
-// the atfork handler but starting that thread.
-void* start_after_fork(void* arg) {
-  std::unique_ptr<std::pair<Options, pid_t>> what(static_cast<std::pair<Options, pid_t>*>(arg));
-  forget_parent_agent_in_fork_child();
-  ::usleep(50 * 1000);
-  Status s = start_agent_forked_from(what->first, what->second);
+void* start_agent_of_fork_child(void* parent_agent) {
+  const auto* parent = static_cast<const Agent*>(parent_agent);  // read only: its pages stay shared
+  Status s = start_agent_forked_from(parent->options, parent->owner_pid);
   if (!s.ok()) log_line("agent did not restart in the forked child: " + s.message());
   return nullptr;
 }
 
-void start_in_background_after_fork(const Options& options, pid_t parent) {
-  auto* what = new std::pair<Options, pid_t>(options, parent);
+PERISCOPE_FORK_PATH bool start_detached(void* (*run)(void*), void* arg, void* stack, size_t stack_size) {
   sigset_t all, old;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);  // the thread (and the agent's) take no host signals
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
+  if (stack) pthread_attr_setstack(&attr, stack, stack_size);
   pthread_t thread;
-  if (::pthread_create(&thread, &attr, start_after_fork, what) != 0) {
-    delete what;
-    log_line("agent did not restart in the forked child: cannot start a thread");
-  }
+  const bool started = ::pthread_create(&thread, &attr, run, arg) == 0;
   pthread_attr_destroy(&attr);
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return started;
+}
+
+// A fork child's agent starts a moment after the fork, so that fork() returns at once and a child
+// that execs or exits soon never pays for an agent. The thread that waits runs on a stack in
+// .bss (no mmap; only the pages it touches are copied); the agent starts on a thread of its own.
+alignas(64) char g_fork_child_stack[128 * 1024];
+
+void* wait_then_start_after_fork(void* parent_agent) {
+  forget_parent_agent_in_fork_child();
+  ::usleep(50 * 1000);
+  if (!start_detached(start_agent_of_fork_child, parent_agent, nullptr, 0)) {
+    log_line("agent did not restart in the forked child: cannot start a thread");
+  }
+  return nullptr;
+}
+
+PERISCOPE_FORK_PATH void start_in_background_after_fork(Agent* parent_agent) {
+  if (!start_detached(wait_then_start_after_fork, parent_agent, g_fork_child_stack, sizeof g_fork_child_stack)) {
+    log_line("agent did not restart in the forked child: cannot start a thread");
+  }
 }
 
 }  // namespace
@@ -413,7 +436,7 @@ nlohmann::json agent_status() {
 // never touch them. Only what the host's own code in the child could run into happens here; the
 // rest (closing the agent's descriptors, a fresh agent) happens on a thread of the child's own,
 // so that fork() returns at once and copies as few pages as possible.
-void restart_in_fork_child() {
+PERISCOPE_FORK_PATH void restart_in_fork_child() {
   if (request_table()) set_request_table(nullptr);  // the child gets a table of its own if its agent restarts
   reset_cached_tid_in_fork_child();
   reset_if_held_in_fork_child(g_lifecycle);
@@ -423,10 +446,10 @@ void restart_in_fork_child() {
   if (!parent_agent) return;
   g_agent = nullptr;
   if (!parent_agent->options.restart_after_fork) {
-    forget_parent_agent_in_fork_child();
+    manhole::close_fd_table_in_fork_child();  // capture state is reset if the host starts an agent here
     return;
   }
-  start_in_background_after_fork(parent_agent->options, parent_agent->owner_pid);
+  start_in_background_after_fork(parent_agent);
 }
 
 }  // namespace periscope::agent

@@ -9,7 +9,7 @@ namespace periscope::agent {
 
 namespace {
 
-void child() { restart_in_fork_child(); }
+PERISCOPE_FORK_PATH void child() { restart_in_fork_child(); }
 
 }  // namespace
 
@@ -21,7 +21,7 @@ void install_fork_handlers_once() {
   installed = (::pthread_atfork(nullptr, nullptr, child) == 0);
 }
 
-void reset_if_held_in_fork_child(std::mutex& mutex) {
+PERISCOPE_FORK_PATH void reset_if_held_in_fork_child(std::mutex& mutex) {
   if (mutex.native_handle()->__data.__lock != 0) new (&mutex) std::mutex;  // glibc's pthread_mutex_t
 }
 

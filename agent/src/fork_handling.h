@@ -5,6 +5,10 @@
 
 namespace periscope::agent {
 
+// Code that runs in every fork child: kept together (in .text.hot) so that a child faults in one
+// page of it rather than one per function — fork cost is the host's.
+#define PERISCOPE_FORK_PATH __attribute__((hot))
+
 void install_fork_handlers_once();
 
 // In a fork child: a mutex that some thread of the parent held at fork is locked for good in the

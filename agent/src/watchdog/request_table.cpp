@@ -1,5 +1,7 @@
 #include "agent/src/watchdog/request_table.h"
 
+#include "agent/src/fork_handling.h"
+
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -90,10 +92,10 @@ pid_t cached_tid() {
   return t_tid;
 }
 
-void reset_cached_tid_in_fork_child() { t_tid = 0; }
+PERISCOPE_FORK_PATH void reset_cached_tid_in_fork_child() { t_tid = 0; }
 
-RequestTable* request_table() { return g_table.load(std::memory_order_acquire); }
-void set_request_table(RequestTable* table) {
+PERISCOPE_FORK_PATH RequestTable* request_table() { return g_table.load(std::memory_order_acquire); }
+PERISCOPE_FORK_PATH void set_request_table(RequestTable* table) {
   if (table) {
     for (auto& t : g_all_tables) {
       RequestTable* expected = nullptr;
