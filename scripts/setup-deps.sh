@@ -14,6 +14,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   socat procps util-linux bsdutils elfutils
   golang-go chromium prometheus
+  redis-server nginx-light postgresql memcached libc6-dbg
 )
 
 case "${1:-}" in

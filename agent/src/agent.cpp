@@ -178,7 +178,16 @@ Status start_locked(const Options& options, pid_t forked_from) {
   agent->options = options;
   agent->owner_pid = ::getpid();
   agent->socket_dir = options.socket_dir.empty() ? manhole::default_socket_dir() : options.socket_dir;
-  if (auto err = manhole::prepare_socket_dir(agent->socket_dir); !err.empty()) return Status::failure(err);
+  if (auto err = manhole::prepare_socket_dir(agent->socket_dir); !err.empty()) {
+    // A fork child that dropped privileges before its agent started (a root master's workers
+    // becoming www-data) cannot use its parent's directory: it gets one of its own uid's.
+    const std::string own = "/tmp/periscope-" + std::to_string(::geteuid());
+    if (forked_from == 0 || own == agent->socket_dir || !manhole::prepare_socket_dir(own).empty()) {
+      return Status::failure(err);
+    }
+    log_line("agent: " + err + "; this forked child uses " + own + " instead");
+    agent->socket_dir = own;
+  }
   if (forked_from == 0) manhole::remove_stale_sockets(agent->socket_dir);  // not on every fork
 
   manhole::ServerConfig config;
@@ -267,10 +276,23 @@ void forget_parent_agent_in_fork_child() {
   reset_capture_after_fork();
 }
 
+// A fork child's agent before it has started (the 50 ms below): a child that forks in that time
+// (a daemon's master forking its workers at once) passes it on, as if it had started.
+const Agent* g_pending_agent = nullptr;  // guarded by g_lifecycle; the parent's, leaked
+pid_t g_pending_forked_from = 0;
+
 void* start_agent_of_fork_child(void* parent_agent) {
   const auto* parent = static_cast<const Agent*>(parent_agent);  // read only: its pages stay shared
-  Status s = start_agent_forked_from(parent->options, parent->owner_pid);
+  Status s = start_agent_forked_from(parent->options, g_pending_forked_from);
+  for (int retry = 0; !s.ok() && retry < 2; ++retry) {
+    // The child may have dropped privileges (chroot, setuid) while its agent was starting: once
+    // it is done, the start finds what this uid may use.
+    ::usleep(100 * 1000);
+    s = start_agent_forked_from(parent->options, g_pending_forked_from);
+  }
   if (!s.ok()) log_line("agent did not restart in the forked child: " + s.message());
+  std::lock_guard lock(g_lifecycle);
+  g_pending_agent = nullptr;
   return nullptr;
 }
 
@@ -303,8 +325,9 @@ void* wait_then_start_after_fork(void* parent_agent) {
   return nullptr;
 }
 
-PERISCOPE_FORK_PATH void start_in_background_after_fork(Agent* parent_agent) {
-  if (!start_detached(wait_then_start_after_fork, parent_agent, g_fork_child_stack, sizeof g_fork_child_stack)) {
+PERISCOPE_FORK_PATH void start_in_background_after_fork(const Agent* parent_agent) {
+  if (!start_detached(wait_then_start_after_fork, const_cast<Agent*>(parent_agent), g_fork_child_stack,
+                      sizeof g_fork_child_stack)) {
     log_line("agent did not restart in the forked child: cannot start a thread");
   }
 }
@@ -442,10 +465,13 @@ PERISCOPE_FORK_PATH void restart_in_fork_child() {
   reset_if_held_in_fork_child(g_lifecycle);
   reset_if_held_in_fork_child(command_registry().mutex());
   reset_if_held_in_fork_child(variable_registry().mutex());
-  Agent* parent_agent = g_agent;
+  const Agent* parent_agent = g_agent ? g_agent : g_pending_agent;
   if (!parent_agent) return;
   g_agent = nullptr;
+  g_pending_agent = parent_agent;
+  g_pending_forked_from = ::getppid();  // now, while the parent surely lives
   if (!parent_agent->options.restart_after_fork) {
+    g_pending_agent = nullptr;
     manhole::close_fd_table_in_fork_child();  // capture state is reset if the host starts an agent here
     return;
   }

@@ -176,6 +176,18 @@ TEST(HostileHost, ForkAfterCloseAndReopenLeavesTheChildsFilesAlone) {
   EXPECT_TRUE(host.alive());
 }
 
+TEST(HostileHost, AWorkerForkedAtOnceByAForkedMasterGetsAnAgentToo) {
+  SocketDir dir;
+  Hostile host(dir);
+  std::istringstream answer(host.command("daemon-with-worker"));
+  std::string master_word, worker_word;
+  pid_t master = 0, worker = 0;
+  ASSERT_TRUE(answer >> master_word >> master >> worker_word >> worker) << answer.str();
+  EXPECT_TRUE(wait_until([&] { return file_exists(dir.socket_for(master)); })) << "the master has no agent";
+  EXPECT_TRUE(wait_until([&] { return file_exists(dir.socket_for(worker)); })) << "the worker has no agent";
+  EXPECT_EQ(periscope({"exec", std::to_string(worker), "info"}).exit_code, 0);
+}
+
 TEST(HostileHost, AfterCloseFromTheAgentRestartsOnFreshDescriptorsAndIdles) {
   SocketDir dir;
   Hostile host(dir);

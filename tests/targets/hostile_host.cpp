@@ -11,6 +11,8 @@
 //                        child writes a line to each and reports how many writes failed        -> failures K
 //   chroot DIR           chroot(DIR) and chdir("/")                                            -> ok | error ...
 //   setuid UID           drop to UID (group too)                                               -> ok | error ...
+//   daemon-with-worker   fork a "master" that at once forks a "worker" (as nginx does when it
+//                        daemonizes); both live until stdin closes    -> master P worker Q
 //   exit                 exit normally
 #include <atomic>
 #include <cerrno>
@@ -127,6 +129,34 @@ void reopen_fork(const std::string& dir, int n) {
   reply("failures " + std::to_string(failures));
 }
 
+// The master forks its worker right away, before any agent of its own could have started.
+void daemon_with_worker() {
+  int pipe_fds[2];
+  if (pipe(pipe_fds) != 0) return reply("error pipe");
+  std::fflush(stdout);
+  if (fork() == 0) {
+    pid_t worker = fork();
+    if (worker == 0) {
+      std::string line;
+      while (std::getline(std::cin, line)) {
+      }
+      _exit(0);
+    }
+    pid_t ids[2] = {getpid(), worker};
+    (void)!write(pipe_fds[1], ids, sizeof ids);
+    std::string line;
+    while (std::getline(std::cin, line)) {
+    }
+    waitpid(worker, nullptr, 0);
+    _exit(0);
+  }
+  pid_t ids[2] = {0, 0};
+  (void)!read(pipe_fds[0], ids, sizeof ids);
+  close(pipe_fds[0]);
+  close(pipe_fds[1]);
+  reply("master " + std::to_string(ids[0]) + " worker " + std::to_string(ids[1]));
+}
+
 void change_root(const std::string& dir) {
   if (chroot(dir.c_str()) != 0 || chdir("/") != 0) return reply(std::string("error ") + std::strerror(errno));
   reply("ok");
@@ -170,7 +200,8 @@ int main() {
       long uid = -1;
       in >> uid;
       drop_to(static_cast<uid_t>(uid));
-    } else if (command == "exit") break;
+    } else if (command == "daemon-with-worker") daemon_with_worker();
+    else if (command == "exit") break;
     else reply("unknown command " + command);
   }
   g_stop = true;
