@@ -20,11 +20,17 @@ namespace {
 // A fixed table, never reallocated: a fork child (which takes no lock, the parent's threads may
 // have been mid-change) reads a slot's identity only after its fd was published, and every
 // close checks the identity again, so a slot caught half-written is skipped, never misread.
+//
+// A closed descriptor stays in its slot as a tombstone until the slot is needed again: fork
+// copies the descriptor table before the memory, so a child may hold a descriptor that its copy
+// of this table already calls closed. The child closes tombstones too, where still ours.
 constexpr size_t kMaxOwned = 1024;
 struct Slot {
   std::atomic<int> fd{-1};
+  std::atomic<bool> closed{false};
   FdIdentity identity;
 };
+size_t g_next_reuse = 0;  // guarded by the table lock: tombstones are reused in turn
 
 Slot* slots() {
   static Slot* table = new Slot[kMaxOwned];  // leaked: fork children use it until the very end
@@ -38,13 +44,22 @@ std::mutex*& table_mutex_ptr() {
 std::mutex& table_mutex() { return *table_mutex_ptr(); }
 
 // False when the table is full (the caller closes the fd: we never keep what we cannot track).
+void fill(Slot& slot, int fd, const FdIdentity& identity) {
+  slot.fd.store(-1, std::memory_order_release);
+  slot.identity = identity;
+  slot.closed.store(false, std::memory_order_relaxed);
+  slot.fd.store(fd, std::memory_order_release);
+}
+
 bool add_locked(int fd, const FdIdentity& identity) {
   for (size_t i = 0; i < kMaxOwned; ++i) {
-    Slot& slot = slots()[i];
-    if (slot.fd.load(std::memory_order_relaxed) >= 0) continue;
-    slot.identity = identity;
-    slot.fd.store(fd, std::memory_order_release);
-    return true;
+    if (slots()[i].fd.load(std::memory_order_relaxed) < 0) return fill(slots()[i], fd, identity), true;
+  }
+  for (size_t n = 0; n < kMaxOwned; ++n) {
+    Slot& slot = slots()[(g_next_reuse + n) % kMaxOwned];
+    if (!slot.closed.load(std::memory_order_relaxed)) continue;
+    g_next_reuse = (g_next_reuse + n + 1) % kMaxOwned;
+    return fill(slot, fd, identity), true;
   }
   return false;
 }
@@ -54,13 +69,19 @@ bool add_locked(int fd) {
   return id && add_locked(fd, *id);
 }
 
+// Live descriptors only (not tombstones), unless `tombstones_too`.
 template <typename F>
-void for_each_owned(F f) {
+void for_each_owned(F f, bool tombstones_too = false) {
   for (size_t i = 0; i < kMaxOwned; ++i) {
     Slot& slot = slots()[i];
     const int fd = slot.fd.load(std::memory_order_acquire);
-    if (fd >= 0) f(slot, fd);
+    if (fd >= 0 && (tombstones_too || !slot.closed.load(std::memory_order_relaxed))) f(slot, fd);
   }
+}
+
+void clear(Slot& slot) {
+  slot.fd.store(-1, std::memory_order_release);
+  slot.closed.store(false, std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -86,7 +107,7 @@ void close_tracked(int fd) {
   for_each_owned([fd](Slot& slot, int owned) {
     if (owned != fd) return;
     if (slot.identity.still_at(fd)) ::close(fd);  // else the number is the host's now: never close it
-    slot.fd.store(-1, std::memory_order_release);
+    slot.closed.store(true, std::memory_order_release);
   });
 }
 
@@ -130,20 +151,24 @@ std::string first_lost_fd() {
 
 void release_all_tracked() {
   std::lock_guard lock(table_mutex());
-  for_each_owned([](Slot& slot, int fd) {
-    if (slot.identity.still_at(fd)) ::close(fd);
-    slot.fd.store(-1, std::memory_order_release);
-  });
+  for_each_owned(
+      [](Slot& slot, int fd) {
+        if (!slot.closed.load() && slot.identity.still_at(fd)) ::close(fd);
+        clear(slot);
+      },
+      true);
 }
 
 void close_fd_table_in_fork_child() {
   // A lock some parent thread held is held for good here: take a fresh one (reads first, so a
   // free lock costs the child no copied page).
   if (table_mutex().native_handle()->__data.__lock != 0) table_mutex_ptr() = new std::mutex;
-  for_each_owned([](Slot& slot, int fd) {
-    if (slot.identity.still_at(fd)) ::close(fd);
-    slot.fd.store(-1, std::memory_order_release);
-  });
+  for_each_owned(
+      [](Slot& slot, int fd) {
+        if (slot.identity.still_at(fd)) ::close(fd);  // a tombstone still here is the parent's copy
+        clear(slot);
+      },
+      true);
 }
 
 }  // namespace periscope::manhole

@@ -203,6 +203,15 @@ TEST(HostileHost, AfterCloseFromTheAgentRestartsOnFreshDescriptorsAndIdles) {
   EXPECT_TRUE(host.alive());
 }
 
+TEST(HostileHost, AHostThatReopensItsFilesThenServesGetsNoBytesFromTheAgentInThem) {
+  SocketDir dir;
+  Process host({target_path("request_target")}, {{"PERISCOPE_SOCKET_DIR", dir.path()}});
+  ASSERT_EQ(host.read_line().value_or("").rfind("ready ", 0), 0u) << host.stderr_text();
+  // Its first request wakes the agent's watchdog: never through a number that is the host's now.
+  host.write_stdin("reopen-then-serve " + dir.path() + " 16\n");
+  EXPECT_EQ(host.read_line().value_or("<no answer>"), "done dirty 0") << host.stderr_text();
+}
+
 TEST(HostileHost, AfterChrootTheAgentStillSeesEveryThread) {
   if (::geteuid() != 0) GTEST_SKIP() << "chroot needs root";
   SocketDir dir;

@@ -83,7 +83,8 @@ TEST(Lifecycle, ForkOffLeavesChildWithoutAgent) {
   EXPECT_EQ(periscope({"exec", std::to_string(target.pid()), "info"}).exit_code, 0);
   std::string fd_dir = "/proc/" + std::to_string(child) + "/fd";
   auto ls = run({"/bin/ls", "-l", fd_dir});
-  EXPECT_EQ(ls.out.find("socket:"), std::string::npos) << ls.out;
+  EXPECT_EQ(ls.out.find("socket:"), std::string::npos)
+      << "child:\n" << ls.out << "parent:\n" << run({"/bin/ls", "-l", "/proc/" + std::to_string(target.pid()) + "/fd"}).out;
 }
 
 TEST(Lifecycle, ExecedImageInheritsNoAgentFd) {

@@ -7,9 +7,16 @@
 //                       thread "resumer", which spins MS ms in spin_after_migration()
 //   orphan              thread "orphan" begins request "orphaned" (C API) and exits without ending it
 //   threshold NAME MS   periscope::set_slow_threshold(NAME, MS)
+//   reopen-then-serve DIR N   like a daemon: close every descriptor from 3 up, open N data files in
+//                       DIR, then serve its first request; answers "done dirty K": K files that
+//                       got bytes nobody wrote to them
 //   together N MS       N requests "together-0".."together-N-1" begin at once on N threads
 //                       "worker-I", each spinning MS ms in burn_in_checkout()
 #include <atomic>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -55,6 +62,25 @@ void done(const std::string& what) {
 }
 
 }  // namespace
+
+// The files the host opens on the numbers it just closed must hold only what it wrote: nothing.
+int reopen_then_serve(const std::string& dir, int n) {
+  if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+    for (int fd = 3; fd < 1024; ++fd) close(fd);
+  }
+  std::vector<std::string> paths;
+  for (int i = 0; i < n; ++i) {
+    paths.push_back(dir + "/data-" + std::to_string(i));
+    (void)open(paths.back().c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  }
+  { periscope::Request first("first"); }
+  int dirty = 0;
+  for (const auto& path : paths) {
+    struct stat st {};
+    if (stat(path.c_str(), &st) == 0 && st.st_size != 0) ++dirty;
+  }
+  return dirty;
+}
 
 int main() {
   if (auto s = periscope::start(); !s.ok()) {
@@ -132,6 +158,11 @@ int main() {
       }
       for (auto& t : threads) t.join();
       done("together");
+    } else if (cmd == "reopen-then-serve") {
+      std::string dir;
+      int n = 0;
+      in >> dir >> n;
+      done("dirty " + std::to_string(reopen_then_serve(dir, n)));
     } else if (cmd == "threshold") {
       int ms = 0;
       in >> name >> ms;

@@ -124,6 +124,7 @@ RequestTable::RequestTable(const RequestTableConfig& config)
       blocks_(map_zeroed<ThreadStatsBlock>(kThreadBlocks)) {
   if (!slots_) capacity_ = 0;  // track nothing rather than fail the agent
   first_use_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (auto id = FdIdentity::of(first_use_fd_)) first_use_identity_ = *id;
   std::strcpy(names_[max_names_].name, "other");
   names_[max_names_].ready.store(true);
 }
@@ -193,7 +194,8 @@ RequestSlot* RequestTable::begin(const char* name, uint64_t id) {
     size_t hw = high_water_.load(std::memory_order_relaxed);
     while (i + 1 > hw && !high_water_.compare_exchange_weak(hw, i + 1, std::memory_order_release)) {
     }
-    if (hw == 0 && first_use_fd_ >= 0) {  // the very first request of this table: wake the watchdog
+    // The very first request of this table wakes the watchdog, unless the host took the number.
+    if (hw == 0 && first_use_fd_ >= 0 && first_use_identity_.still_at(first_use_fd_)) {
       uint64_t one = 1;
       (void)!::write(first_use_fd_, &one, sizeof one);
     }

@@ -15,6 +15,8 @@
 // and are summed when read; a thread without a block falls back to shared atomics.
 #pragma once
 
+#include "profiler/fd_identity.h"
+
 #include <array>
 #include <atomic>
 #include <cstddef>
@@ -125,6 +127,7 @@ class RequestTable {
   std::atomic<size_t> high_water_{0};
   std::atomic<uint64_t> dropped_{0};
   int first_use_fd_ = -1;
+  FdIdentity first_use_identity_;  // the host may close the number and reuse it: check before writing
 
   static constexpr size_t kThreadBlocks = 512;
   const uint64_t id_;         // unique per table ever made: a new table may reuse an old address

@@ -1,5 +1,8 @@
 #include "agent/src/watchdog/watchdog.h"
 
+#include "manhole/owned_fds.h"
+#include "profiler/fd_identity.h"
+
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -37,10 +40,12 @@ struct Watchdog::Impl {
   explicit Impl(asio::io_context& io) : timer(io), first_use(io) {}
   asio::steady_timer timer;
   asio::posix::stream_descriptor first_use;  // our copy of the table's first-use eventfd
+  int first_use_fd = -1;
   std::map<size_t, Tracked> tracked;  // slot index -> report in progress
   std::deque<std::shared_ptr<SlowReport>> ring;
   uint64_t next_seq = 1;
   int log_fd = -1;
+  FdIdentity log_identity;  // log_fd is ours only while this matches
   bool stopped = false;
 };
 
@@ -113,12 +118,14 @@ Watchdog::Watchdog(asio::io_context& io, RequestTable& table, WatchdogConfig con
     impl_->log_fd = ::open(config_.log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (impl_->log_fd < 0) {
       log_line("slow-request log " + config_.log_path + " cannot be opened: " + std::strerror(errno));
+    } else if (auto id = FdIdentity::of(impl_->log_fd)) {
+      impl_->log_identity = *id;
     }
   }
 }
 
 Watchdog::~Watchdog() {
-  if (impl_->log_fd >= 0) ::close(impl_->log_fd);
+  if (impl_->log_fd >= 0 && impl_->log_identity.still_at(impl_->log_fd)) ::close(impl_->log_fd);
 }
 
 void Watchdog::start() {
@@ -133,6 +140,8 @@ void Watchdog::start() {
     schedule();
     return;
   }
+  manhole::track_fd(fd);  // known by identity: closed only while still ours, checked for loss
+  impl_->first_use_fd = fd;
   impl_->first_use.async_wait(asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& e) {
     if (e || impl_->stopped) return;
     schedule();
@@ -145,8 +154,11 @@ void Watchdog::start() {
 void Watchdog::stop() {
   impl_->stopped = true;
   impl_->timer.cancel();
-  boost::system::error_code ec;
-  impl_->first_use.close(ec);
+  if (impl_->first_use_fd >= 0) {
+    impl_->first_use.release();  // cancels the wait; the table closes the fd if it is still ours
+    manhole::close_tracked(impl_->first_use_fd);
+    impl_->first_use_fd = -1;
+  }
 }
 
 void Watchdog::schedule() {
@@ -310,6 +322,13 @@ void Watchdog::finish(Tracked& tracked, double duration_ms) {
 }
 
 void Watchdog::emit(const SlowReport& report, const char* event) {
+  if (impl_->log_fd >= 0 && !impl_->log_identity.still_at(impl_->log_fd)) {
+    // The host closed our log and reused the number: write nothing into its file, reopen ours.
+    impl_->log_fd = ::open(config_.log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    auto id = impl_->log_fd >= 0 ? FdIdentity::of(impl_->log_fd) : std::nullopt;
+    if (id) impl_->log_identity = *id;
+    else impl_->log_fd = -1;
+  }
   if (impl_->log_fd >= 0) {
     nlohmann::json j = report_to_json(report);
     j["event"] = event;
