@@ -317,8 +317,8 @@ PERISCOPE_FORK_PATH bool start_detached(void* (*run)(void*), void* arg, void* st
 alignas(64) char g_fork_child_stack[128 * 1024];
 
 void* wait_then_start_after_fork(void* parent_agent) {
+  ::usleep(50 * 1000);  // first: a child that lives less (fork per connection) does nothing more
   forget_parent_agent_in_fork_child();
-  ::usleep(50 * 1000);
   if (!start_detached(start_agent_of_fork_child, parent_agent, nullptr, 0)) {
     log_line("agent did not restart in the forked child: cannot start a thread");
   }
