@@ -342,13 +342,8 @@ void Sampler::rescan_threads(bool check_every_thread) {
 }
 
 void Sampler::give_up(std::string why) {
-  for (auto& [tid, state] : per_thread_) disarm(state);
-  per_thread_.clear();
-  drain();
-  g_sampling.store(false);
-  running_ = false;
+  stop();  // its discard of queued signals leaves alone a handler that is not ours
   profile_.problem = std::move(why);
-  profile_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - profile_.started).count();
 }
 
 // Wall mode: one signal outstanding per thread at most, so a thread that stops answering (it

@@ -25,6 +25,7 @@ std::string replaced_handler_words(int sig);
 struct ThreadSignalState {
   bool blocked = false;  // in SigBlk: a signal sent now would wait, queued
   bool pending = false;  // in SigPnd: one is waiting already
+  bool stopped = false;  // State T or t: it runs no handler until it is continued
 };
 std::optional<ThreadSignalState> thread_signal_state(pid_t tid, int sig);
 // The uid-wide count of queued signals (SigQ in /proc/self/status), -1 if unreadable.

@@ -44,7 +44,9 @@ std::optional<ThreadSignalState> thread_signal_state(pid_t tid, int sig) {
   auto status = proc::read_file("/proc/self/task/" + std::to_string(tid) + "/status", 8192);
   if (!status) return std::nullopt;
   return ThreadSignalState{mask_has(*status, "SigBlk:", sig),
-                           mask_has(*status, "SigPnd:", sig) || mask_has(*status, "ShdPnd:", sig)};
+                           mask_has(*status, "SigPnd:", sig) || mask_has(*status, "ShdPnd:", sig),
+                           status->find("State:\tT") != std::string::npos ||
+                               status->find("State:\tt") != std::string::npos};
 }
 
 long queued_signals_of_uid() {

@@ -11,7 +11,6 @@
 #include <thread>
 #include <unistd.h>
 
-#include "profiler/proc_reader.h"
 #include "profiler/signal_delivery.h"
 #include "profiler/signal_unwind.h"
 
@@ -88,10 +87,7 @@ std::string why_no_answer(pid_t tid, int sig, std::chrono::milliseconds timeout)
   auto state = thread_signal_state(tid, sig);
   if (!state) return "exited during capture";
   if (state->blocked) return "blocked signal " + std::to_string(sig) + " before it could answer; no stack";
-  auto status = proc::read_file("/proc/self/task/" + std::to_string(tid) + "/status", 8192);
-  if (status && (status->find("State:\tT") != std::string::npos || status->find("State:\tt") != std::string::npos)) {
-    return "is stopped; no stack";
-  }
+  if (state->stopped) return "is stopped; no stack";
   return "did not answer within " + std::to_string(timeout.count()) + " ms";
 }
 
