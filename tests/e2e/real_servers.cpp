@@ -32,6 +32,37 @@ const std::map<std::string, Known>& known() {
 
 }  // namespace
 
+std::string RealServer::stop() {
+  if (!stopped_) {
+    stopped_ = true;
+    stop_result_ = shut_down();
+    if (!stop_result_.empty()) stop_result_ += log_tail();
+  }
+  return stop_result_;
+}
+
+pid_t launch_daemon(const std::vector<std::string>& argv, const Env& env, const std::string& pidfile,
+                    const std::string& what, const std::function<std::string()>& log_tail) {
+  Process launcher(argv, env);
+  auto launched = launcher.wait(20s);
+  if (launched != 0) {
+    throw std::runtime_error(what + " did not daemonize: " + describe_exit(launched) + "; " + launcher.stderr_text() +
+                             log_tail());
+  }
+  if (!wait_until([&] { return read_pidfile(pidfile).has_value(); }, 20s)) {
+    throw std::runtime_error(what + " wrote no pidfile" + log_tail());
+  }
+  return *read_pidfile(pidfile);
+}
+
+std::string shutdown_verdict(const std::string& role, pid_t pid, std::optional<int> status, const std::string& how,
+                             const std::string& leftover) {
+  if (!status) return "the " + role + " is still running " + how;
+  if (*status != 0) return "the " + role + " (pid " + std::to_string(pid) + ") ended with " + describe_exit(status);
+  if (file_exists(leftover)) return "the " + role + " exited but left " + leftover + " behind";
+  return {};
+}
+
 std::vector<std::string> real_server_names() { return {"redis", "nginx", "postgres", "memcached"}; }
 
 std::string why_real_server_cannot_run(const std::string& name) {

@@ -5,7 +5,9 @@
 // against them are in server_checks.h.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -34,11 +36,30 @@ class RealServer {
   virtual std::vector<std::string> hot_functions() const = 0;
   // One bounded round of client traffic. What went wrong, or empty when all of it was served.
   virtual std::string load() = 0;
-  // Stops the server as its operator would. Why that was not clean, or empty. Idempotent.
-  virtual std::string stop() = 0;
+  // Stops the server as its operator would (shut_down(), once). Why that was not clean, with the
+  // log's tail, or empty.
+  std::string stop();
+  bool stopped() const { return stopped_; }
   // The last lines of the server's own log (where the agent's one-line complaints land too).
   virtual std::string log_tail() const = 0;
+
+ protected:
+  virtual std::string shut_down() = 0;  // why the shutdown was not clean, or empty
+
+ private:
+  bool stopped_ = false;
+  std::string stop_result_;
 };
+
+// Runs `argv`, a launcher that daemonizes (it must exit 0), and returns the daemon's pid once
+// `pidfile` names it. Throws std::runtime_error naming `what`, with `log_tail()`, when it does not.
+pid_t launch_daemon(const std::vector<std::string>& argv, const Env& env, const std::string& pidfile,
+                    const std::string& what, const std::function<std::string()>& log_tail);
+// Why a server's main process (`role`, `pid`) did not end cleanly once asked `how`: it still runs
+// (`status` nullopt), it ended with a non-zero status, or it left `leftover` (its pidfile) behind.
+// Empty when it ended cleanly.
+std::string shutdown_verdict(const std::string& role, pid_t pid, std::optional<int> status, const std::string& how,
+                             const std::string& leftover);
 
 // The servers this suite knows, by name.
 std::vector<std::string> real_server_names();

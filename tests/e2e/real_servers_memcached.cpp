@@ -69,15 +69,10 @@ class Memcached : public RealServer {
     return errors.empty() ? errors : errors + log_tail();
   }
 
-  std::string stop() override {
-    if (stopped_) return stop_result_;
-    stopped_ = true;
+  std::string shut_down() override {
     server_.kill(SIGTERM);  // what systemd and init scripts send
     auto status = server_.wait(20s);
-    if (status != 0) {
-      stop_result_ = "memcached ended with " + describe_exit(status) + " after SIGTERM" + log_tail();
-    }
-    return stop_result_;
+    return status == 0 ? std::string() : "memcached ended with " + describe_exit(status) + " after SIGTERM";
   }
 
   std::string log_tail() const override {
@@ -89,8 +84,6 @@ class Memcached : public RealServer {
 
   std::string port_;
   Process server_;
-  bool stopped_ = false;
-  std::string stop_result_;
 };
 
 }  // namespace

@@ -41,16 +41,9 @@ class Nginx : public RealServer {
         << "pid " << pidfile() << "; error_log " << dir_.file("error.log") << ";\n"
         << "events {}\n"
         << "http { access_log off; server { listen " << address_ << "; location / { return 200 \"ok\\n\"; } } }\n";
-    Process launcher({"/usr/sbin/nginx", "-c", dir_.file("nginx.conf"), "-p", dir_.path() + "/", "-e",
-                      dir_.file("error.log")},
-                     agent_env(sockets));
-    auto launched = launcher.wait(20s);
-    if (launched != 0) throw std::runtime_error("nginx did not start: " + describe_exit(launched) + "; " +
-                                                launcher.stderr_text() + log_tail());
-    if (!wait_until([&] { return read_pidfile(pidfile()).has_value(); }, 20s)) {
-      throw std::runtime_error("nginx wrote no pidfile" + log_tail());
-    }
-    master_.own(*read_pidfile(pidfile()));
+    master_.own(launch_daemon({"/usr/sbin/nginx", "-c", dir_.file("nginx.conf"), "-p", dir_.path() + "/", "-e",
+                               dir_.file("error.log")},
+                              agent_env(sockets), pidfile(), "nginx", [this] { return log_tail(); }));
     if (!wait_until([&] { return workers().size() == kWorkers; }, 20s)) {
       throw std::runtime_error("nginx has " + std::to_string(workers().size()) + " workers, not " +
                                std::to_string(kWorkers) + log_tail());
@@ -110,26 +103,17 @@ class Nginx : public RealServer {
            " requests failed; the first: " + first_failure + log_tail();
   }
 
-  std::string stop() override {
-    if (stopped_) return stop_result_;
-    stopped_ = true;
+  std::string shut_down() override {
     auto before = workers();
     ::kill(master_.get(), SIGQUIT);  // graceful shutdown, as `nginx -s quit` sends
     auto status = wait_for_exit(master_.get(), 20s);
-    if (!status) {
-      stop_result_ = "the master is still running 20 s after SIGQUIT" + log_tail();
-    } else if (*status != 0) {
-      stop_result_ = "the master (pid " + std::to_string(master_.get()) + ") ended with " + describe_exit(status) +
-                     log_tail();
-    } else if (file_exists(pidfile())) {
-      stop_result_ = "the master exited but left its pidfile behind" + log_tail();
-    }
+    std::string why = shutdown_verdict("master", master_.get(), status, "20 s after SIGQUIT", pidfile());
     for (pid_t worker : before) {
       if (wait_for_exit(worker, 5s)) continue;
-      stop_result_ += "\nworker " + std::to_string(worker) + " still runs after the master's shutdown";
+      why += "\nworker " + std::to_string(worker) + " still runs after the master's shutdown";
     }
     if (status) master_.release();
-    return stop_result_;
+    return why;
   }
 
   std::string log_tail() const override {
@@ -150,8 +134,6 @@ class Nginx : public RealServer {
   std::string address_;
   OwnedPid master_;
   std::set<pid_t> seen_workers_;
-  bool stopped_ = false;
-  std::string stop_result_;
 };
 
 }  // namespace

@@ -79,7 +79,7 @@ class Postgres : public RealServer {
 
   std::vector<ServerProcess> processes() override {
     std::vector<ServerProcess> out{{postmaster_->pid(), "postmaster"}};
-    if (stopped_) return out;
+    if (stopped()) return out;
     for (pid_t child : children_of(postmaster_->pid())) out.push_back({child, role_of(child)});
     return out;
   }
@@ -99,20 +99,11 @@ class Postgres : public RealServer {
            last_lines(r.err, 8) + log_tail();
   }
 
-  std::string stop() override {
-    if (stopped_) return stop_result_;
-    stopped_ = true;
+  std::string shut_down() override {
     postmaster_->kill(SIGINT);  // "fast" shutdown, as pg_ctl stop -m fast sends
     auto status = postmaster_->wait(30s);
-    if (!status) {
-      stop_result_ = "the postmaster is still running 30 s after SIGINT" + log_tail();
-    } else if (*status != 0) {
-      stop_result_ = "the postmaster (pid " + std::to_string(postmaster_->pid()) + ") ended with " +
-                     describe_exit(status) + log_tail();
-    } else if (file_exists(dir_.file("data/postmaster.pid"))) {
-      stop_result_ = "the postmaster exited but left postmaster.pid behind" + log_tail();
-    }
-    return stop_result_;
+    return shutdown_verdict("postmaster", postmaster_->pid(), status, "30 s after SIGINT",
+                            dir_.file("data/postmaster.pid"));
   }
 
   std::string log_tail() const override {
@@ -129,8 +120,6 @@ class Postgres : public RealServer {
   TempDir dir_;
   std::string port_;
   std::unique_ptr<Process> postmaster_;
-  bool stopped_ = false;
-  std::string stop_result_;
 };
 
 }  // namespace

@@ -12,16 +12,10 @@ namespace {
 class Redis : public RealServer {
  public:
   explicit Redis(const SocketDir& sockets) : port_(std::to_string(free_loopback_port())) {
-    Process launcher({"/usr/bin/redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", port_,
-                      "--dir", dir_.path(), "--pidfile", pidfile(), "--logfile", dir_.file("redis.log"), "--save", ""},
-                     agent_env(sockets));
-    auto launched = launcher.wait(20s);
-    if (launched != 0) throw std::runtime_error("redis-server did not daemonize: " + describe_exit(launched) + "; " +
-                                                launcher.stderr_text() + log_tail());
-    if (!wait_until([&] { return read_pidfile(pidfile()).has_value(); }, 20s)) {
-      throw std::runtime_error("redis-server wrote no pidfile" + log_tail());
-    }
-    daemon_.own(*read_pidfile(pidfile()));
+    daemon_.own(launch_daemon({"/usr/bin/redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", port_,
+                               "--dir", dir_.path(), "--pidfile", pidfile(), "--logfile", dir_.file("redis.log"),
+                               "--save", ""},
+                              agent_env(sockets), pidfile(), "redis-server", [this] { return log_tail(); }));
     if (!wait_until([&] { return cli({"ping"}).out == "PONG\n"; }, 20s)) {
       throw std::runtime_error("redis-server does not answer PING" + log_tail());
     }
@@ -43,21 +37,13 @@ class Redis : public RealServer {
            last_lines(r.err, 5) + log_tail();
   }
 
-  std::string stop() override {
-    if (stopped_) return stop_result_;
-    stopped_ = true;
+  std::string shut_down() override {
     auto said = cli({"shutdown", "nosave"});
     auto status = wait_for_exit(daemon_.get(), 20s);
-    if (!status) {
-      stop_result_ = "still running 20 s after SHUTDOWN (redis-cli said: " + said.out + said.err + ")" + log_tail();
-    } else if (*status != 0) {
-      stop_result_ = "the daemon (pid " + std::to_string(daemon_.get()) + ") ended with " + describe_exit(status) +
-                     log_tail();
-    } else if (file_exists(pidfile())) {
-      stop_result_ = "exited but left its pidfile behind" + log_tail();
-    }
+    auto why = shutdown_verdict("daemon", daemon_.get(), status,
+                                "20 s after SHUTDOWN (redis-cli said: " + said.out + said.err + ")", pidfile());
     if (status) daemon_.release();
-    return stop_result_;
+    return why;
   }
 
   std::string log_tail() const override {
@@ -74,8 +60,6 @@ class Redis : public RealServer {
   TempDir dir_;
   std::string port_;
   OwnedPid daemon_;
-  bool stopped_ = false;
-  std::string stop_result_;
 };
 
 }  // namespace
