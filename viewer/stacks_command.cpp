@@ -34,9 +34,9 @@ std::vector<ThreadStack> call_stacks(Client& client, const std::vector<pid_t>& t
 std::vector<ThreadStack> via_agent(const std::string& socket, pid_t pid, const std::vector<pid_t>& threads,
                                    const CommonOptions& options) {
   Client client = Client::connect_to_path(socket, pid, options.timeout);
-  auto stacks = call_stacks(client, threads, true);
   Symbolizer symbolizer(pid);
   if (!symbolizer.error().empty()) return call_stacks(client, threads, false);
+  auto stacks = call_stacks(client, threads, true);
   for (auto& s : stacks) {
     s.frames = symbolize_captured(s.pcs, symbolizer);
     s.pcs.clear();
