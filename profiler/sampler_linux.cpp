@@ -379,8 +379,10 @@ void Sampler::tick() {
     return give_up(replaced_handler_words(g_signal.load()) + "; sampling stopped");
   }
   auto now = std::chrono::steady_clock::now();
-  // Signals piling up in the uid's queue mean a thread blocks them: look at every thread now.
-  const long queued = queued_signals_of_uid();
+  // CPU mode (the kernel sends, every 50 ms a tick): signals piling up in the uid's queue mean a
+  // thread blocks them, so look at every thread now. Wall mode keeps one outstanding per thread
+  // and ticks up to 10,000 times a second: no /proc read there.
+  const long queued = mode_ == SampleMode::kCpu ? queued_signals_of_uid() : -1;
   const bool piling_up = queued >= 0 && queued_at_start_ >= 0 && queued - queued_at_start_ > 64;
   if (piling_up || now - last_rescan_ >= std::chrono::milliseconds(100)) rescan_threads(piling_up);
   if (mode_ == SampleMode::kWall) {
