@@ -1,13 +1,13 @@
 #include "manhole/arg_spec.h"
 
-#include "manhole/command_line.h"
+#include "protocol/command_line.h"
 
 namespace periscope::manhole {
 
 bool ArgSpec::parse(std::string_view usage, ArgSpec* out, std::string* error) {
   ArgSpec spec;
   spec.usage = std::string(usage);
-  auto parsed = split_command_line(usage);
+  auto parsed = protocol::split_command_line(usage);
   if (!parsed.error.empty()) {
     *error = "bad usage string: " + parsed.error;
     return false;

@@ -2,7 +2,7 @@
 
 #include <exception>
 
-#include "manhole/command_line.h"
+#include "protocol/command_line.h"
 
 namespace periscope::manhole {
 
@@ -17,7 +17,7 @@ bool is_valid_name(const std::string& name) {
 
 std::string CommandRegistry::add(Command command) {
   if (!is_valid_name(command.name)) {
-    return "invalid command name '" + printable(command.name) +
+    return "invalid command name '" + protocol::printable(command.name) +
            "': use 1-32 of a-z 0-9 _ . -, starting with a letter";
   }
   if (!command.handler) return "command '" + command.name + "' has no handler";
@@ -31,27 +31,27 @@ std::string CommandRegistry::add(Command command) {
   return {};
 }
 
-Reply CommandRegistry::run(const std::vector<std::string>& words) const {
-  if (words.empty()) return Reply::success("");
+protocol::Reply CommandRegistry::run(const std::vector<std::string>& words) const {
+  if (words.empty()) return protocol::Reply::success("");
   std::shared_ptr<const Entry> entry;
   {
     std::lock_guard lock(mutex_);
     auto it = commands_.find(words[0]);
     if (it != commands_.end()) entry = it->second;
   }
-  if (!entry) return Reply::failure("unknown command '" + printable(words[0]) + "' (type 'help' for the list)");
+  if (!entry) return protocol::Reply::failure("unknown command '" + protocol::printable(words[0]) + "' (type 'help' for the list)");
   Args args(words.begin() + 1, words.end());
   if (!entry->spec.accepts(args.size())) {
     std::string usage = entry->command.name + (entry->spec.usage.empty() ? "" : " " + entry->spec.usage);
-    return Reply::failure(entry->command.name + ": wrong number of arguments (" + std::to_string(args.size()) +
+    return protocol::Reply::failure(entry->command.name + ": wrong number of arguments (" + std::to_string(args.size()) +
                           "); usage: " + usage);
   }
   try {
     return entry->command.handler(args);
   } catch (const std::exception& e) {
-    return Reply::failure(entry->command.name + ": " + e.what());
+    return protocol::Reply::failure(entry->command.name + ": " + e.what());
   } catch (...) {
-    return Reply::failure(entry->command.name + ": failed with an unknown exception");
+    return protocol::Reply::failure(entry->command.name + ": failed with an unknown exception");
   }
 }
 

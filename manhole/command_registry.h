@@ -13,12 +13,12 @@
 #include <vector>
 
 #include "manhole/arg_spec.h"
-#include "manhole/protocol.h"
+#include "protocol/protocol.h"
 
 namespace periscope::manhole {
 
 using Args = std::vector<std::string>;  // the words after the command name
-using Handler = std::function<Reply(const Args&)>;
+using Handler = std::function<protocol::Reply(const Args&)>;
 
 struct Command {
   std::string name;
@@ -40,7 +40,7 @@ class CommandRegistry {
   // Returns an empty string on success, otherwise why the command was not added.
   [[nodiscard]] std::string add(Command command);
   // Looks up words[0], checks the argument count, runs the handler; never throws.
-  Reply run(const std::vector<std::string>& words) const;
+  protocol::Reply run(const std::vector<std::string>& words) const;
   std::vector<CommandSummary> list() const;  // sorted by name
   bool contains(const std::string& name) const;
 

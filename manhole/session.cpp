@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 
 #include "manhole/owned_fds.h"
-#include "manhole/protocol.h"
+#include "protocol/protocol.h"
 
 namespace periscope::manhole {
 
@@ -27,7 +27,7 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
  public:
   SessionImpl(asio::io_context& io, int fd, const SessionSettings& settings, const CommandRegistry& registry,
               std::function<void()> on_closed)
-      : socket_(io), timer_(io), input_(kMaxLineBytes + 1), settings_(settings), registry_(registry),
+      : socket_(io), timer_(io), input_(protocol::kMaxLineBytes + 1), settings_(settings), registry_(registry),
         on_closed_(std::move(on_closed)), fd_(fd) {
     error_code ec;
     socket_.assign(asio::local::stream_protocol(), fd, ec);
@@ -43,7 +43,7 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
       return;
     }
     arm_idle_timer();
-    write(settings_.banner + std::string(kPrompt), false);
+    write(settings_.banner + std::string(protocol::kPrompt), false);
   }
 
   void close() override {
@@ -76,8 +76,8 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   }
 
   void say_and_close(const std::string& error) {
-    Reply r = Reply::failure(error);
-    send_last_words(fd_, json_mode_ ? encode_frame("", r) : "\n" + render_text(r));
+    protocol::Reply r = protocol::Reply::failure(error);
+    send_last_words(fd_, json_mode_ ? protocol::encode_frame("", r) : "\n" + protocol::render_text(r));
     close();
   }
 
@@ -85,7 +85,7 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
     asio::async_read_until(socket_, input_, '\n', [self = shared_from_this()](const error_code& ec, size_t n) {
       if (self->closed_) return;
       if (ec == asio::error::not_found) {
-        self->say_and_close("line longer than " + std::to_string(kMaxLineBytes) + " bytes; closing connection");
+        self->say_and_close("line longer than " + std::to_string(protocol::kMaxLineBytes) + " bytes; closing connection");
         return;
       }
       if (ec) {  // EOF or reset: the client is gone
@@ -101,21 +101,21 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
 
   void handle_line(std::string line) {
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-    if (line == kJsonModeCommand) {
+    if (line == protocol::kJsonModeCommand) {
       json_mode_ = true;
       write("\n" + settings_.hello_frame, false);
       return;
     }
-    Request request = parse_request(line, json_mode_);
+    protocol::Request request = protocol::parse_request(line, json_mode_);
     if (request.error.empty() && request.words.empty()) {  // blank line
       if (json_mode_) read_line();
-      else write(std::string(kPrompt), false);
+      else write(std::string(protocol::kPrompt), false);
       return;
     }
-    Reply reply = request.error.empty() ? registry_.run(request.words) : Reply::failure(request.error);
+    protocol::Reply reply = request.error.empty() ? registry_.run(request.words) : protocol::Reply::failure(request.error);
     std::string name = request.words.empty() ? std::string() : request.words[0];
-    std::string out = json_mode_ ? encode_frame(name, reply) : render_text(reply);
-    if (!json_mode_ && !reply.close_session) out += kPrompt;
+    std::string out = json_mode_ ? protocol::encode_frame(name, reply) : protocol::render_text(reply);
+    if (!json_mode_ && !reply.close_session) out += protocol::kPrompt;
     write(std::move(out), reply.close_session);
   }
 

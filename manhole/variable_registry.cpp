@@ -2,7 +2,7 @@
 
 #include <exception>
 
-#include "manhole/command_line.h"
+#include "protocol/command_line.h"
 #include "manhole/command_registry.h"
 
 namespace periscope::manhole {
@@ -27,7 +27,7 @@ bool guarded(F&& f, std::string* error) {
 
 std::string VariableRegistry::add(Variable variable) {
   if (!is_valid_name(variable.name)) {
-    return "invalid variable name '" + printable(variable.name) +
+    return "invalid variable name '" + protocol::printable(variable.name) +
            "': use 1-32 of a-z 0-9 _ . -, starting with a letter";
   }
   if (!variable.getter) return "variable '" + variable.name + "' has no getter";
@@ -66,7 +66,7 @@ std::vector<VariableValue> VariableRegistry::list() const {
 bool VariableRegistry::get(const std::string& name, std::string* value, std::string* error) const {
   auto v = find(name);
   if (!v) {
-    *error = "no variable '" + printable(name) + "' (type 'vars' for the list)";
+    *error = "no variable '" + protocol::printable(name) + "' (type 'vars' for the list)";
     return false;
   }
   return guarded([&] { *value = v->getter(); }, error);
@@ -75,7 +75,7 @@ bool VariableRegistry::get(const std::string& name, std::string* value, std::str
 bool VariableRegistry::set(const std::string& name, const std::string& value, std::string* error) {
   auto v = find(name);
   if (!v) {
-    *error = "no variable '" + printable(name) + "' (type 'vars' for the list)";
+    *error = "no variable '" + protocol::printable(name) + "' (type 'vars' for the list)";
     return false;
   }
   if (!v->setter) {
@@ -84,7 +84,7 @@ bool VariableRegistry::set(const std::string& name, const std::string& value, st
   }
   std::string why;
   if (!guarded([&] { v->setter(value); }, &why)) {
-    *error = "cannot set " + name + " to '" + printable(value) + "': " + why;
+    *error = "cannot set " + name + " to '" + protocol::printable(value) + "': " + why;
     return false;
   }
   return true;

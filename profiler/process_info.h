@@ -26,6 +26,9 @@ std::optional<ProcessInfo> read_process_info(pid_t pid);
 
 bool process_exists(pid_t pid);
 
+// Whether thread `tid` of process `pid` is still alive (its /proc/<pid>/task/<tid> is there).
+bool thread_exists(pid_t pid, pid_t tid);
+
 // "3d4h", "2h05m", "4m07s", "12s": a compact, human duration.
 std::string format_duration(double seconds);
 

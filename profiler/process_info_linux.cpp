@@ -50,6 +50,11 @@ bool process_exists(pid_t pid) {
   return errno == EPERM;  // exists, but belongs to someone else
 }
 
+bool thread_exists(pid_t pid, pid_t tid) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid);
+  return ::access(path.c_str(), F_OK) == 0;
+}
+
 std::optional<ProcessInfo> read_process_info(pid_t pid) {
   const std::string dir = "/proc/" + std::to_string(pid);
   auto st = proc::read_stat(dir + "/stat");

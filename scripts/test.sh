@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/build.sh "$@"
 BUILD_DIR=${BUILD_DIR:-build}
 ctest --test-dir "$BUILD_DIR" -j2 --output-on-failure --timeout 300
+# The package as others use it: installed, then found by a project outside the tree.
+BUILD_DIR=$BUILD_DIR bash scripts/test-install.sh
 # The README's other command: the demo must run to its end (a hang here once went unnoticed) and
 # show periscope at work, including go tool pprof reading a profile over HTTP.
 demo_log=$(mktemp)

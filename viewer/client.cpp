@@ -8,7 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "manhole/protocol.h"
+#include "protocol/protocol.h"
 #include "viewer/cli_errors.h"
 #include "viewer/discovery.h"
 
@@ -53,7 +53,7 @@ Client Client::connect_to_pid(pid_t pid, std::chrono::milliseconds timeout) {
 Client Client::connect_to_path(const std::string& path, pid_t pid, std::chrono::milliseconds timeout) {
   Client client(connect_socket(path, pid), pid, timeout);
   // A refusing agent may close before our first line arrives: its reason is still ours to read.
-  const std::string switch_mode = std::string(manhole::kJsonModeCommand) + "\n";
+  const std::string switch_mode = std::string(protocol::kJsonModeCommand) + "\n";
   (void)::send(client.fd_, switch_mode.data(), switch_mode.size(), MSG_NOSIGNAL);
   // The banner and prompt come first (text mode); the agent then answers with the hello frame.
   // Anything that starts with "error: " is the agent refusing us (uid, too many connections).
@@ -128,7 +128,7 @@ std::string Client::read_line() {
 }
 
 nlohmann::json Client::call(const std::vector<std::string>& words) {
-  send_all(manhole::encode_request(words));
+  send_all(protocol::encode_request(words));
   for (;;) {
     std::string line = read_line();
     if (line.empty()) continue;

@@ -5,6 +5,7 @@
 #include <string>
 #include <sys/types.h>
 #include <vector>
+#include "profiler/sampling_rate.h"
 
 namespace periscope::viewer {
 
@@ -31,7 +32,7 @@ int run_slow(pid_t pid, bool follow, const CommonOptions& options);
 
 struct RecordOptions {
   double seconds = 0;  // 0: until Ctrl-C
-  int hz = 99;
+  int hz = kDefaultSamplingHz;
   bool wall = false;
   bool per_thread = false;
   std::string output;
@@ -47,7 +48,7 @@ struct ViewOptions {
 int run_view(const ViewOptions& view);
 
 struct TopOptions {
-  int hz = 99;
+  int hz = kDefaultSamplingHz;
   bool wall = false;
   bool sort_total = false;
   int iterations = 0;  // 0: until 'q' or Ctrl-C

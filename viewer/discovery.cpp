@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "manhole/socket_location.h"
+#include "protocol/socket_location.h"
 #include "profiler/proc_reader.h"
 #include "profiler/process_info.h"
 #include "viewer/cli_errors.h"
@@ -83,7 +83,7 @@ bool is_socket_file(const std::string& path) {
 std::vector<AgentEndpoint> find_agents() {
   std::vector<AgentEndpoint> out;
   for (const auto& socket : listening_unix_sockets()) {
-    auto pid = manhole::pid_from_socket_name(base_name(socket.path));
+    auto pid = protocol::pid_from_socket_name(base_name(socket.path));
     if (pid && is_agent_socket(*pid, socket)) out.push_back({*pid, socket.path});
   }
   std::sort(out.begin(), out.end(), [](const AgentEndpoint& a, const AgentEndpoint& b) { return a.pid < b.pid; });
@@ -98,14 +98,14 @@ std::optional<std::string> find_agent_socket(pid_t pid) {
     if (agent.pid == pid) return agent.socket_path;
   }
   // Another network namespace hides the socket from /proc/net/unix: try the usual places.
-  std::vector<std::string> dirs{manhole::default_socket_dir()};
+  std::vector<std::string> dirs{protocol::default_socket_dir()};
   struct stat st {};
   if (::stat(("/proc/" + std::to_string(pid)).c_str(), &st) == 0) {
     dirs.push_back("/tmp/periscope-" + std::to_string(st.st_uid));
     dirs.push_back("/run/user/" + std::to_string(st.st_uid) + "/periscope");
   }
   for (const auto& dir : dirs) {
-    std::string path = manhole::socket_path(dir, pid);
+    std::string path = protocol::socket_path(dir, pid);
     if (is_socket_file(path)) return path;
   }
   return std::nullopt;

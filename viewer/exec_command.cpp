@@ -1,7 +1,7 @@
 // `periscope exec PID COMMAND [ARGS...]`: one command, its reply on stdout.
 #include <cstdio>
 
-#include "manhole/protocol.h"
+#include "protocol/protocol.h"
 #include "viewer/cli_errors.h"
 #include "viewer/client.h"
 #include "viewer/commands.h"
@@ -13,7 +13,7 @@ int run_exec(pid_t pid, const std::vector<std::string>& words, const CommonOptio
   nlohmann::json frame = client.call(words);
   bool ok = frame.value("ok", false);
   if (options.json) {
-    std::printf("%s\n", manhole::dump_json(ok ? frame["data"] : frame, 2).c_str());
+    std::printf("%s\n", protocol::dump_json(ok ? frame["data"] : frame, 2).c_str());
   } else if (ok) {
     std::fputs(frame.value("text", "").c_str(), stdout);
   }

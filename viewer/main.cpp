@@ -3,12 +3,19 @@
 #include <csignal>
 #include <cstdlib>
 
+#include "profiler/sampling_rate.h"
 #include "viewer/cli_errors.h"
 #include "viewer/commands.h"
 
 using namespace periscope::viewer;
 
 namespace {
+
+std::string rate_help() {
+  return "samples per second per thread, " + periscope::sampling_hz_range() + " (default " +
+         std::to_string(periscope::kDefaultSamplingHz) + ")";
+}
+CLI::Range rate_range() { return CLI::Range(periscope::kMinSamplingHz, periscope::kMaxSamplingHz); }
 
 constexpr const char* kDescription =
     "periscope " PERISCOPE_VERSION_STRING " - look inside running native processes without stopping them.\n"
@@ -113,8 +120,7 @@ int main(int argc, char** argv) {
   RecordOptions record_options;
   record->add_option("-d,--duration", record_options.seconds, "seconds to record (default: until Ctrl-C)")
       ->check(CLI::Range(0.1, 86400.0));
-  record->add_option("--rate", record_options.hz, "samples per second per thread (default 99)")
-      ->check(CLI::Range(1, 10000));
+  record->add_option("--rate", record_options.hz, rate_help())->check(rate_range());
   record->add_flag("--wall", record_options.wall, "wall clock: every thread, running or blocked (default: CPU time)");
   record->add_flag("--threads", record_options.per_thread, "put each thread at the root of its stacks");
   record->add_option("-o,--output", record_options.output,
@@ -124,7 +130,7 @@ int main(int argc, char** argv) {
   auto* top = app.add_subcommand("top", "live view of the hottest functions, refreshed every second");
   add_pid(top, pid);
   TopOptions top_options;
-  top->add_option("--rate", top_options.hz, "samples per second per thread (default 99)")->check(CLI::Range(1, 10000));
+  top->add_option("--rate", top_options.hz, rate_help())->check(rate_range());
   top->add_flag("--wall", top_options.wall, "wall clock instead of CPU time");
   top->add_flag("--sort-total", top_options.sort_total, "sort by total share (default: own); keys o/t switch");
   top->add_option("-n,--iterations", top_options.iterations, "stop after this many refreshes (default: until q)")

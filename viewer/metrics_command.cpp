@@ -4,8 +4,8 @@
 #include <cmath>
 #include <cstdio>
 
-#include "manhole/protocol.h"
-#include "manhole/text_table.h"
+#include "protocol/protocol.h"
+#include "protocol/text_table.h"
 #include "viewer/cli_errors.h"
 #include "viewer/client.h"
 #include "viewer/commands.h"
@@ -101,7 +101,7 @@ int run_metrics(pid_t pid, const MetricsOptions& metrics, const CommonOptions& o
     if (f["name"].get<std::string>().find(metrics.filter) != std::string::npos) families.push_back(f);
   }
   if (options.json) {
-    std::printf("%s\n", manhole::dump_json(families, 2).c_str());
+    std::printf("%s\n", protocol::dump_json(families, 2).c_str());
     return kExitOk;
   }
   if (families.empty()) {
@@ -119,7 +119,7 @@ int run_metrics(pid_t pid, const MetricsOptions& metrics, const CommonOptions& o
       rows.push_back({name + labels_text(s["labels"]), type, value});
     }
   }
-  std::fputs(manhole::format_table(rows).c_str(), stdout);
+  std::fputs(protocol::format_table(rows).c_str(), stdout);
   return kExitOk;
 }
 

@@ -11,9 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "manhole/protocol.h"
-#include "manhole/socket_location.h"
-#include "manhole/text_table.h"
+#include "protocol/protocol.h"
+#include "protocol/socket_location.h"
+#include "protocol/text_table.h"
 #include "profiler/process_info.h"
 #include "profiler/proc_reader.h"
 #include "viewer/cli_errors.h"
@@ -32,7 +32,7 @@ std::string user_name(uid_t uid) {
 // The agent's HTTP endpoint from the file beside its socket; empty when it has none (or the
 // socket directory is not ours to read).
 std::string http_endpoint(const std::string& socket_path) {
-  auto text = proc::read_file(manhole::http_address_file(socket_path), 256);
+  auto text = proc::read_file(protocol::http_address_file(socket_path), 256);
   if (!text) return {};
   auto end = text->find('\n');
   return text->substr(0, end);
@@ -60,7 +60,7 @@ int print_prometheus_sd(const nlohmann::json& list, const PsOptions& ps) {
     groups.push_back({{"targets", {agent["http"]}},
                       {"labels", {{"job", ps.job}, {"process", agent["name"]}}}});
   }
-  std::string text = manhole::dump_json(groups, 2) + "\n";
+  std::string text = protocol::dump_json(groups, 2) + "\n";
   if (ps.output.empty()) std::fputs(text.c_str(), stdout);
   else write_atomically(ps.output, text);
   if (groups.empty()) std::fprintf(stderr, "periscope: no agent serves HTTP (start them with PERISCOPE_HTTP)\n");
@@ -70,9 +70,9 @@ int print_prometheus_sd(const nlohmann::json& list, const PsOptions& ps) {
 // Processes that dropped privileges or chrooted could not remove their socket and address files
 // when they exited: whoever looks next removes the files of processes that are gone.
 void remove_stale_files(const std::vector<AgentEndpoint>& agents) {
-  std::set<std::string> dirs{manhole::default_socket_dir()};
+  std::set<std::string> dirs{protocol::default_socket_dir()};
   for (const auto& a : agents) dirs.insert(a.socket_path.substr(0, a.socket_path.rfind('/')));
-  for (const auto& dir : dirs) manhole::remove_stale_sockets(dir);
+  for (const auto& dir : dirs) protocol::remove_stale_sockets(dir);
 }
 
 }  // namespace
@@ -101,11 +101,11 @@ int run_ps(const PsOptions& ps, const CommonOptions& options) {
   if (ps.prometheus_sd) return print_prometheus_sd(list, ps);
   if (!ps.output.empty()) throw CliError(kExitUsage, "-o/--output goes with --prometheus-sd");
   if (options.json) {
-    std::printf("%s\n", manhole::dump_json(list, 2).c_str());
+    std::printf("%s\n", protocol::dump_json(list, 2).c_str());
   } else if (list.empty()) {
     std::printf("no processes with a periscope agent found\n");
   } else {
-    std::fputs(manhole::format_table(rows).c_str(), stdout);
+    std::fputs(protocol::format_table(rows).c_str(), stdout);
   }
   return kExitOk;
 }

@@ -8,7 +8,7 @@
 
 #include <editline/readline.h>
 
-#include "manhole/command_line.h"
+#include "protocol/command_line.h"
 #include "viewer/cli_errors.h"
 #include "viewer/client.h"
 #include "viewer/commands.h"
@@ -35,7 +35,7 @@ char* next_match(const char* text, int state) {
 
 char** complete(const char* text, int start, int) {
   std::string before(rl_line_buffer, static_cast<size_t>(start));
-  auto words = manhole::split_command_line(before).words;
+  auto words = protocol::split_command_line(before).words;
   if (words.empty()) g_candidates = &g_command_names;
   else if (words.size() == 1 && (words[0] == "get" || words[0] == "set")) g_candidates = &g_variable_names;
   else if (words.size() == 1 && words[0] == "help") g_candidates = &g_command_names;
@@ -62,7 +62,7 @@ std::string history_path() {
 
 // Runs one line; returns false when the session is over.
 bool run_line(Client& client, const std::string& line) {
-  auto parsed = manhole::split_command_line(line);
+  auto parsed = protocol::split_command_line(line);
   if (!parsed.error.empty()) {
     std::printf("error: %s\n", parsed.error.c_str());
     return true;

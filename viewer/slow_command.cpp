@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <thread>
 
-#include "manhole/protocol.h"
+#include "protocol/protocol.h"
 #include "viewer/cli_errors.h"
 #include "viewer/client.h"
 #include "viewer/commands.h"
@@ -14,7 +14,7 @@ namespace periscope::viewer {
 namespace {
 
 void print_frame(const nlohmann::json& frame, bool json) {
-  if (json) std::printf("%s\n", manhole::dump_json(frame["data"], 2).c_str());
+  if (json) std::printf("%s\n", protocol::dump_json(frame["data"], 2).c_str());
   else std::fputs(frame.value("text", "").c_str(), stdout);
   std::fflush(stdout);
 }
@@ -34,7 +34,7 @@ int run_slow(pid_t pid, bool follow, const CommonOptions& options) {
     const auto& reports = frame["data"]["reports"];
     if (!reports.empty()) {
       if (options.json) {
-        for (const auto& r : reports) std::printf("%s\n", manhole::dump_json(r).c_str());
+        for (const auto& r : reports) std::printf("%s\n", protocol::dump_json(r).c_str());
         std::fflush(stdout);
       } else {
         print_frame(frame, false);

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "manhole/protocol.h"
+#include "protocol/protocol.h"
 #include "profiler/process_info.h"
 #include "profiler/remote_stacks.h"
 #include "viewer/cli_errors.h"
@@ -63,7 +63,8 @@ void fill_by_ptrace(pid_t pid, std::vector<ThreadStack>& stacks) {
     auto it = std::find_if(remote.stacks.begin(), remote.stacks.end(),
                            [&](const ThreadStack& r) { return r.tid == s.tid && r.error.empty(); });
     if (it == remote.stacks.end()) {
-      if (!remote.error.empty()) s.error += " (and by ptrace: " + remote.error + ")";
+      if (!thread_exists(pid, s.tid)) s.error = "exited during capture";  // e.g. blocked signals while exiting
+      else if (!remote.error.empty()) s.error += " (and by ptrace: " + remote.error + ")";
       continue;
     }
     s.note = "read by ptrace; by signal: " + s.error;
@@ -97,7 +98,7 @@ int run_stacks(pid_t pid, const StacksOptions& request, const CommonOptions& opt
     nlohmann::json out = stacks_to_json(stacks);
     out["pid"] = pid;
     out["method"] = method;
-    std::printf("%s\n", manhole::dump_json(out, 2).c_str());
+    std::printf("%s\n", protocol::dump_json(out, 2).c_str());
     return kExitOk;
   }
   auto info = read_process_info(pid);

@@ -23,16 +23,16 @@
 #include "agent/src/own_symbolizer.h"
 #include "agent/src/profiling.h"
 #include "agent/src/watchdog/fast_clock.h"
-#include "agent/src/watchdog/request_api.h"
+#include "agent/src/api/saved_thresholds.h"
 #include "agent/src/watchdog/watchdog.h"
 #include "manhole/owned_fds.h"
 #include "manhole/server.h"
-#include "manhole/socket_location.h"
+#include "protocol/socket_location.h"
 #include "manhole/standard_commands.h"
 #include "profiler/proc_reader.h"
 #include "profiler/process_info.h"
-#include "profiler/sampler.h"
-#include "profiler/stack_capture.h"
+#include "profiler/capture/sampler.h"
+#include "profiler/capture/stack_capture.h"
 
 namespace periscope::agent {
 
@@ -96,7 +96,7 @@ void start_http(Agent& agent, bool quiet = false) {
     return;
   }
   agent.http_endpoint = format_http_address(agent.http->address());
-  const std::string file = manhole::http_address_file(agent.server->socket_path());
+  const std::string file = protocol::http_address_file(agent.server->socket_path());
   std::ofstream out(file, std::ios::trunc);
   out << agent.http_endpoint << "\n";
   if (out.good()) copy_path(file, g_http_file_to_remove);
@@ -177,21 +177,21 @@ Status start_locked(const Options& options, pid_t forked_from) {
   auto agent = std::make_unique<Agent>();
   agent->options = options;
   agent->owner_pid = ::getpid();
-  agent->socket_dir = options.socket_dir.empty() ? manhole::default_socket_dir() : options.socket_dir;
-  if (auto err = manhole::prepare_socket_dir(agent->socket_dir); !err.empty()) {
+  agent->socket_dir = options.socket_dir.empty() ? protocol::default_socket_dir() : options.socket_dir;
+  if (auto err = protocol::prepare_socket_dir(agent->socket_dir); !err.empty()) {
     // A fork child that dropped privileges before its agent started (a root master's workers
     // becoming www-data) cannot use its parent's directory: it gets one of its own uid's.
     const std::string own = "/tmp/periscope-" + std::to_string(::geteuid());
-    if (forked_from == 0 || own == agent->socket_dir || !manhole::prepare_socket_dir(own).empty()) {
+    if (forked_from == 0 || own == agent->socket_dir || !protocol::prepare_socket_dir(own).empty()) {
       return Status::failure(err);
     }
     log_line("agent: " + err + "; this forked child uses " + own + " instead");
     agent->socket_dir = own;
   }
-  if (forked_from == 0) manhole::remove_stale_sockets(agent->socket_dir);  // not on every fork
+  if (forked_from == 0) protocol::remove_stale_sockets(agent->socket_dir);  // not on every fork
 
   manhole::ServerConfig config;
-  config.socket_path = manhole::socket_path(agent->socket_dir, agent->owner_pid);
+  config.socket_path = protocol::socket_path(agent->socket_dir, agent->owner_pid);
   config.max_connections = options.max_connections;
   config.session.idle_timeout = options.idle_timeout;
   const std::string name = process_name();
@@ -199,7 +199,7 @@ Status start_locked(const Options& options, pid_t forked_from) {
                           std::to_string(agent->owner_pid) + " (" + name +
                           "). Type 'help' for commands, 'quit' to leave.\n";
   config.session.hello_frame =
-      manhole::encode_hello_frame(agent->owner_pid, name, PERISCOPE_VERSION_STRING);
+      protocol::encode_hello_frame(agent->owner_pid, name, PERISCOPE_VERSION_STRING);
   config.log = log_line;
   agent->server = std::make_unique<manhole::Server>(agent->io, command_registry(), std::move(config));
   if (auto err = agent->server->listen(); !err.empty()) return Status::failure(err);

@@ -8,8 +8,8 @@
 #include "agent/src/profiling.h"
 #include "agent/src/slow_commands.h"
 #include "agent/src/stacks_command.h"
-#include "manhole/command_line.h"
-#include "manhole/text_table.h"
+#include "protocol/command_line.h"
+#include "protocol/text_table.h"
 #include "profiler/proc_reader.h"
 #include "profiler/process_info.h"
 #include "profiler/thread_list.h"
@@ -17,7 +17,7 @@
 namespace periscope::agent {
 
 using manhole::Args;
-using manhole::Reply;
+using protocol::Reply;
 
 namespace {
 
@@ -41,7 +41,7 @@ Reply info(const Args&) {
                       {"threads", proc->threads},
                       {"agent", agent}};
   std::string cmdline;
-  for (const auto& word : proc->cmdline) cmdline += (cmdline.empty() ? "" : " ") + manhole::quote_word(word);
+  for (const auto& word : proc->cmdline) cmdline += (cmdline.empty() ? "" : " ") + protocol::quote_word(word);
   std::vector<std::vector<std::string>> rows{
       {"pid", std::to_string(proc->pid)},
       {"name", proc->name},
@@ -66,7 +66,7 @@ Reply info(const Args&) {
       rows.push_back({"config." + key, value.is_string() ? value.get<std::string>() : value.dump()});
     }
   }
-  return Reply::success(manhole::format_table(rows), data);
+  return Reply::success(protocol::format_table(rows), data);
 }
 
 Reply threads(const Args&) {
@@ -77,7 +77,7 @@ Reply threads(const Args&) {
     data.push_back({{"tid", t.tid}, {"name", t.name}, {"state", proc::state_name(t.state)}, {"cpu_s", t.cpu_seconds}});
     rows.push_back({std::to_string(t.tid), t.name, proc::state_name(t.state), fixed(t.cpu_seconds, 2)});
   }
-  return Reply::success(manhole::format_table(rows) + std::to_string(list.size()) + " threads\n",
+  return Reply::success(protocol::format_table(rows) + std::to_string(list.size()) + " threads\n",
                         {{"threads", data}});
 }
 

@@ -18,13 +18,14 @@
 #include "profiler/profile.h"
 #include "profiler/profile_formats.h"
 #include "profiler/profile_symbolize.h"
-#include "profiler/sampler.h"
+#include "profiler/capture/sampler.h"
 #include "profiler/thread_list.h"
+#include "profiler/sampling_rate.h"
 
 namespace periscope::agent {
 
 namespace asio = boost::asio;
-using manhole::Reply;
+using protocol::Reply;
 
 class Profiling {
  public:
@@ -154,7 +155,7 @@ Reply profile(const manhole::Args& args) {
   const std::string& action = args[0];
   if (action == "start") {
     SampleMode mode = SampleMode::kCpu;
-    int hz = 99;
+    int hz = kDefaultSamplingHz;
     for (size_t i = 1; i < args.size(); ++i) {
       if (args[i] == "cpu") mode = SampleMode::kCpu;
       else if (args[i] == "wall") mode = SampleMode::kWall;
@@ -219,12 +220,12 @@ bool parse_spec(const std::string& spec, SampleMode* mode, int* hz) {
   if (kind == "cpu") *mode = SampleMode::kCpu;
   else if (kind == "wall") *mode = SampleMode::kWall;
   else return false;
-  *hz = 99;
+  *hz = kDefaultSamplingHz;
   if (spec.find(':') == std::string::npos) return true;
   char* end = nullptr;
   std::string rate = spec.substr(spec.find(':') + 1);
   *hz = static_cast<int>(std::strtol(rate.c_str(), &end, 10));
-  return !rate.empty() && *end == '\0' && *hz >= 1 && *hz <= 10000;
+  return !rate.empty() && *end == '\0' && valid_sampling_hz(*hz);
 }
 
 // The profile is stopped, symbolized and written on the io thread; the exiting thread waits for
@@ -263,7 +264,7 @@ std::string start_whole_run_profile(asio::io_context& io, Profiling& profiling, 
   SampleMode mode;
   int hz;
   if (!parse_spec(spec, &mode, &hz)) {
-    return "PERISCOPE_PROFILE='" + spec + "': expected cpu[:HZ] or wall[:HZ] (HZ 1..10000)";
+    return "PERISCOPE_PROFILE='" + spec + "': expected cpu[:HZ] or wall[:HZ] (HZ " + sampling_hz_range() + ")";
   }
   std::string path = out.empty() ? "periscope-" + std::to_string(::getpid()) + ".folded" : out;
   std::string error;

@@ -15,7 +15,7 @@
 
 #include "manhole/command_registry.h"
 #include "profiler/profile.h"
-#include "profiler/sampler.h"
+#include "profiler/capture/sampler.h"
 
 namespace boost::asio {
 class io_context;

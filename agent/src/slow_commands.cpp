@@ -16,28 +16,28 @@ bool parse_count(const std::string& word, unsigned long long* out) {
   return errno == 0 && end != word.c_str() && *end == '\0' && word[0] != '-';
 }
 
-manhole::Reply slow(const manhole::Args& args) {
+protocol::Reply slow(const manhole::Args& args) {
   Watchdog* watchdog = agent_watchdog();
-  if (!watchdog) return manhole::Reply::failure("slow: the watchdog is not running");
+  if (!watchdog) return protocol::Reply::failure("slow: the watchdog is not running");
   unsigned long long since = 0;
   if (!args.empty() && !parse_count(args[0], &since)) {
-    return manhole::Reply::failure("slow: SINCE must be a report number, not '" + args[0] + "'");
+    return protocol::Reply::failure("slow: SINCE must be a report number, not '" + args[0] + "'");
   }
   auto data = watchdog->reports_json(since);
   std::string text = Watchdog::render_reports(data);  // before data is moved from
-  return manhole::Reply::success(std::move(text), std::move(data));
+  return protocol::Reply::success(std::move(text), std::move(data));
 }
 
-manhole::Reply inflight(const manhole::Args& args) {
+protocol::Reply inflight(const manhole::Args& args) {
   Watchdog* watchdog = agent_watchdog();
-  if (!watchdog) return manhole::Reply::failure("inflight: the watchdog is not running");
+  if (!watchdog) return protocol::Reply::failure("inflight: the watchdog is not running");
   unsigned long long limit = 100;
   if (!args.empty() && (!parse_count(args[0], &limit) || limit == 0)) {
-    return manhole::Reply::failure("inflight: LIMIT must be a positive number, not '" + args[0] + "'");
+    return protocol::Reply::failure("inflight: LIMIT must be a positive number, not '" + args[0] + "'");
   }
   auto data = watchdog->inflight_json(limit);
   std::string text = Watchdog::render_inflight(data);  // before data is moved from
-  return manhole::Reply::success(std::move(text), std::move(data));
+  return protocol::Reply::success(std::move(text), std::move(data));
 }
 
 }  // namespace

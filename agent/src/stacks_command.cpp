@@ -6,16 +6,16 @@
 
 #include "agent/src/agent.h"
 #include "agent/src/own_symbolizer.h"
-#include "profiler/own_stacks.h"
-#include "profiler/stack_capture.h"
+#include "profiler/capture/own_stacks.h"
+#include "profiler/capture/stack_capture.h"
 
 namespace periscope::agent {
 
 namespace {
 
-manhole::Reply stacks(const manhole::Args& args) {
+protocol::Reply stacks(const manhole::Args& args) {
   if (StackCapture::signal_number() == 0) {
-    return manhole::Reply::failure("stack capture is off (no usable signal; see the host's stderr)");
+    return protocol::Reply::failure("stack capture is off (no usable signal; see the host's stderr)");
   }
   std::vector<pid_t> only;
   bool raw = false;  // the viewer symbolizes: nothing of the debug information enters the host
@@ -26,7 +26,7 @@ manhole::Reply stacks(const manhole::Args& args) {
     }
     char* end = nullptr;
     long tid = std::strtol(a.c_str(), &end, 10);
-    if (end == a.c_str() || *end != '\0' || tid <= 0) return manhole::Reply::failure("stacks: bad TID '" + a + "'");
+    if (end == a.c_str() || *end != '\0' || tid <= 0) return protocol::Reply::failure("stacks: bad TID '" + a + "'");
     only.push_back(static_cast<pid_t>(tid));
   }
   auto started = std::chrono::steady_clock::now();
@@ -40,7 +40,7 @@ manhole::Reply stacks(const manhole::Args& args) {
   if (!raw) data["symbolizer_error"] = own_symbolizer().error();
   std::string text = raw ? std::to_string(result.size()) + " threads captured; addresses only (--raw)\n"
                          : render_stacks(result);
-  return manhole::Reply::success(std::move(text), std::move(data));
+  return protocol::Reply::success(std::move(text), std::move(data));
 }
 
 }  // namespace

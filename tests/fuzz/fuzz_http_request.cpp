@@ -26,17 +26,17 @@ manhole::CommandRegistry& commands() {
     (void)r->add({"echo", "[WORD...]", "say it back", [](const manhole::Args& a) {
                     std::string s;
                     for (const auto& w : a) s += w + " ";
-                    return manhole::Reply::success(s, {{"words", a}});
+                    return protocol::Reply::success(s, {{"words", a}});
                   }});
     manhole::Command set{"set", "NAME VALUE", "changes state",
-                         [](const manhole::Args&) { return manhole::Reply::success("ok\n"); }};
+                         [](const manhole::Args&) { return protocol::Reply::success("ok\n"); }};
     set.changes_state = true;
     (void)r->add(set);
-    (void)r->add({"slow", "[SINCE]", "reports", [](const manhole::Args&) { return manhole::Reply::success("x\n"); }});
-    (void)r->add({"stacks", "[TID...]", "stacks", [](const manhole::Args&) { return manhole::Reply::success("s\n"); }});
+    (void)r->add({"slow", "[SINCE]", "reports", [](const manhole::Args&) { return protocol::Reply::success("x\n"); }});
+    (void)r->add({"stacks", "[TID...]", "stacks", [](const manhole::Args&) { return protocol::Reply::success("s\n"); }});
     (void)r->add({"inflight", "[LIMIT]", "inflight",
-                  [](const manhole::Args&) { return manhole::Reply::success("i\n"); }});
-    (void)r->add({"fails", "", "fails", [](const manhole::Args&) { return manhole::Reply::failure("no"); }});
+                  [](const manhole::Args&) { return protocol::Reply::success("i\n"); }});
+    (void)r->add({"fails", "", "fails", [](const manhole::Args&) { return protocol::Reply::failure("no"); }});
     return r;
   }();
   return *registry;

@@ -19,10 +19,10 @@
 #include <string_view>
 #include <vector>
 
-#include "manhole/command_line.h"
-#include "manhole/protocol.h"
+#include "protocol/command_line.h"
+#include "protocol/protocol.h"
 
-using namespace periscope::manhole;
+using namespace periscope::protocol;
 using nlohmann::json;
 
 #define CHECK(cond)                                                                           \

@@ -9,10 +9,10 @@
 #include <string>
 #include <string_view>
 
-#include "manhole/command_line.h"
-#include "manhole/protocol.h"
+#include "protocol/command_line.h"
+#include "protocol/protocol.h"
 
-using namespace periscope::manhole;
+using namespace periscope::protocol;
 
 #define CHECK(cond)                                                              \
   do {                                                                           \

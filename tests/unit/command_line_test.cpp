@@ -1,8 +1,8 @@
-#include "manhole/command_line.h"
+#include "protocol/command_line.h"
 
 #include <gtest/gtest.h>
 
-namespace periscope::manhole {
+namespace periscope::protocol {
 namespace {
 
 using Words = std::vector<std::string>;
@@ -38,4 +38,4 @@ TEST(Printable, ReplacesControlBytesAndCuts) {
 }
 
 }  // namespace
-}  // namespace periscope::manhole
+}  // namespace periscope::protocol

@@ -11,7 +11,7 @@ Handler echo() {
   return [](const Args& a) {
     std::string out;
     for (const auto& w : a) out += w + ";";
-    return Reply::success(out);
+    return protocol::Reply::success(out);
   };
 }
 
@@ -45,7 +45,7 @@ TEST(ArgSpec, RejectsMalformedUsage) {
 TEST(CommandRegistry, RunsHandlerWithArguments) {
   CommandRegistry r;
   ASSERT_EQ(r.add({"echo", "[WORD...]", "echo words", echo()}), "");
-  Reply reply = r.run({"echo", "a", "b"});
+  protocol::Reply reply = r.run({"echo", "a", "b"});
   EXPECT_TRUE(reply.ok);
   EXPECT_EQ(reply.text, "a;b;");
 }
@@ -65,25 +65,25 @@ TEST(CommandRegistry, RejectsBadNamesDuplicatesAndMissingHandlers) {
 TEST(CommandRegistry, UnknownCommandAndWrongArgCountAreErrors) {
   CommandRegistry r;
   ASSERT_EQ(r.add({"two", "A B", "", echo()}), "");
-  Reply unknown = r.run({"nope"});
+  protocol::Reply unknown = r.run({"nope"});
   EXPECT_FALSE(unknown.ok);
   EXPECT_EQ(unknown.error, "unknown command 'nope' (type 'help' for the list)");
-  Reply wrong = r.run({"two", "x"});
+  protocol::Reply wrong = r.run({"two", "x"});
   EXPECT_FALSE(wrong.ok);
   EXPECT_EQ(wrong.error, "two: wrong number of arguments (1); usage: two A B");
 }
 
 TEST(CommandRegistry, HandlerExceptionsBecomeErrors) {
   CommandRegistry r;
-  ASSERT_EQ(r.add({"boom", "", "", [](const Args&) -> Reply { throw std::runtime_error("kaput"); }}), "");
-  ASSERT_EQ(r.add({"boom2", "", "", [](const Args&) -> Reply { throw 42; }}), "");
+  ASSERT_EQ(r.add({"boom", "", "", [](const Args&) -> protocol::Reply { throw std::runtime_error("kaput"); }}), "");
+  ASSERT_EQ(r.add({"boom2", "", "", [](const Args&) -> protocol::Reply { throw 42; }}), "");
   EXPECT_EQ(r.run({"boom"}).error, "boom: kaput");
   EXPECT_FALSE(r.run({"boom2"}).ok);
 }
 
 TEST(CommandRegistry, HandlerMayAddCommands) {
   CommandRegistry r;
-  ASSERT_EQ(r.add({"grow", "", "", [&r](const Args&) { return Reply::success(r.add({"more", "", "", echo()})); }}),
+  ASSERT_EQ(r.add({"grow", "", "", [&r](const Args&) { return protocol::Reply::success(r.add({"more", "", "", echo()})); }}),
             "");
   EXPECT_TRUE(r.run({"grow"}).ok);
   EXPECT_TRUE(r.contains("more"));
@@ -110,7 +110,7 @@ TEST(StandardCommands, VariablesGetSetAndReject) {
   EXPECT_EQ(commands.run({"set", "count", "1"}).error, "set: variable 'count' is read-only");
   EXPECT_EQ(commands.run({"get", "nope"}).error, "get: no variable 'nope' (type 'vars' for the list)");
   EXPECT_EQ(commands.run({"get", "broken"}).error, "get: no value");
-  Reply list = commands.run({"vars"});
+  protocol::Reply list = commands.run({"vars"});
   EXPECT_NE(list.text.find("<error: no value>"), std::string::npos) << list.text;
   EXPECT_EQ(list.data["variables"].size(), 3u);
   EXPECT_EQ(vars.add({"level", "", [] { return std::string(); }, nullptr}), "variable 'level' already exists");
@@ -120,10 +120,10 @@ TEST(StandardCommands, HelpListsEveryCommandAndOne) {
   CommandRegistry commands;
   VariableRegistry vars;
   ASSERT_EQ(add_standard_commands(commands, vars), "");
-  Reply all = commands.run({"help"});
+  protocol::Reply all = commands.run({"help"});
   EXPECT_EQ(all.data["commands"].size(), 5u);
   EXPECT_NE(all.text.find("set NAME VALUE"), std::string::npos);
-  Reply one = commands.run({"help", "set"});
+  protocol::Reply one = commands.run({"help", "set"});
   EXPECT_EQ(one.data["commands"][0]["changes_state"], true);
   EXPECT_FALSE(commands.run({"help", "nope"}).ok);
   EXPECT_TRUE(commands.run({"quit"}).close_session);

@@ -66,21 +66,21 @@ class RouterTest : public ::testing::Test {
                              [](const manhole::Args& a) {
                                std::string s;
                                for (const auto& w : a) s += w + ";";
-                               return manhole::Reply::success(s + "\n", {{"words", a}});
+                               return protocol::Reply::success(s + "\n", {{"words", a}});
                              }}),
               "");
     manhole::Command reset{"reset", "", "changes state", [this](const manhole::Args&) {
                              ++resets_;
-                             return manhole::Reply::success("reset\n");
+                             return protocol::Reply::success("reset\n");
                            }};
     reset.changes_state = true;
     EXPECT_EQ(commands_.add(reset), "");
     EXPECT_EQ(commands_.add({"slow", "[SINCE]", "reports", [](const manhole::Args& a) {
-                               return manhole::Reply::success("since " + (a.empty() ? "-" : a[0]) + "\n");
+                               return protocol::Reply::success("since " + (a.empty() ? "-" : a[0]) + "\n");
                              }}),
               "");
     EXPECT_EQ(commands_.add({"fails", "", "always fails",
-                             [](const manhole::Args&) { return manhole::Reply::failure("it failed"); }}),
+                             [](const manhole::Args&) { return protocol::Reply::failure("it failed"); }}),
               "");
   }
 

@@ -1,5 +1,6 @@
 // periscope agent: the public API for hosts that link libperiscope.so instead of (or as well as)
-// LD_PRELOADing it. See docs/configuration.md for every option and its PERISCOPE_* variable.
+// LD_PRELOADing it. See docs/configuration.md for every option and its PERISCOPE_* variable, and
+// periscope_c.h (included here) for the C API.
 //
 // Contract: every function is thread-safe, never throws, and is cheap when the agent is off.
 // Callbacks you register (commands, variable getters/setters) run on the agent's own thread;
@@ -14,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#define PERISCOPE_API __attribute__((visibility("default")))
+#include "periscope/periscope_c.h"  // the C API, and PERISCOPE_API
 
 namespace prometheus {
 class Registry;
@@ -141,19 +142,3 @@ class PERISCOPE_API Request {
 PERISCOPE_API Status set_slow_threshold(const std::string& name, std::chrono::milliseconds threshold);
 
 }  // namespace periscope
-
-extern "C" {
-typedef struct periscope_request periscope_request_t;
-// C API of periscope::Request. begin returns NULL when the agent is off; end accepts NULL.
-PERISCOPE_API periscope_request_t* periscope_request_begin(const char* name);
-PERISCOPE_API periscope_request_t* periscope_request_begin_id(const char* name, unsigned long long id);
-PERISCOPE_API void periscope_request_end(periscope_request_t* request);
-PERISCOPE_API void periscope_request_detach(periscope_request_t* request);
-PERISCOPE_API void periscope_request_attach(periscope_request_t* request);
-
-// C API. periscope_start() starts with options from the environment; returns 0 on success and -1
-// on failure (the reason is printed on stderr).
-PERISCOPE_API int periscope_start(void);
-PERISCOPE_API void periscope_stop(void);
-PERISCOPE_API int periscope_running(void);
-}

@@ -7,7 +7,8 @@
 #include <string_view>
 
 #include "agent/src/http/url_query.h"
-#include "manhole/protocol.h"
+#include "protocol/protocol.h"
+#include "profiler/sampling_rate.h"
 
 namespace periscope::agent {
 
@@ -134,8 +135,8 @@ class Route {
       p.wall = *m == "wall";
     }
     if (auto r = target_.get("rate")) {
-      auto v = parse_number(*r, 1, 10000);
-      if (!v) return respond_(text_response(400, "rate must be 1..10000 (Hz)\n"));
+      auto v = parse_number(*r, kMinSamplingHz, kMaxSamplingHz);
+      if (!v) return respond_(text_response(400, "rate must be " + sampling_hz_range() + " (Hz)\n"));
       p.hz = static_cast<int>(*v);
     }
     backend_.profile(p, std::move(respond_));
@@ -191,7 +192,7 @@ class Route {
   }
 
   void run(const std::vector<std::string>& words, bool json) {
-    manhole::Reply reply = commands_.run(words);
+    protocol::Reply reply = commands_.run(words);
     if (!reply.ok) {
       if (json) {
         HttpResponse r = json_response({{"error", reply.error}});
@@ -200,13 +201,13 @@ class Route {
       }
       return respond_(text_response(400, "error: " + reply.error + "\n"));
     }
-    respond_(json ? json_response(reply.data) : text_response(200, manhole::render_text(reply)));
+    respond_(json ? json_response(reply.data) : text_response(200, protocol::render_text(reply)));
   }
 
   static HttpResponse json_response(const nlohmann::json& data) {
     HttpResponse r;
     r.content_type = "application/json";
-    r.body = manhole::dump_json(data) + "\n";
+    r.body = protocol::dump_json(data) + "\n";
     return r;
   }
 

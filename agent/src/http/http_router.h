@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "manhole/command_registry.h"
+#include "profiler/sampling_rate.h"
 
 namespace periscope::agent {
 
@@ -32,7 +33,7 @@ using Respond = std::function<void(HttpResponse)>;
 struct ProfileRequest {
   std::chrono::seconds duration{30};
   bool wall = false;
-  int hz = 99;
+  int hz = kDefaultSamplingHz;
 };
 
 struct HttpBackend {

@@ -14,7 +14,7 @@
 #include "agent/src/profiling.h"
 #include "agent/src/watchdog/request_table.h"
 #include "manhole/server.h"
-#include "profiler/stack_capture.h"
+#include "profiler/capture/stack_capture.h"
 
 namespace periscope::agent {
 
@@ -128,10 +128,10 @@ nlohmann::json families_json(const Families& families) {
   return out;
 }
 
-manhole::Reply metrics_command(const manhole::Args&) {
+protocol::Reply metrics_command(const manhole::Args&) {
   Families families = collect_all();
   std::string text = prometheus::TextSerializer().Serialize(families);
-  return manhole::Reply::success(std::move(text), families_json(families));
+  return protocol::Reply::success(std::move(text), families_json(families));
 }
 
 }  // namespace

@@ -18,9 +18,9 @@
 #include "agent/src/logging.h"
 #include "agent/src/own_symbolizer.h"
 #include "agent/src/watchdog/fast_clock.h"
-#include "manhole/text_table.h"
+#include "protocol/text_table.h"
 #include "profiler/function_names.h"
-#include "profiler/stack_capture.h"
+#include "profiler/capture/stack_capture.h"
 #include "profiler/thread_list.h"
 #include "profiler/thread_stacks.h"
 
@@ -438,7 +438,7 @@ std::string Watchdog::render_inflight(const nlohmann::json& data) {
                     r.at("tid").get<int>() ? std::to_string(r["tid"].get<int>()) : "detached",
                     seconds(r.at("age_ms").get<double>()), r.at("slow").get<bool>() ? "yes" : ""});
   }
-  std::string out = rows.size() > 1 ? manhole::format_table(rows) : std::string();
+  std::string out = rows.size() > 1 ? protocol::format_table(rows) : std::string();
   out += std::to_string(data.at("total").get<size_t>()) + " requests in flight";
   if (data.at("total").get<size_t>() > data.at("inflight").size()) {
     out += " (oldest " + std::to_string(data.at("inflight").size()) + " shown)";

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-namespace periscope::manhole {
+namespace periscope::protocol {
 
 struct ParsedLine {
   std::vector<std::string> words;
@@ -22,4 +22,4 @@ std::string quote_word(std::string_view word);
 // A word made safe to echo in an error line: non-printable bytes become '?', long words are cut.
 std::string printable(std::string_view word, size_t max_len = 64);
 
-}  // namespace periscope::manhole
+}  // namespace periscope::protocol

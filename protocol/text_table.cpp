@@ -1,8 +1,8 @@
-#include "manhole/text_table.h"
+#include "protocol/text_table.h"
 
 #include <algorithm>
 
-namespace periscope::manhole {
+namespace periscope::protocol {
 
 std::string format_table(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> widths;
@@ -22,4 +22,4 @@ std::string format_table(const std::vector<std::vector<std::string>>& rows) {
   return out;
 }
 
-}  // namespace periscope::manhole
+}  // namespace periscope::protocol

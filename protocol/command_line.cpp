@@ -1,6 +1,6 @@
-#include "manhole/command_line.h"
+#include "protocol/command_line.h"
 
-namespace periscope::manhole {
+namespace periscope::protocol {
 
 ParsedLine split_command_line(std::string_view line) {
   ParsedLine out;
@@ -68,4 +68,4 @@ std::string printable(std::string_view word, size_t max_len) {
   return out;
 }
 
-}  // namespace periscope::manhole
+}  // namespace periscope::protocol

@@ -1,4 +1,4 @@
-#include "profiler/stack_capture.h"
+#include "profiler/capture/stack_capture.h"
 
 #include <atomic>
 #include <cerrno>
@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "profiler/signal_delivery.h"
-#include "profiler/signal_unwind.h"
+#include "profiler/capture/signal_unwind.h"
 
 namespace periscope {
 
@@ -214,6 +214,11 @@ std::vector<CapturedStack> StackCapture::capture(const std::vector<pid_t>& tids,
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   for (size_t i = 0; i < tids.size(); ++i) {
+    // glibc blocks every signal in a thread that is exiting: one that blocked ours may be gone now.
+    if (out[i].status == CapturedStack::Status::kNotSignalled && !thread_signal_state(tids[i], sig)) {
+      out[i].status = CapturedStack::Status::kExited;
+      out[i].detail = "exited during capture";
+    }
     Slot& slot = batch->slots[i];
     int expected = kRequested;
     if (slot.state.compare_exchange_strong(expected, kAbandoned) || expected == kAbandoned) {

@@ -2,7 +2,7 @@
 #include <map>
 #include <mutex>
 
-#include "agent/src/watchdog/request_api.h"
+#include "agent/src/api/saved_thresholds.h"
 #include "agent/src/watchdog/request_table.h"
 #include "periscope/periscope.h"
 

@@ -52,7 +52,9 @@ Status add_command(const std::string& name, const std::string& usage, const std:
     if (!handler) return Status::failure("add_command: '" + name + "' has no handler");
     manhole::Command command{name, usage, help,
                              [handler = std::move(handler)](const manhole::Args& args) {
-                               return manhole::Reply::success(handler(args));
+                               std::string text = handler(args);
+                               if (!text.empty() && text.back() != '\n') text += '\n';  // a line, for a shell
+                               return protocol::Reply::success(std::move(text));
                              }};
     command.changes_state = true;  // we can't tell what an application's command does: POST only over HTTP
     return from_error(agent::command_registry().add(std::move(command)));

@@ -15,7 +15,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "profiler/sample_ring.h"
+#include "profiler/capture/sample_ring.h"
+#include "profiler/sampling_rate.h"
 
 namespace periscope {
 
@@ -24,7 +25,7 @@ enum class SampleMode { kCpu, kWall };
 // Every distinct (thread, stack) with its sample count.
 struct RawProfile {
   SampleMode mode = SampleMode::kCpu;
-  int hz = 99;
+  int hz = kDefaultSamplingHz;
   std::string clock;  // how samples were taken, in words
   std::chrono::steady_clock::time_point started;
   double seconds = 0;
@@ -84,7 +85,7 @@ class Sampler {
 
   bool running_ = false;
   SampleMode mode_ = SampleMode::kCpu;
-  int hz_ = 99;
+  int hz_ = kDefaultSamplingHz;
   bool use_perf_ = true;
   RawProfile profile_;
   std::map<pid_t, ThreadState> per_thread_;

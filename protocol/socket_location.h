@@ -8,7 +8,7 @@
 #include <string_view>
 #include <sys/types.h>
 
-namespace periscope::manhole {
+namespace periscope::protocol {
 
 // The directory an agent of this user would use, from the environment.
 std::string default_socket_dir();
@@ -26,4 +26,4 @@ std::string http_address_file(const std::string& socket_path);
 // Removes "<pid>.sock" and "<pid>.http" files in `dir` whose process is gone; returns how many were removed.
 int remove_stale_sockets(const std::string& dir);
 
-}  // namespace periscope::manhole
+}  // namespace periscope::protocol

@@ -1,4 +1,4 @@
-#include "profiler/sample_ring.h"
+#include "profiler/capture/sample_ring.h"
 
 namespace periscope {
 

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-namespace periscope::manhole {
+namespace periscope::protocol {
 
 std::string format_table(const std::vector<std::vector<std::string>>& rows);
 
-}  // namespace periscope::manhole
+}  // namespace periscope::protocol

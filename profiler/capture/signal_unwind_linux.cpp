@@ -1,4 +1,4 @@
-#include "profiler/signal_unwind.h"
+#include "profiler/capture/signal_unwind.h"
 
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>

@@ -1,10 +1,10 @@
-#include "profiler/own_stacks.h"
+#include "profiler/capture/own_stacks.h"
 
 #include <algorithm>
 #include <unistd.h>
 
 #include "profiler/proc_reader.h"
-#include "profiler/stack_capture.h"
+#include "profiler/capture/stack_capture.h"
 #include "profiler/thread_list.h"
 
 namespace periscope {

@@ -1,4 +1,4 @@
-#include "manhole/socket_location.h"
+#include "protocol/socket_location.h"
 
 #include <cerrno>
 #include <csignal>
@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-namespace periscope::manhole {
+namespace periscope::protocol {
 
 namespace {
 
@@ -92,4 +92,4 @@ int remove_stale_sockets(const std::string& dir) {
   return removed;
 }
 
-}  // namespace periscope::manhole
+}  // namespace periscope::protocol

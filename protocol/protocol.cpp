@@ -1,8 +1,8 @@
-#include "manhole/protocol.h"
+#include "protocol/protocol.h"
 
-#include "manhole/command_line.h"
+#include "protocol/command_line.h"
 
-namespace periscope::manhole {
+namespace periscope::protocol {
 
 Reply Reply::success(std::string text, nlohmann::json data) {
   Reply r;
@@ -98,4 +98,4 @@ std::string encode_request(const std::vector<std::string>& words) {
   return dump_json(req) + "\n";
 }
 
-}  // namespace periscope::manhole
+}  // namespace periscope::protocol

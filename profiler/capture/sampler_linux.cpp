@@ -1,4 +1,4 @@
-#include "profiler/sampler.h"
+#include "profiler/capture/sampler.h"
 
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
@@ -19,8 +19,9 @@
 
 #include "profiler/fd_identity.h"
 #include "profiler/signal_delivery.h"
-#include "profiler/signal_unwind.h"
+#include "profiler/capture/signal_unwind.h"
 #include "profiler/thread_list.h"
+#include "profiler/sampling_rate.h"
 
 namespace periscope {
 
@@ -185,7 +186,7 @@ std::string Sampler::start(SampleMode mode, int hz, bool timers_only) {
     return replaced_handler_words(g_signal.load()) + "; periscope does not take it back, so this process cannot be "
            "profiled by signal (set PERISCOPE_PROFILE_SIGNAL to a signal the host leaves alone)";
   }
-  if (hz < 1 || hz > 10000) return "rate must be 1..10000 Hz";
+  if (!valid_sampling_hz(hz)) return "rate must be " + sampling_hz_range() + " Hz";
   stop();
   if (!g_ring.load()) g_ring.store(new SampleRing(kRingRecords));  // kept for the process's life
   SampleRing* ring = g_ring.load();

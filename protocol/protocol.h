@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace periscope::manhole {
+namespace periscope::protocol {
 
 inline constexpr size_t kMaxLineBytes = 64 * 1024;
 inline constexpr std::string_view kPrompt = "periscope> ";
@@ -52,4 +52,4 @@ std::string encode_request(const std::vector<std::string>& words);
 // JSON text that never throws on invalid UTF-8 (bytes from a host are not always UTF-8).
 std::string dump_json(const nlohmann::json& value, int indent = -1);
 
-}  // namespace periscope::manhole
+}  // namespace periscope::protocol
