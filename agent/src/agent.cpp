@@ -13,12 +13,13 @@
 #include <thread>
 #include <unistd.h>
 
-#include "agent/src/builtin_commands.h"
 #include "agent/src/config.h"
 #include "agent/src/fork_handling.h"
 #include "agent/src/watchdog/request_table.h"
 #include "agent/src/http/http_address.h"
-#include "agent/src/http_admin.h"
+#include "agent/src/http/admin_endpoint.h"
+#include "agent/src/metrics/metrics.h"
+#include "agent/src/registries.h"
 #include "agent/src/logging.h"
 #include "agent/src/own_symbolizer.h"
 #include "agent/src/profiling.h"
@@ -90,11 +91,14 @@ bool fixed_http_port(const Options& options) {
 void start_http(Agent& agent, bool quiet = false) {
   if (agent.options.http.empty()) return;
   std::string error;
-  agent.http = start_http_admin(agent.io, agent.options, &error);
+  agent.http = start_admin_endpoint(agent.io, agent.options,
+                                    {command_registry(), [] { return metrics_text(live_parts()); }, *agent.profiling},
+                                    &error);
   if (!agent.http) {
     if (!quiet) log_line("HTTP endpoint is off: " + error);
     return;
   }
+  live_parts().http.store(&agent.http->counters());
   agent.http_endpoint = format_http_address(agent.http->address());
   const std::string file = protocol::http_address_file(agent.server->socket_path());
   std::ofstream out(file, std::ios::trunc);
@@ -119,6 +123,30 @@ void start_http_when_parent_is_gone(Agent& agent) {
 
 Status start_locked(const Options& options, pid_t forked_from);
 void reset_capture_after_fork();
+std::optional<AgentFacts> facts_of_running_agent();
+
+// The built-in commands and /metrics reach this agent's parts through live_parts() (registries.h).
+void hand_parts_to_commands(Agent& agent) {
+  LiveParts& parts = live_parts();
+  parts.watchdog.store(agent.watchdog.get());
+  parts.profiling.store(agent.profiling.get());
+  parts.sessions.store(&agent.server->counters());
+  parts.http.store(agent.http ? &agent.http->counters() : nullptr);
+  parts.stack_timeout_ms.store(agent.options.stack_timeout.count());
+}
+
+// Only this agent's: another may have started since this one was taken out of g_agent.
+void take_parts_from_commands(Agent& agent) {
+  LiveParts& parts = live_parts();
+  auto clear = [](auto& slot, auto* mine) {
+    auto expected = mine;
+    slot.compare_exchange_strong(expected, nullptr);
+  };
+  clear(parts.watchdog, agent.watchdog.get());
+  clear(parts.profiling, agent.profiling.get());
+  clear(parts.sessions, &agent.server->counters());
+  if (agent.http) clear(parts.http, &agent.http->counters());
+}
 void restart_on_fresh_descriptors(Agent* agent, const std::string& lost);
 
 // Between slices of the io loop (so it runs even when the host broke the loop's own descriptors).
@@ -236,6 +264,7 @@ Status start_locked(const Options& options, pid_t forked_from) {
   if (forked_from != 0 && fixed_http_port(options)) agent->http_parent = forked_from;
   else start_http(*agent);
   manhole::track_new_anonymous_fds(fds_before, manhole::open_fd_numbers());  // the io_context's own
+  hand_parts_to_commands(*agent);
   start_io_thread(agent.get());
   if (options.verbose) log_line("agent " PERISCOPE_VERSION_STRING " listening on " + path);
   g_agent = agent.release();
@@ -251,6 +280,7 @@ void restart_on_fresh_descriptors(Agent* agent, const std::string& lost) {
     g_agent = nullptr;
   }
   log_line("agent: the host closed " + lost + "; restarting on fresh descriptors");
+  take_parts_from_commands(*agent);
   abandon_profiling(*agent->profiling);
   manhole::release_all_tracked();
   set_request_table(nullptr);
@@ -336,25 +366,10 @@ PERISCOPE_FORK_PATH void start_in_background_after_fork(const Agent* parent_agen
 
 Status start_agent(const Options& options) { return start_agent_forked_from(options, 0); }
 
-manhole::CommandRegistry& command_registry() {
-  // Leaked on purpose: commands may run on the io thread while the process exits.
-  static manhole::CommandRegistry* registry = [] {
-    auto* r = new manhole::CommandRegistry;
-    std::string err = manhole::add_standard_commands(*r, variable_registry());
-    if (err.empty()) err = add_builtin_commands(*r);
-    if (!err.empty()) log_line("agent: built-in commands incomplete: " + err);
-    return r;
-  }();
-  return *registry;
-}
-
-manhole::VariableRegistry& variable_registry() {
-  static auto* registry = new manhole::VariableRegistry;
-  return *registry;
-}
-
 Status start_agent_forked_from(const Options& options, pid_t forked_from) {
   try {
+    static const bool facts_wired = (live_parts().facts = facts_of_running_agent, true);
+    (void)facts_wired;
     command_registry();  // built-ins exist before the first session
     std::lock_guard lock(g_lifecycle);
     return start_locked(options, forked_from);
@@ -376,17 +391,19 @@ void stop_agent() {
     set_request_table(nullptr);
     asio::post(agent->io, [agent] {
       agent->watchdog->stop();
-      stop_profiling(*agent->profiling);
+      shut_down_profiling(*agent->profiling);
       if (agent->http) agent->http->stop();
       agent->server->stop();
       agent->work.reset();
       agent->io.stop();
     });
     if (agent->thread.get_id() == std::this_thread::get_id()) {
+      take_parts_from_commands(*agent);  // no command runs on this thread after this one
       agent->thread.detach();  // stopped from a command handler: the thread ends by itself
       return;                  // and the agent is leaked rather than freed under its own feet
     }
     agent->thread.join();
+    take_parts_from_commands(*agent);
     if (g_socket_owner == ::getpid()) {
       g_socket_to_remove[0] = '\0';
       if (g_http_file_to_remove[0]) ::unlink(g_http_file_to_remove);
@@ -407,53 +424,28 @@ std::string agent_socket_path() {
   return g_agent ? g_agent->server->socket_path() : std::string();
 }
 
-std::chrono::milliseconds agent_stack_timeout() {
-  std::lock_guard lock(g_lifecycle);
-  return g_agent ? g_agent->options.stack_timeout : Options{}.stack_timeout;
-}
-
 std::string agent_http_endpoint() {
   std::lock_guard lock(g_lifecycle);
   return g_agent ? g_agent->http_endpoint : std::string();
 }
 
-const manhole::ServerCounters* agent_manhole_counters() {
+namespace {
+
+std::optional<AgentFacts> facts_of_running_agent() {
   std::lock_guard lock(g_lifecycle);
-  return g_agent ? &g_agent->server->counters() : nullptr;
+  if (!g_agent) return std::nullopt;
+  AgentFacts f;
+  f.version = PERISCOPE_VERSION_STRING;
+  f.socket = g_agent->server->socket_path();
+  f.http = g_agent->http_endpoint;
+  f.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - g_agent->started).count();
+  f.stack_signal = StackCapture::signal_number();
+  f.profile_signal = Sampler::signal_number();
+  f.config = describe_options(g_agent->options, g_agent->socket_dir);
+  return f;
 }
 
-const HttpCounters* agent_http_counters() {
-  std::lock_guard lock(g_lifecycle);
-  return g_agent && g_agent->http ? &g_agent->http->counters() : nullptr;
-}
-
-Profiling* agent_profiling() {
-  std::lock_guard lock(g_lifecycle);
-  return g_agent ? g_agent->profiling.get() : nullptr;
-}
-
-Watchdog* agent_watchdog() {
-  std::lock_guard lock(g_lifecycle);
-  return g_agent ? g_agent->watchdog.get() : nullptr;
-}
-
-nlohmann::json agent_status() {
-  std::lock_guard lock(g_lifecycle);
-  if (!g_agent) return nullptr;
-  const auto& c = g_agent->server->counters();
-  double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - g_agent->started).count();
-  return {{"version", PERISCOPE_VERSION_STRING},
-          {"socket", g_agent->server->socket_path()},
-          {"http", g_agent->http_endpoint.empty() ? nlohmann::json(nullptr) : nlohmann::json(g_agent->http_endpoint)},
-          {"agent_uptime_s", up},
-          {"sessions_active", c.active.load()},
-          {"connections_accepted", c.accepted.load()},
-          {"connections_refused_uid", c.refused_uid.load()},
-          {"connections_refused_busy", c.refused_busy.load()},
-          {"stack_signal", StackCapture::signal_number()},
-          {"profile_signal", Sampler::signal_number()},
-          {"config", describe_options(g_agent->options, g_agent->socket_dir)}};
-}
+}  // namespace
 
 // The child has one thread (this one) and the parent's agent objects, whose io thread is gone:
 // never touch them. Only what the host's own code in the child could run into happens here; the

@@ -11,7 +11,6 @@
 #include <map>
 #include <unistd.h>
 
-#include "agent/src/agent.h"
 #include "agent/src/logging.h"
 #include "agent/src/own_symbolizer.h"
 #include "profiler/function_names.h"
@@ -25,7 +24,6 @@
 namespace periscope::agent {
 
 namespace asio = boost::asio;
-using protocol::Reply;
 
 class Profiling {
  public:
@@ -86,13 +84,23 @@ void ProfilingDeleter::operator()(Profiling* p) const { delete p; }
 ProfilingPtr make_profiling(asio::io_context& io, bool timers_only) {
   return ProfilingPtr(new Profiling(io, timers_only));
 }
-void stop_profiling(Profiling& profiling) { profiling.stop(); }
-void abandon_profiling(Profiling& profiling) { profiling.sampler().stop(); }
+const char* sample_mode_name(SampleMode m) { return m == SampleMode::kWall ? "wall" : "cpu"; }
+
+namespace {
+void forget_whole_run(const Profiling& profiling);
+}  // namespace
+
+void shut_down_profiling(Profiling& profiling) {
+  forget_whole_run(profiling);  // this agent is stopping: its io thread will not write the profile
+  profiling.stop();
+}
+void abandon_profiling(Profiling& profiling) {
+  forget_whole_run(profiling);
+  profiling.sampler().stop();
+}
 ProfilingTotals profiling_totals(Profiling& profiling) { return profiling.totals(); }
 
 namespace {
-
-const char* mode_name(SampleMode m) { return m == SampleMode::kWall ? "wall" : "cpu"; }
 
 std::string thread_label(pid_t tid, std::map<pid_t, std::string>& cache) {
   auto it = cache.find(tid);
@@ -104,7 +112,7 @@ std::string thread_label(pid_t tid, std::map<pid_t, std::string>& cache) {
 template <typename NameStack>
 Profile profile_of(const RawProfile& raw, size_t threads, NameStack name_stack) {
   Profile p;
-  p.mode = mode_name(raw.mode);
+  p.mode = sample_mode_name(raw.mode);
   p.hz = raw.hz;
   p.clock = raw.clock;
   p.seconds = raw.seconds;
@@ -123,87 +131,32 @@ Profile symbolize(const RawProfile& raw, size_t threads) {
   return profile_of(raw, threads, [&](const std::vector<uint64_t>& pcs) { return profile_frame_names(pcs, symbolizer); });
 }
 
-// Addresses only, for a viewer that names them itself (profile_from_raw_json).
-nlohmann::json raw_profile_json(const RawProfile& raw, size_t threads) {
-  std::vector<std::vector<uint64_t>> pcs_of;
-  Profile p = profile_of(raw, threads, [&](const std::vector<uint64_t>& pcs) {
-    pcs_of.push_back(pcs);
+}  // namespace
+
+ProfileStatus profile_status(Profiling& profiling) {
+  Sampler& s = profiling.sampler();
+  const RawProfile& p = s.peek();
+  return {s.running(), p.mode, p.hz, p.clock, p.seconds, p.samples, p.lost, s.threads(), s.signals_sent(),
+          Sampler::signal_number(), p.problem, p.unsampled.size(), Sampler::handler_cost_ns(0.5),
+          Sampler::handler_cost_ns(0.99)};
+}
+
+std::string start_profile(Profiling& profiling, SampleMode mode, int hz) { return profiling.start(mode, hz); }
+
+void stop_profile(Profiling& profiling) { profiling.stop(); }
+
+Profile symbolized_profile(Profiling& profiling) {
+  Sampler& s = profiling.sampler();
+  return symbolize(s.peek(), s.threads());
+}
+
+Profile unsymbolized_profile(Profiling& profiling, std::vector<std::vector<uint64_t>>* pcs_of) {
+  Sampler& s = profiling.sampler();
+  return profile_of(s.peek(), s.threads(), [&](const std::vector<uint64_t>& pcs) {
+    pcs_of->push_back(pcs);
     return std::vector<std::string>{};
   });
-  nlohmann::json out = profile_to_json(p);
-  for (size_t i = 0; i < pcs_of.size(); ++i) {
-    out["stacks"][i].erase("frames");
-    out["stacks"][i]["pcs"] = std::move(pcs_of[i]);
-  }
-  out["raw"] = true;
-  return out;
 }
-
-nlohmann::json status_json(Sampler& s) {
-  const RawProfile& p = s.peek();
-  return {{"running", s.running()}, {"mode", mode_name(p.mode)}, {"hz", p.hz},          {"clock", p.clock},
-          {"seconds", p.seconds},   {"samples", p.samples},       {"lost", p.lost},      {"threads", s.threads()},
-          {"signals", s.signals_sent()}, {"signal", Sampler::signal_number()}, {"problem", p.problem},
-          {"unsampled", p.unsampled.size()},
-          {"handler_ns_p50", Sampler::handler_cost_ns(0.5)}, {"handler_ns_p99", Sampler::handler_cost_ns(0.99)}};
-}
-
-Reply profile(const manhole::Args& args) {
-  Profiling* profiling = agent_profiling();
-  if (!profiling) return Reply::failure("profile: the agent is not running");
-  Sampler& sampler = profiling->sampler();
-  const std::string& action = args[0];
-  if (action == "start") {
-    SampleMode mode = SampleMode::kCpu;
-    int hz = kDefaultSamplingHz;
-    for (size_t i = 1; i < args.size(); ++i) {
-      if (args[i] == "cpu") mode = SampleMode::kCpu;
-      else if (args[i] == "wall") mode = SampleMode::kWall;
-      else if (char* end = nullptr; (hz = static_cast<int>(std::strtol(args[i].c_str(), &end, 10))), *end != '\0') {
-        return Reply::failure("profile start: expected cpu, wall or a rate in Hz, not '" + args[i] + "'");
-      }
-    }
-    if (auto err = profiling->start(mode, hz); !err.empty()) return Reply::failure("profile start: " + err);
-    auto data = status_json(sampler);
-    std::string text = "profiling " + std::string(mode_name(mode)) + " at " + std::to_string(hz) + " Hz (" +
-                       data["clock"].get<std::string>() + ")\n";  // before data is moved from
-    return Reply::success(std::move(text), std::move(data));
-  }
-  if (action == "stop") {
-    if (!sampler.running()) return Reply::failure("profile stop: no profile is running");
-    profiling->stop();
-    auto data = status_json(sampler);
-    char line[160];
-    std::snprintf(line, sizeof line, "stopped after %.1f s: %llu samples, %llu lost\n", data["seconds"].get<double>(),
-                  static_cast<unsigned long long>(data["samples"].get<uint64_t>()),
-                  static_cast<unsigned long long>(data["lost"].get<uint64_t>()));
-    return Reply::success(line, std::move(data));
-  }
-  if (action == "status") {
-    auto data = status_json(sampler);
-    char line[300];
-    std::snprintf(line, sizeof line,
-                  "%s: %s at %d Hz, %.1f s, %llu samples, %llu lost, %zu threads; handler %.1f us median, %.1f us "
-                  "p99\n",
-                  sampler.running() ? "running" : "stopped", data["mode"].get<std::string>().c_str(),
-                  data["hz"].get<int>(), data["seconds"].get<double>(),
-                  static_cast<unsigned long long>(data["samples"].get<uint64_t>()),
-                  static_cast<unsigned long long>(data["lost"].get<uint64_t>()), sampler.threads(),
-                  data["handler_ns_p50"].get<double>() / 1000, data["handler_ns_p99"].get<double>() / 1000);
-    return Reply::success(line, std::move(data));
-  }
-  if (action == "dump" && args.size() > 1 && args[1] == "--raw") {
-    return Reply::success("profile with addresses only (--raw)\n", raw_profile_json(sampler.peek(), sampler.threads()));
-  }
-  if (action == "dump") {
-    Profile p = symbolize(sampler.peek(), sampler.threads());
-    std::string text = to_folded(p, false);
-    return Reply::success(std::move(text), profile_to_json(p));
-  }
-  return Reply::failure("profile: unknown action '" + action + "' (start, stop, status or dump)");
-}
-
-}  // namespace
 
 namespace {
 
@@ -214,6 +167,10 @@ struct WholeRun {
   pid_t pid = 0;
 };
 WholeRun g_whole_run;  // set once, read by the exit handler
+
+void forget_whole_run(const Profiling& profiling) {
+  if (g_whole_run.profiling == &profiling) g_whole_run = {};
+}
 
 bool parse_spec(const std::string& spec, SampleMode* mode, int* hz) {
   std::string kind = spec.substr(0, spec.find(':'));
@@ -232,7 +189,7 @@ bool parse_spec(const std::string& spec, SampleMode* mode, int* hz) {
 // it (bounded: a wedged agent must not hang the exit).
 void write_whole_run_profile_at_exit() {
   WholeRun& w = g_whole_run;
-  if (!w.io || w.pid != ::getpid() || !agent_running()) return;
+  if (!w.io || w.pid != ::getpid()) return;  // no profile, or a fork child's copy of the parent's
   auto done = std::make_shared<std::promise<std::string>>();
   auto result = done->get_future();
   asio::post(*w.io, [done, profiling = w.profiling, out = w.out] {
@@ -291,11 +248,5 @@ void profile_for(Profiling& profiling, SampleMode mode, int hz, std::chrono::mil
   });
 }
 
-std::string add_profile_command(manhole::CommandRegistry& registry) {
-  manhole::Command command{"profile", "ACTION [ARGS...]",
-                           "sampling profiler: start [cpu|wall] [HZ], stop, status, dump [--raw] (folded; --raw: addresses as JSON)", profile};
-  command.changes_state = true;
-  return registry.add(std::move(command));
-}
 
 }  // namespace periscope::agent

@@ -1,10 +1,7 @@
-// The agent's profiling session and its manhole command:
-//   profile start [cpu|wall] [HZ]   begin sampling (default cpu, 99 Hz)
-//   profile stop                    stop; the profile stays for dump
-//   profile status                  mode, rate, seconds, samples taken and lost, threads
-//   profile dump                    the profile so far, symbolized (JSON data, folded text)
-// Everything runs on the io thread: a timer drives the sampler (new and dead threads, wall-clock
-// ticks, draining the handlers' ring); symbolizing happens at dump.
+// The agent's profiling session: one sampler, driven by a timer on the io thread (new and dead
+// threads, wall-clock ticks, draining the handlers' ring); symbolizing happens when a profile is
+// asked for. The `profile` command (commands/profile_commands.cpp), /debug/pprof/profile and
+// PERISCOPE_PROFILE use it. Everything here runs on the io thread.
 #pragma once
 
 #include <chrono>
@@ -13,7 +10,8 @@
 #include <memory>
 #include <string>
 
-#include "manhole/command_registry.h"
+#include <vector>
+
 #include "profiler/profile.h"
 #include "profiler/capture/sampler.h"
 
@@ -29,11 +27,39 @@ struct ProfilingDeleter {
 };
 using ProfilingPtr = std::unique_ptr<Profiling, ProfilingDeleter>;
 ProfilingPtr make_profiling(boost::asio::io_context& io, bool timers_only);
-void stop_profiling(Profiling& profiling);  // io thread, at agent stop
+void shut_down_profiling(Profiling& profiling);  // io thread, at agent stop: PERISCOPE_PROFILE's is lost
 // Stops the sampler without touching the io_context (whose descriptors the host took).
 void abandon_profiling(Profiling& profiling);
 
-[[nodiscard]] std::string add_profile_command(manhole::CommandRegistry& registry);
+const char* sample_mode_name(SampleMode mode);  // "cpu", "wall"
+
+// Starts sampling; empty on success, else why not (one is running, the sampler cannot start).
+[[nodiscard]] std::string start_profile(Profiling& profiling, SampleMode mode, int hz);
+void stop_profile(Profiling& profiling);  // the profile stays for symbolized_profile()
+
+// The running (or last) profile at a glance.
+struct ProfileStatus {
+  bool running = false;
+  SampleMode mode = SampleMode::kCpu;
+  int hz = 0;
+  std::string clock;  // how samples are taken, in words
+  double seconds = 0;
+  uint64_t samples = 0;
+  uint64_t lost = 0;
+  size_t threads = 0;
+  uint64_t signals = 0;
+  int signal = 0;
+  std::string problem;  // why sampling stopped by itself, if it did
+  size_t unsampled = 0;  // threads that could not be sampled
+  double handler_ns_p50 = 0;
+  double handler_ns_p99 = 0;
+};
+ProfileStatus profile_status(Profiling& profiling);
+
+// The profile so far: named by the agent's own symbolizer, or with addresses only (one list of
+// addresses per stack, in order, in *pcs) for a viewer that names them itself.
+Profile symbolized_profile(Profiling& profiling);
+Profile unsymbolized_profile(Profiling& profiling, std::vector<std::vector<uint64_t>>* pcs);
 
 // What every profile of this agent has counted so far, for metrics (io thread).
 struct ProfilingTotals {

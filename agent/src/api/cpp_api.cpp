@@ -1,5 +1,6 @@
 // The public C++ API: thin, exception-proof wrappers over the agent and its registries.
 #include "agent/src/agent.h"
+#include "agent/src/registries.h"
 #include "agent/src/metrics/metrics.h"
 #include "periscope/periscope.h"
 

@@ -8,7 +8,10 @@
 #include <memory>
 #include <string>
 
-#include "manhole/command_registry.h"
+#include <prometheus/metric_family.h>
+#include <vector>
+
+#include "agent/src/live_parts.h"
 
 namespace prometheus {
 class Registry;
@@ -19,10 +22,12 @@ namespace periscope::agent {
 // The host's registry: created on first use, never destroyed (scrapes may run during exit).
 std::shared_ptr<prometheus::Registry> host_registry();
 
-// Prometheus text exposition format 0.0.4.
-std::string metrics_text();
+using Families = std::vector<prometheus::MetricFamily>;
 
-// `metrics`: the same metrics, as text and as JSON (families with their series) for the viewer.
-[[nodiscard]] std::string add_metrics_command(manhole::CommandRegistry& registry);
+// Every family, those of the running agent's parts included (none of them between agents).
+Families collect_metrics(const LiveParts& parts);
+
+// The same in the Prometheus text exposition format 0.0.4.
+std::string metrics_text(const LiveParts& parts);
 
 }  // namespace periscope::agent

@@ -18,7 +18,7 @@
 #include "agent/src/logging.h"
 #include "agent/src/own_symbolizer.h"
 #include "agent/src/watchdog/fast_clock.h"
-#include "protocol/text_table.h"
+#include "agent/src/watchdog/slow_report_format.h"
 #include "profiler/function_names.h"
 #include "profiler/capture/stack_capture.h"
 #include "profiler/thread_list.h"
@@ -56,16 +56,6 @@ int64_t unix_ms_now() {
       .count();
 }
 
-std::string iso_time(int64_t unix_ms) {
-  time_t secs = static_cast<time_t>(unix_ms / 1000);
-  tm t{};
-  ::gmtime_r(&secs, &t);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
-                t.tm_hour, t.tm_min, t.tm_sec, static_cast<int>(unix_ms % 1000));
-  return buf;
-}
-
 bool same_stack(const SlowStack& a, const SlowStack& b) {
   if (a.error != b.error || a.frames.size() != b.frames.size()) return false;
   for (size_t i = 0; i < a.frames.size(); ++i) {
@@ -84,33 +74,7 @@ bool is_runtime_library(const std::string& module) {
   return false;
 }
 
-std::string seconds(double ms) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, ms < 1000 ? "%.0f ms" : "%.2f s", ms < 1000 ? ms : ms / 1000);
-  return buf;
-}
-
 }  // namespace
-
-nlohmann::json report_to_json(const SlowReport& r) {
-  nlohmann::json stacks = nlohmann::json::array();
-  for (const auto& s : r.stacks) {
-    nlohmann::json j{{"count", s.count}, {"first_at_ms", s.first_at_ms}, {"frames", frames_to_json(s.frames)}};
-    if (!s.error.empty()) j["error"] = s.error;
-    stacks.push_back(std::move(j));
-  }
-  return {{"seq", r.seq},
-          {"name", r.name},
-          {"id", r.id},
-          {"tid", r.tid},
-          {"thread_name", r.thread_name},
-          {"started", iso_time(r.started_unix_ms)},
-          {"started_unix_ms", r.started_unix_ms},
-          {"threshold_ms", r.threshold_ms},
-          {"duration_ms", r.duration_ms},
-          {"finished", r.finished},
-          {"stacks", stacks}};
-}
 
 Watchdog::Watchdog(asio::io_context& io, RequestTable& table, WatchdogConfig config)
     : impl_(std::make_unique<Impl>(io)), table_(table), config_(std::move(config)) {
@@ -352,27 +316,24 @@ void Watchdog::emit(const SlowReport& report, const char* event) {
               : s.frames.empty()           ? "no frames"
                                            : describe_frame(s.frames.front(), false);
     }
-    std::string what = std::string(event) == "slow" ? "running for " + seconds(report.duration_ms)
-                                                    : "finished after " + seconds(report.duration_ms);
+    std::string what = std::string(event) == "slow" ? "running for " + human_ms(report.duration_ms)
+                                                    : "finished after " + human_ms(report.duration_ms);
     log_line("slow request '" + report.name + "' (id " + std::to_string(report.id) + ") on thread " +
              std::to_string(report.tid) + " " + what + (where.empty() ? "" : ": at " + where));
   }
 }
 
-nlohmann::json Watchdog::reports_json(uint64_t since) const {
-  nlohmann::json list = nlohmann::json::array();
+SlowReportList Watchdog::reports_since(uint64_t since) const {
+  SlowReportList out;
   for (const auto& r : impl_->ring) {
-    if (r->seq > since) list.push_back(report_to_json(*r));
+    if (r->seq > since) out.reports.push_back(*r);
   }
-  return {{"reports", list}, {"next_seq", impl_->next_seq}};
+  out.next_seq = impl_->next_seq;
+  return out;
 }
 
-nlohmann::json Watchdog::inflight_json(size_t limit) const {
-  struct Row {
-    double age_ms;
-    nlohmann::json json;
-  };
-  std::vector<Row> rows;
+InflightList Watchdog::inflight(size_t limit) const {
+  InflightList out;
   const uint64_t now = now_ticks();
   for (size_t i = 0; i < table_.high_water(); ++i) {
     RequestSlot& slot = table_.slot(i);
@@ -387,67 +348,16 @@ nlohmann::json Watchdog::inflight_json(size_t limit) const {
     pid_t tid = slot.tid.load(std::memory_order_relaxed);
     if (slot.word.load(std::memory_order_acquire) != word) continue;  // changed while we read it
     double age = now > start ? ticks_to_ns(now - start) / 1e6 : 0;
-    rows.push_back({age,
-                    {{"name", name},
-                     {"id", id},
-                     {"tid", tid},
-                     {"age_ms", age},
-                     {"slow", state == kReported},
-                     {"threshold_ms", table_.threshold_ms(slot.name_index.load(std::memory_order_relaxed))}}});
+    out.oldest.push_back({name, id, tid, age, state == kReported,
+                          table_.threshold_ms(slot.name_index.load(std::memory_order_relaxed))});
   }
-  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.age_ms > b.age_ms; });
-  nlohmann::json list = nlohmann::json::array();
-  for (size_t i = 0; i < rows.size() && i < limit; ++i) list.push_back(std::move(rows[i].json));
-  return {{"inflight", list}, {"total", rows.size()}, {"capacity", table_.capacity()}, {"dropped", table_.dropped()}};
-}
-
-std::string Watchdog::render_reports(const nlohmann::json& data) {
-  const auto& reports = data.at("reports");
-  if (reports.empty()) return "no slow requests\n";
-  std::string out;
-  for (const auto& r : reports) {
-    out += "#" + std::to_string(r.at("seq").get<uint64_t>()) + " '" + r.at("name").get<std::string>() + "'";
-    if (r.value("id", uint64_t{0}) != 0) out += " id " + std::to_string(r["id"].get<uint64_t>());
-    out += ": " + seconds(r.at("duration_ms").get<double>()) +
-           (r.at("finished").get<bool>() ? " (finished)" : " so far (still running)") + ", threshold " +
-           seconds(static_cast<double>(r.at("threshold_ms").get<int64_t>())) + ", thread " +
-           std::to_string(r.at("tid").get<int>()) + " \"" + r.value("thread_name", "") + "\", started " +
-           r.value("started", "") + "\n";
-    for (const auto& s : r.at("stacks")) {
-      out += "  stack at " + seconds(s.at("first_at_ms").get<double>());
-      if (s.at("count").get<int>() > 1) out += " (seen " + std::to_string(s["count"].get<int>()) + " times)";
-      if (s.contains("error")) {
-        out += ": " + s["error"].get<std::string>() + "\n";
-        continue;
-      }
-      out += ":\n";
-      auto frames = frames_from_json(s.at("frames"));
-      for (size_t i = 0; i < frames.size(); ++i) {
-        out += "    #" + std::to_string(i) + (i < 10 ? "  " : " ") + describe_frame(frames[i], false) + "\n";
-      }
-    }
-    out += "\n";
-  }
+  std::sort(out.oldest.begin(), out.oldest.end(),
+            [](const InflightRequest& a, const InflightRequest& b) { return a.age_ms > b.age_ms; });
+  out.total = out.oldest.size();
+  if (out.oldest.size() > limit) out.oldest.resize(limit);
+  out.capacity = table_.capacity();
+  out.dropped = table_.dropped();
   return out;
-}
-
-std::string Watchdog::render_inflight(const nlohmann::json& data) {
-  std::vector<std::vector<std::string>> rows{{"NAME", "ID", "TID", "AGE", "SLOW"}};
-  for (const auto& r : data.at("inflight")) {
-    rows.push_back({r.at("name").get<std::string>(), std::to_string(r.at("id").get<uint64_t>()),
-                    r.at("tid").get<int>() ? std::to_string(r["tid"].get<int>()) : "detached",
-                    seconds(r.at("age_ms").get<double>()), r.at("slow").get<bool>() ? "yes" : ""});
-  }
-  std::string out = rows.size() > 1 ? protocol::format_table(rows) : std::string();
-  out += std::to_string(data.at("total").get<size_t>()) + " requests in flight";
-  if (data.at("total").get<size_t>() > data.at("inflight").size()) {
-    out += " (oldest " + std::to_string(data.at("inflight").size()) + " shown)";
-  }
-  if (data.at("dropped").get<uint64_t>() > 0) {
-    out += "; " + std::to_string(data["dropped"].get<uint64_t>()) + " not tracked (table of " +
-           std::to_string(data.at("capacity").get<size_t>()) + " full)";
-  }
-  return out + "\n";
 }
 
 }  // namespace periscope::agent

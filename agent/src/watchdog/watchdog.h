@@ -15,8 +15,6 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "agent/src/watchdog/request_table.h"
 #include "profiler/symbolizer.h"
 
@@ -55,6 +53,27 @@ struct SlowReport {
   std::vector<SlowStack> stacks;
 };
 
+struct SlowReportList {
+  std::vector<SlowReport> reports;
+  uint64_t next_seq = 0;  // ask for reports after next_seq - 1 to get only new ones
+};
+
+struct InflightRequest {
+  std::string name;
+  uint64_t id = 0;
+  pid_t tid = 0;  // 0: detached
+  double age_ms = 0;
+  bool slow = false;
+  int64_t threshold_ms = 0;
+};
+
+struct InflightList {
+  std::vector<InflightRequest> oldest;  // oldest first
+  size_t total = 0;                     // in flight now, shown or not
+  size_t capacity = 0;
+  uint64_t dropped = 0;                 // requests not tracked because the table was full
+};
+
 class Watchdog {
  public:
   Watchdog(boost::asio::io_context& io, RequestTable& table, WatchdogConfig config);
@@ -62,11 +81,10 @@ class Watchdog {
   void start();  // io thread
   void stop();   // io thread
 
-  // io thread: recent reports (newest last), those with seq > since; and the requests in flight.
-  nlohmann::json reports_json(uint64_t since) const;
-  nlohmann::json inflight_json(size_t limit) const;
-  static std::string render_reports(const nlohmann::json& reports);
-  static std::string render_inflight(const nlohmann::json& inflight);
+  // io thread: recent reports (newest last), those with seq > since; and the oldest `limit`
+  // requests in flight.
+  SlowReportList reports_since(uint64_t since) const;
+  InflightList inflight(size_t limit) const;
 
   uint64_t scans() const { return scans_; }
 
@@ -89,7 +107,5 @@ class Watchdog {
   WatchdogConfig config_;
   uint64_t scans_ = 0;
 };
-
-nlohmann::json report_to_json(const SlowReport& report);
 
 }  // namespace periscope::agent

@@ -1,10 +1,9 @@
-#include "agent/src/stacks_command.h"
-
+// stacks: every thread's stack, captured in-process by signal.
 #include <chrono>
 #include <memory>
 #include <unistd.h>
 
-#include "agent/src/agent.h"
+#include "agent/src/commands/builtin_commands.h"
 #include "agent/src/own_symbolizer.h"
 #include "profiler/capture/own_stacks.h"
 #include "profiler/capture/stack_capture.h"
@@ -13,7 +12,7 @@ namespace periscope::agent {
 
 namespace {
 
-protocol::Reply stacks(const manhole::Args& args) {
+protocol::Reply stacks(const LiveParts& parts, const manhole::Args& args) {
   if (StackCapture::signal_number() == 0) {
     return protocol::Reply::failure("stack capture is off (no usable signal; see the host's stderr)");
   }
@@ -30,7 +29,7 @@ protocol::Reply stacks(const manhole::Args& args) {
     only.push_back(static_cast<pid_t>(tid));
   }
   auto started = std::chrono::steady_clock::now();
-  auto result = capture_own_stacks(only, agent_stack_timeout(), raw ? nullptr : &own_symbolizer());
+  auto result = capture_own_stacks(only, std::chrono::milliseconds(parts.stack_timeout_ms.load()), raw ? nullptr : &own_symbolizer());
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   nlohmann::json data = stacks_to_json(result);
   data["method"] = "agent";
@@ -45,8 +44,10 @@ protocol::Reply stacks(const manhole::Args& args) {
 
 }  // namespace
 
-std::string add_stacks_command(manhole::CommandRegistry& registry) {
-  return registry.add({"stacks", "[--raw] [TID...]", "every thread's stack (or only these threads), symbolized; --raw: addresses only", stacks});
+std::string add_stacks_commands(manhole::CommandRegistry& registry, const LiveParts& parts) {
+  return registry.add({"stacks", "[--raw] [TID...]",
+                       "every thread's stack (or only these threads), symbolized; --raw: addresses only",
+                       [&parts](const manhole::Args& args) { return stacks(parts, args); }});
 }
 
 }  // namespace periscope::agent

@@ -1,8 +1,6 @@
-#include "agent/src/http_admin.h"
+#include "agent/src/http/admin_endpoint.h"
 
-#include "agent/src/agent.h"
 #include "agent/src/logging.h"
-#include "agent/src/metrics/metrics.h"
 #include "agent/src/profiling.h"
 #include "profiler/pprof.h"
 
@@ -10,10 +8,8 @@ namespace periscope::agent {
 
 namespace {
 
-void serve_profile(const ProfileRequest& request, Respond respond) {
-  Profiling* profiling = agent_profiling();
-  if (!profiling) return respond(text_response(503, "the agent is stopping\n"));
-  profile_for(*profiling, request.wall ? SampleMode::kWall : SampleMode::kCpu, request.hz,
+void serve_profile(Profiling& profiling, const ProfileRequest& request, Respond respond) {
+  profile_for(profiling, request.wall ? SampleMode::kWall : SampleMode::kCpu, request.hz,
               std::chrono::duration_cast<std::chrono::milliseconds>(request.duration),
               [respond = std::move(respond)](std::string error, Profile profile) {
                 if (!error.empty()) return respond(text_response(409, "cannot profile: " + error + "\n"));
@@ -27,7 +23,8 @@ void serve_profile(const ProfileRequest& request, Respond respond) {
 
 }  // namespace
 
-std::unique_ptr<HttpServer> start_http_admin(boost::asio::io_context& io, const Options& options, std::string* error) {
+std::unique_ptr<HttpServer> start_admin_endpoint(boost::asio::io_context& io, const Options& options, AdminSources sources,
+                                                 std::string* error) {
   auto address = parse_http_address(options.http, error);
   if (!address) {
     *error = "PERISCOPE_HTTP=" + *error;
@@ -38,7 +35,11 @@ std::unique_ptr<HttpServer> start_http_admin(boost::asio::io_context& io, const 
   config.max_connections = options.http_max_connections;
   config.timeout = options.http_timeout;
   config.log = log_line;
-  HttpRouter router(command_registry(), {[] { return metrics_text(); }, serve_profile});
+  Profiling& profiling = sources.profiling;
+  HttpRouter router(sources.commands, {std::move(sources.metrics_text),
+                                       [&profiling](const ProfileRequest& request, Respond respond) {
+                                         serve_profile(profiling, request, std::move(respond));
+                                       }});
   auto server = std::make_unique<HttpServer>(io, std::move(router), std::move(config));
   if (auto err = server->listen(); !err.empty()) {
     *error = err;

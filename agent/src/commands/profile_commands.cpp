@@ -1,0 +1,106 @@
+// profile: start, stop, status and dump of the agent's sampling profiler.
+#include <cstdio>
+#include <cstdlib>
+
+#include "agent/src/commands/builtin_commands.h"
+#include "agent/src/profiling.h"
+#include "profiler/profile_formats.h"
+#include "profiler/sampling_rate.h"
+
+namespace periscope::agent {
+
+namespace {
+
+using protocol::Reply;
+
+nlohmann::json status_json(const ProfileStatus& s) {
+  return {{"running", s.running},         {"mode", sample_mode_name(s.mode)},
+          {"hz", s.hz},                   {"clock", s.clock},
+          {"seconds", s.seconds},         {"samples", s.samples},
+          {"lost", s.lost},               {"threads", s.threads},
+          {"signals", s.signals},         {"signal", s.signal},
+          {"problem", s.problem},         {"unsampled", s.unsampled},
+          {"handler_ns_p50", s.handler_ns_p50}, {"handler_ns_p99", s.handler_ns_p99}};
+}
+
+// Addresses only, for a viewer that names them itself (profile_from_raw_json).
+nlohmann::json raw_profile_json(Profiling& profiling) {
+  std::vector<std::vector<uint64_t>> pcs_of;
+  Profile p = unsymbolized_profile(profiling, &pcs_of);
+  nlohmann::json out = profile_to_json(p);
+  for (size_t i = 0; i < pcs_of.size(); ++i) {
+    out["stacks"][i].erase("frames");
+    out["stacks"][i]["pcs"] = std::move(pcs_of[i]);
+  }
+  out["raw"] = true;
+  return out;
+}
+
+Reply start(Profiling& profiling, const manhole::Args& args) {
+  SampleMode mode = SampleMode::kCpu;
+  int hz = kDefaultSamplingHz;
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "cpu") mode = SampleMode::kCpu;
+    else if (args[i] == "wall") mode = SampleMode::kWall;
+    else if (char* end = nullptr; (hz = static_cast<int>(std::strtol(args[i].c_str(), &end, 10))), *end != '\0') {
+      return Reply::failure("profile start: expected cpu, wall or a rate in Hz, not '" + args[i] + "'");
+    }
+  }
+  if (auto err = start_profile(profiling, mode, hz); !err.empty()) return Reply::failure("profile start: " + err);
+  ProfileStatus s = profile_status(profiling);
+  return Reply::success("profiling " + std::string(sample_mode_name(mode)) + " at " + std::to_string(hz) + " Hz (" +
+                            s.clock + ")\n",
+                        status_json(s));
+}
+
+Reply stop(Profiling& profiling) {
+  if (!profile_status(profiling).running) return Reply::failure("profile stop: no profile is running");
+  stop_profile(profiling);
+  ProfileStatus s = profile_status(profiling);
+  char line[160];
+  std::snprintf(line, sizeof line, "stopped after %.1f s: %llu samples, %llu lost\n", s.seconds,
+                static_cast<unsigned long long>(s.samples), static_cast<unsigned long long>(s.lost));
+  return Reply::success(line, status_json(s));
+}
+
+Reply status(Profiling& profiling) {
+  ProfileStatus s = profile_status(profiling);
+  char line[300];
+  std::snprintf(line, sizeof line,
+                "%s: %s at %d Hz, %.1f s, %llu samples, %llu lost, %zu threads; handler %.1f us median, %.1f us "
+                "p99\n",
+                s.running ? "running" : "stopped", sample_mode_name(s.mode), s.hz, s.seconds,
+                static_cast<unsigned long long>(s.samples), static_cast<unsigned long long>(s.lost), s.threads,
+                s.handler_ns_p50 / 1000, s.handler_ns_p99 / 1000);
+  return Reply::success(line, status_json(s));
+}
+
+Reply profile(const LiveParts& parts, const manhole::Args& args) {
+  Profiling* profiling = parts.profiling.load();
+  if (!profiling) return Reply::failure("profile: the agent is not running");
+  const std::string& action = args[0];
+  if (action == "start") return start(*profiling, args);
+  if (action == "stop") return stop(*profiling);
+  if (action == "status") return status(*profiling);
+  if (action == "dump" && args.size() > 1 && args[1] == "--raw") {
+    return Reply::success("profile with addresses only (--raw)\n", raw_profile_json(*profiling));
+  }
+  if (action == "dump") {
+    Profile p = symbolized_profile(*profiling);
+    return Reply::success(to_folded(p, false), profile_to_json(p));
+  }
+  return Reply::failure("profile: unknown action '" + action + "' (start, stop, status or dump)");
+}
+
+}  // namespace
+
+std::string add_profile_commands(manhole::CommandRegistry& registry, const LiveParts& parts) {
+  manhole::Command command{"profile", "ACTION [ARGS...]",
+                           "sampling profiler: start [cpu|wall] [HZ], stop, status, dump [--raw] (folded; --raw: "
+                           "addresses as JSON)",
+                           [&parts](const manhole::Args& args) { return profile(parts, args); }};
+  command.changes_state = true;
+  return registry.add(std::move(command));
+}
+
+}  // namespace periscope::agent

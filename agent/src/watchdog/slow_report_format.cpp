@@ -1,0 +1,108 @@
+#include "agent/src/watchdog/slow_report_format.h"
+
+#include <cstdio>
+#include <ctime>
+
+#include "profiler/thread_stacks.h"
+#include "protocol/text_table.h"
+
+namespace periscope::agent {
+
+namespace {
+
+std::string iso_time(int64_t unix_ms) {
+  time_t secs = static_cast<time_t>(unix_ms / 1000);
+  tm t{};
+  ::gmtime_r(&secs, &t);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
+                t.tm_hour, t.tm_min, t.tm_sec, static_cast<int>(unix_ms % 1000));
+  return buf;
+}
+
+}  // namespace
+
+std::string human_ms(double ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, ms < 1000 ? "%.0f ms" : "%.2f s", ms < 1000 ? ms : ms / 1000);
+  return buf;
+}
+
+nlohmann::json report_to_json(const SlowReport& r) {
+  nlohmann::json stacks = nlohmann::json::array();
+  for (const auto& s : r.stacks) {
+    nlohmann::json j{{"count", s.count}, {"first_at_ms", s.first_at_ms}, {"frames", frames_to_json(s.frames)}};
+    if (!s.error.empty()) j["error"] = s.error;
+    stacks.push_back(std::move(j));
+  }
+  return {{"seq", r.seq},
+          {"name", r.name},
+          {"id", r.id},
+          {"tid", r.tid},
+          {"thread_name", r.thread_name},
+          {"started", iso_time(r.started_unix_ms)},
+          {"started_unix_ms", r.started_unix_ms},
+          {"threshold_ms", r.threshold_ms},
+          {"duration_ms", r.duration_ms},
+          {"finished", r.finished},
+          {"stacks", stacks}};
+}
+
+
+nlohmann::json reports_to_json(const SlowReportList& list) {
+  nlohmann::json reports = nlohmann::json::array();
+  for (const auto& r : list.reports) reports.push_back(report_to_json(r));
+  return {{"reports", std::move(reports)}, {"next_seq", list.next_seq}};
+}
+
+nlohmann::json inflight_to_json(const InflightList& list) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& r : list.oldest) {
+    rows.push_back({{"name", r.name}, {"id", r.id}, {"tid", r.tid}, {"age_ms", r.age_ms}, {"slow", r.slow},
+                    {"threshold_ms", r.threshold_ms}});
+  }
+  return {{"inflight", std::move(rows)}, {"total", list.total}, {"capacity", list.capacity}, {"dropped", list.dropped}};
+}
+
+std::string render_reports(const SlowReportList& list) {
+  if (list.reports.empty()) return "no slow requests\n";
+  std::string out;
+  for (const auto& r : list.reports) {
+    out += "#" + std::to_string(r.seq) + " '" + r.name + "'";
+    if (r.id != 0) out += " id " + std::to_string(r.id);
+    out += ": " + human_ms(r.duration_ms) + (r.finished ? " (finished)" : " so far (still running)") + ", threshold " +
+           human_ms(static_cast<double>(r.threshold_ms)) + ", thread " + std::to_string(r.tid) + " \"" +
+           r.thread_name + "\", started " + iso_time(r.started_unix_ms) + "\n";
+    for (const auto& s : r.stacks) {
+      out += "  stack at " + human_ms(s.first_at_ms);
+      if (s.count > 1) out += " (seen " + std::to_string(s.count) + " times)";
+      if (!s.error.empty()) {
+        out += ": " + s.error + "\n";
+        continue;
+      }
+      out += ":\n";
+      for (size_t i = 0; i < s.frames.size(); ++i) {
+        out += "    #" + std::to_string(i) + (i < 10 ? "  " : " ") + describe_frame(s.frames[i], false) + "\n";
+      }
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+std::string render_inflight(const InflightList& list) {
+  std::vector<std::vector<std::string>> rows{{"NAME", "ID", "TID", "AGE", "SLOW"}};
+  for (const auto& r : list.oldest) {
+    rows.push_back({r.name, std::to_string(r.id), r.tid ? std::to_string(r.tid) : "detached", human_ms(r.age_ms),
+                    r.slow ? "yes" : ""});
+  }
+  std::string out = rows.size() > 1 ? protocol::format_table(rows) : std::string();
+  out += std::to_string(list.total) + " requests in flight";
+  if (list.total > list.oldest.size()) out += " (oldest " + std::to_string(list.oldest.size()) + " shown)";
+  if (list.dropped > 0) {
+    out += "; " + std::to_string(list.dropped) + " not tracked (table of " + std::to_string(list.capacity) + " full)";
+  }
+  return out + "\n";
+}
+
+}  // namespace periscope::agent
