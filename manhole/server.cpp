@@ -20,8 +20,8 @@ namespace periscope::manhole {
 namespace asio = boost::asio;
 
 struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
-  Impl(asio::io_context& io, const CommandRegistry& registry, ServerConfig config)
-      : io(io), registry(registry), config(std::move(config)) {}
+  Impl(asio::io_context& io_context, const CommandRegistry& commands, ServerConfig server_config)
+      : io(io_context), registry(commands), config(std::move(server_config)) {}
 
   asio::io_context& io;
   const CommandRegistry& registry;

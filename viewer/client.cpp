@@ -111,7 +111,7 @@ std::string Client::read_line() {
     if (ready < 0 && errno == EINTR) continue;
     if (ready == 0) {
       throw CliError(kExitConnection, "process " + std::to_string(pid_) + " did not answer within " +
-                                          std::to_string(timeout_.count() / 1000.0).substr(0, 4) + " s");
+                                          std::to_string(std::chrono::duration<double>(timeout_).count()).substr(0, 4) + " s");
     }
     char chunk[65536];
     ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);

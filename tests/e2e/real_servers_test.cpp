@@ -216,7 +216,7 @@ TEST_P(RealServerTest, StacksLeaveMemoryAndDescriptorsAlone) {
 }
 
 INSTANTIATE_TEST_SUITE_P(RealServer, RealServerTest, testing::ValuesIn(real_server_names()),
-                         [](const testing::TestParamInfo<std::string>& info) { return info.param; });
+                         [](const testing::TestParamInfo<std::string>& param) { return param.param; });
 
 }  // namespace
 }  // namespace periscope::test

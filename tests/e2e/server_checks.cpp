@@ -134,7 +134,7 @@ StacksComparison compare_stacks(const json& agent, const json& ptrace) {
 
 std::vector<std::string> FoldedProfile::heaviest(size_t count) const {
   std::vector<std::pair<long, std::string>> sorted;
-  for (const auto& [name, samples] : functions) sorted.push_back({samples, name});
+  for (const auto& [name, count_of] : functions) sorted.push_back({count_of, name});
   std::sort(sorted.rbegin(), sorted.rend());
   std::vector<std::string> out;
   for (size_t i = 0; i < sorted.size() && i < count; ++i) {

@@ -148,8 +148,8 @@ void send_and_forget(int fd, const std::string& text) {
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
-  Impl(asio::io_context& io, HttpRouter router, HttpServerConfig config)
-      : io(io), router(std::move(router)), config(std::move(config)) {}
+  Impl(asio::io_context& io_context, HttpRouter routes, HttpServerConfig server_config)
+      : io(io_context), router(std::move(routes)), config(std::move(server_config)) {}
 
   asio::io_context& io;
   HttpRouter router;
