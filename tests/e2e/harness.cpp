@@ -234,6 +234,13 @@ bool file_exists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
+bool may_ptrace_siblings() {
+  if (::geteuid() == 0) return true;
+  std::ifstream in("/proc/sys/kernel/yama/ptrace_scope");
+  int scope = 0;
+  return !(in >> scope) || scope == 0;
+}
+
 SocketDir::SocketDir() {
   char tmpl[] = "/tmp/periscope-e2e-XXXXXX";
   if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");

@@ -72,6 +72,14 @@ RunResult periscope(const std::vector<std::string>& args, const Env& env = {},
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s);
 bool file_exists(const std::string& path);
 
+// The tests start targets as their children and run periscope (and eu-stack) beside them, not as
+// their parents: ptrace of such a sibling needs root or kernel.yama.ptrace_scope 0.
+bool may_ptrace_siblings();
+#define SKIP_UNLESS_PTRACE_ALLOWED() \
+  do { \
+    if (!::periscope::test::may_ptrace_siblings()) GTEST_SKIP() << "ptrace of a sibling needs root or ptrace_scope 0"; \
+  } while (0)
+
 // A private socket directory for one test, removed afterwards.
 class SocketDir {
  public:

@@ -17,12 +17,6 @@
 namespace periscope::test {
 namespace {
 
-bool may_ptrace_siblings() {
-  if (::geteuid() == 0) return true;
-  std::ifstream in("/proc/sys/kernel/yama/ptrace_scope");
-  int scope = 0;
-  return !(in >> scope) || scope == 0;
-}
 
 class Hostile {
  public:
@@ -156,7 +150,7 @@ TEST(HostileHost, ThreadsThatBlockSignalsQueueNothingAndAreNamedInTheProfile) {
 }
 
 TEST(HostileHost, StacksOfThreadsThatBlockSignalsComeByPtrace) {
-  if (!may_ptrace_siblings()) GTEST_SKIP() << "ptrace of a sibling needs root or ptrace_scope 0";
+  SKIP_UNLESS_PTRACE_ALLOWED();
   SocketDir dir;
   Hostile host(dir);
   ASSERT_EQ(host.command("block-threads 1"), "ok");

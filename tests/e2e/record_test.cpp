@@ -228,7 +228,12 @@ TEST(Record, CtrlCStopsAndStillWritesTheFile) {
   ProfiledHost host(dir);
   const std::string out = dir.path() + "/interrupted.folded";
   Process rec({cli_path(), "record", host.pid(), "-o", out}, {});
-  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  // Interrupted once the agent has sampled enough, however long that takes on a loaded machine.
+  ASSERT_TRUE(wait_until([&] {
+    auto status = periscope({"exec", "--json", host.pid(), "profile", "status"});
+    auto j = nlohmann::json::parse(status.out, nullptr, false);
+    return j.is_object() && j.value("running", false) && j.value("samples", 0) > 60;
+  }, 30s)) << rec.stderr_text();
   rec.kill(SIGINT);
   ASSERT_EQ(rec.wait(), 0) << rec.stderr_text();
   EXPECT_NE(rec.stderr_text().find("(interrupted)"), std::string::npos) << rec.stderr_text();

@@ -15,19 +15,6 @@ using nlohmann::json;
 
 const std::string kSource = source_path("tests/targets/stack_target.cpp");
 
-// The tests start targets as their children and run periscope (and eu-stack) beside them, not as
-// their parents: ptrace needs root or kernel.yama.ptrace_scope 0 for that.
-bool may_ptrace_siblings() {
-  if (::geteuid() == 0) return true;
-  std::ifstream in("/proc/sys/kernel/yama/ptrace_scope");
-  int scope = 0;
-  return !(in >> scope) || scope == 0;
-}
-#define SKIP_UNLESS_PTRACE_ALLOWED()                                                            \
-  do {                                                                                          \
-    if (!may_ptrace_siblings()) GTEST_SKIP() << "ptrace of a sibling needs root or ptrace_scope 0"; \
-  } while (0)
-
 struct Target {
   explicit Target(bool with_agent, const SocketDir& dir, const std::string& program = target_path("stack_target"))
       : process({program}, with_agent ? Env{{"LD_PRELOAD", agent_preload()}, {"PERISCOPE_SOCKET_DIR", dir.path()}}
@@ -159,17 +146,34 @@ TEST(Stacks, TextNamesThreadsStatesAndTheWayUsed) {
   EXPECT_NE(r.out.find("[inlined] inlined_helper"), std::string::npos);
   EXPECT_NE(r.out.find("... cut at 256 frames"), std::string::npos);
   EXPECT_NE(r.out.find("blocks signal"), std::string::npos);
+}
 
-  if (!may_ptrace_siblings()) return;  // the agent's part is checked; ptrace needs rights
+TEST(Stacks, PtraceFlagReadsAProcessWithAnAgentByPtrace) {
+  SKIP_UNLESS_PTRACE_ALLOWED();
+  SocketDir dir;
+  Target with_agent(true, dir);
   auto forced = periscope({"stacks", "--ptrace", with_agent.pid()});
   ASSERT_EQ(forced.exit_code, 0) << forced.err;
   EXPECT_NE(forced.out.find("by ptrace"), std::string::npos);
 }
 
-TEST(Stacks, ThreadFilterShowsOnlyThoseThreads) {
+// Tests that hold both ways of reading stacks: in-process by the agent, and by ptrace from the
+// viewer (skipped, and reported as skipped, where ptrace is not allowed).
+class StacksBothWays : public testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    if (!with_agent()) SKIP_UNLESS_PTRACE_ALLOWED();
+  }
+  bool with_agent() const { return GetParam(); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Stacks, StacksBothWays, testing::Bool(),
+                         [](const testing::TestParamInfo<bool>& param) { return param.param ? "agent" : "ptrace"; });
+
+TEST_P(StacksBothWays, ThreadFilterShowsOnlyThoseThreads) {
   SocketDir dir;
-  for (bool agent : {true, false}) {
-    if (!agent && !may_ptrace_siblings()) continue;  // ptrace needs rights; the agent's way is checked
+  {
+    const bool agent = with_agent();
     Target target(agent, dir);
     json all = stacks_json({target.pid()});
     int reader_tid = thread_named(all, "reader")["tid"];
@@ -259,10 +263,10 @@ TEST(Stacks, ThreadsThatComeAndGoDoNotBreakCapture) {
   EXPECT_FALSE(target.process.wait(10ms)) << "host alive";
 }
 
-TEST(Stacks, CodeWithoutUnwindInfoAndAGarbageFramePointerDoesNotCrashTheHost) {
+TEST_P(StacksBothWays, CodeWithoutUnwindInfoAndAGarbageFramePointerDoesNotCrashTheHost) {
   SocketDir dir;
-  for (bool agent : {true, false}) {
-    if (!agent && !may_ptrace_siblings()) continue;  // ptrace needs rights; the agent's way is checked
+  {
+    const bool agent = with_agent();
     Target target(agent, dir);
     for (int i = 0; i < 20; ++i) {
       json stacks = stacks_json({target.pid()});
@@ -274,7 +278,7 @@ TEST(Stacks, CodeWithoutUnwindInfoAndAGarbageFramePointerDoesNotCrashTheHost) {
   }
 }
 
-TEST(Stacks, StrippedBinaryShowsModuleOffsets) {
+TEST_P(StacksBothWays, StrippedBinaryShowsModuleOffsets) {
   SocketDir dir;
   std::string stripped = dir.path() + "/stripped_target";
   // Without its build id too: SeparateDebugInfoUnderUsrLibDebugIsUsed may have installed debug
@@ -283,8 +287,8 @@ TEST(Stacks, StrippedBinaryShowsModuleOffsets) {
                  target_path("stack_target")})
                 .exit_code,
             0);
-  for (bool agent : {true, false}) {
-    if (!agent && !may_ptrace_siblings()) continue;  // ptrace needs rights; the agent's way is checked
+  {
+    const bool agent = with_agent();
     Target target(agent, dir, stripped);
     auto r = periscope({"stacks", target.pid()});
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -309,6 +313,8 @@ TEST(Stacks, LibraryLoadedAfterTheAgentStartedIsNamed) {
   EXPECT_EQ(plugin["frames"][0]["line"], marker_line(source_path("tests/targets/plugin.cpp"), "// marker: plugin"));
 }
 
+// One test for both ways (not StacksBothWays): the debug file it installs is shared by build id,
+// and a parallel run of the other way would remove it under this one.
 TEST(Stacks, SeparateDebugInfoUnderUsrLibDebugIsUsed) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to install into /usr/lib/debug/.build-id";
   SocketDir dir;
@@ -325,8 +331,7 @@ TEST(Stacks, SeparateDebugInfoUnderUsrLibDebugIsUsed) {
   std::string installed = target_dir + "/" + id.substr(2) + ".debug";
   ASSERT_EQ(run({"/bin/mkdir", "-p", target_dir}).exit_code, 0);
   ASSERT_EQ(run({"/bin/cp", debug, installed}).exit_code, 0);
-  for (bool agent : {true, false}) {
-    if (!agent && !may_ptrace_siblings()) continue;  // ptrace needs rights; the agent's way is checked
+  for (bool agent : {true, false}) {  // root: ptrace is allowed
     Target target(agent, dir, binary);
     json stacks = stacks_json({target.pid()});
     const json& spinner = thread_named(stacks, "spinner");
