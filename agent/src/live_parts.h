@@ -16,6 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "periscope/periscope.h"
+
 namespace periscope::manhole {
 struct ServerCounters;
 }
@@ -42,7 +44,7 @@ struct LiveParts {
   std::atomic<Profiling*> profiling{nullptr};
   std::atomic<const manhole::ServerCounters*> sessions{nullptr};
   std::atomic<const HttpCounters*> http{nullptr};
-  std::atomic<int64_t> stack_timeout_ms{250};
+  std::atomic<int64_t> stack_timeout_ms{Options{}.stack_timeout.count()};
   std::function<std::optional<AgentFacts>()> facts;  // set once, by the agent's lifecycle
 };
 
