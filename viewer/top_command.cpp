@@ -18,6 +18,7 @@
 #include "viewer/client.h"
 #include "viewer/commands.h"
 #include "viewer/profile_fetch.h"
+#include "viewer/terminal_text.h"
 
 namespace periscope::viewer {
 
@@ -81,10 +82,14 @@ std::string render(pid_t pid, const Profile& p, bool by_total, int rows, bool tt
 // Raw, non-echoing keys while top runs on a terminal; restored on every way out.
 class KeyboardMode {
  public:
-  KeyboardMode() : active_(::isatty(STDIN_FILENO) && ::tcgetattr(STDIN_FILENO, &saved_) == 0) {
+  // Keys without Enter and without echo; output processing and Ctrl-C stay as they were.
+  KeyboardMode() {
+    active_ = ::isatty(STDIN_FILENO) && ::tcgetattr(STDIN_FILENO, &saved_) == 0;
     if (!active_) return;
     termios raw = saved_;
     raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
+    raw.c_cc[VMIN] = 1;
+    raw.c_cc[VTIME] = 0;
     ::tcsetattr(STDIN_FILENO, TCSANOW, &raw);
   }
   ~KeyboardMode() {
@@ -103,8 +108,8 @@ class KeyboardMode {
   }
 
  private:
-  bool active_;
-  termios saved_{};
+  termios saved_{};  // filled in the constructor's body: a member initialiser would run before it
+  bool active_ = false;
 };
 
 }  // namespace
@@ -138,7 +143,7 @@ int run_top(pid_t pid, const TopOptions& o, const CommonOptions& options) {
       }
       std::string screen = render(pid, p, by_total, tty ? terminal_rows() : 25, tty);
       if (tty) std::fputs("\x1b[H\x1b[2J", stdout);
-      std::fputs(screen.c_str(), stdout);
+      print_untrusted(screen);
       std::fputs(tty ? "" : "\n", stdout);
       std::fflush(stdout);
       ++shown;
