@@ -5,6 +5,7 @@
 #include "viewer/cli_errors.h"
 #include "viewer/client.h"
 #include "viewer/commands.h"
+#include "viewer/terminal_text.h"
 
 namespace periscope::viewer {
 
@@ -15,7 +16,7 @@ int run_exec(pid_t pid, const std::vector<std::string>& words, const CommonOptio
   if (options.json) {
     std::printf("%s\n", protocol::dump_json(ok ? frame["data"] : frame, 2).c_str());
   } else if (ok) {
-    std::fputs(frame.value("text", "").c_str(), stdout);
+    print_untrusted(frame.value("text", ""));
   }
   if (!ok) {
     print_error(frame.value("error", "command failed"));

@@ -9,6 +9,7 @@
 #include "viewer/cli_errors.h"
 #include "viewer/client.h"
 #include "viewer/commands.h"
+#include "viewer/terminal_text.h"
 
 namespace periscope::viewer {
 
@@ -93,7 +94,7 @@ int run_metrics(pid_t pid, const MetricsOptions& metrics, const CommonOptions& o
   Client client = Client::connect_to_pid(pid, options.timeout);
   auto frame = client.call_checked({"metrics"});
   if (metrics.raw) {
-    std::fputs(frame.value("text", "").c_str(), stdout);
+    print_untrusted(frame.value("text", ""));
     return kExitOk;
   }
   nlohmann::json families = nlohmann::json::array();
@@ -119,7 +120,7 @@ int run_metrics(pid_t pid, const MetricsOptions& metrics, const CommonOptions& o
       rows.push_back({name + labels_text(s["labels"]), type, value});
     }
   }
-  std::fputs(protocol::format_table(rows).c_str(), stdout);
+  print_untrusted(protocol::format_table(rows));
   return kExitOk;
 }
 

@@ -19,6 +19,7 @@
 #include "viewer/cli_errors.h"
 #include "viewer/commands.h"
 #include "viewer/discovery.h"
+#include "viewer/terminal_text.h"
 
 namespace periscope::viewer {
 
@@ -105,7 +106,7 @@ int run_ps(const PsOptions& ps, const CommonOptions& options) {
   } else if (list.empty()) {
     std::printf("no processes with a periscope agent found\n");
   } else {
-    std::fputs(protocol::format_table(rows).c_str(), stdout);
+    print_untrusted(protocol::format_table(rows));
   }
   return kExitOk;
 }

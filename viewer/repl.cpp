@@ -12,6 +12,7 @@
 #include "viewer/cli_errors.h"
 #include "viewer/client.h"
 #include "viewer/commands.h"
+#include "viewer/terminal_text.h"
 
 namespace periscope::viewer {
 
@@ -70,9 +71,9 @@ bool run_line(Client& client, const std::string& line) {
   if (parsed.words.empty()) return true;
   auto frame = client.call(parsed.words);
   if (frame.value("ok", false)) {
-    std::fputs(frame.value("text", "").c_str(), stdout);
+    print_untrusted(frame.value("text", ""));
   } else {
-    std::printf("error: %s\n", frame.value("error", "command failed").c_str());
+    print_untrusted("error: " + frame.value("error", "command failed") + "\n");
   }
   std::fflush(stdout);
   return parsed.words[0] != "quit";

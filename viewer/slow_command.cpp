@@ -8,6 +8,7 @@
 #include "viewer/cli_errors.h"
 #include "viewer/client.h"
 #include "viewer/commands.h"
+#include "viewer/terminal_text.h"
 
 namespace periscope::viewer {
 
@@ -15,7 +16,7 @@ namespace {
 
 void print_frame(const nlohmann::json& frame, bool json) {
   if (json) std::printf("%s\n", protocol::dump_json(frame["data"], 2).c_str());
-  else std::fputs(frame.value("text", "").c_str(), stdout);
+  else print_untrusted(frame.value("text", ""));
   std::fflush(stdout);
 }
 

@@ -11,6 +11,7 @@
 #include "viewer/client.h"
 #include "viewer/commands.h"
 #include "viewer/discovery.h"
+#include "viewer/terminal_text.h"
 
 namespace periscope::viewer {
 
@@ -102,10 +103,10 @@ int run_stacks(pid_t pid, const StacksOptions& request, const CommonOptions& opt
     return kExitOk;
   }
   auto info = read_process_info(pid);
-  std::printf("Process %d (%s): %zu thread%s, captured %s\n\n", pid, info ? info->name.c_str() : "?", stacks.size(),
+  std::printf("Process %d (%s): %zu thread%s, captured %s\n\n", pid, info ? safe_for_terminal(info->name).c_str() : "?", stacks.size(),
               stacks.size() == 1 ? "" : "s",
               method == "agent" ? "in-process by the agent" : "by ptrace (each thread stopped while read)");
-  std::fputs(render_stacks(stacks, request.full_names).c_str(), stdout);
+  print_untrusted(render_stacks(stacks, request.full_names));
   return kExitOk;
 }
 

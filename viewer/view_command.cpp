@@ -8,6 +8,7 @@
 #include "profiler/profile_tree.h"
 #include "viewer/cli_errors.h"
 #include "viewer/commands.h"
+#include "viewer/terminal_text.h"
 
 namespace periscope::viewer {
 
@@ -16,7 +17,7 @@ int run_view(const ViewOptions& o) {
   std::string error;
   if (!read_profile_file(o.input, &profile, &error)) throw CliError(kExitCommandFailed, error);
   if (o.output.empty()) {
-    std::fputs(render_tree(profile, o.bottom_up, o.min_percent).c_str(), stdout);
+    print_untrusted(render_tree(profile, o.bottom_up, o.min_percent));
     return kExitOk;
   }
   std::string format = profile_format_for(o.output, &error);

@@ -237,5 +237,21 @@ TEST(HostileHost, AfterDroppingPrivilegesTheAgentAnswersAndLeavesNoFilesBehind) 
   EXPECT_FALSE(file_exists(socket)) << "stale socket left: " << socket;
 }
 
+TEST(HostileHost, NamesWithTerminalEscapesArePrintedAsEscapesNotObeyed) {
+  SocketDir dir;
+  Hostile host(dir);
+  ASSERT_EQ(host.command("escape-names"), "ok");
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"ps"}, {"stacks", host.pid_text()},
+                                               {"exec", host.pid_text(), "threads"}}) {
+    auto r = periscope(args, dir.env());
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << "raw ESC from 'periscope " << args[0] << "'";
+    EXPECT_EQ(r.out.find('\x07'), std::string::npos) << "raw BEL from 'periscope " << args[0] << "'";
+    EXPECT_NE(r.out.find("\\x1b"), std::string::npos) << "shown as \\x1b: " << r.out;
+  }
+  auto json = periscope({"exec", "--json", host.pid_text(), "threads"});
+  EXPECT_NE(json.out.find("\\u001b[2Jhot"), std::string::npos) << "JSON keeps the name, escaped: " << json.out;
+}
+
 }  // namespace
 }  // namespace periscope::test

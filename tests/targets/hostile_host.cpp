@@ -11,6 +11,7 @@
 //                        child writes a line to each and reports how many writes failed        -> failures K
 //   chroot DIR           chroot(DIR) and chdir("/")                                            -> ok | error ...
 //   setuid UID           drop to UID (group too)                                               -> ok | error ...
+//   escape-names         name itself and its hot worker with terminal escape sequences          -> ok
 //   daemon-with-worker   fork a "master" that at once forks a "worker" (as nginx does when it
 //                        daemonizes); both live until stdin closes    -> master P worker Q
 //   exit                 exit normally
@@ -25,6 +26,7 @@
 #include <pthread.h>
 #include <sstream>
 #include <string>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <thread>
@@ -167,6 +169,12 @@ void drop_to(uid_t uid) {
   reply("ok");
 }
 
+// Names a terminal would obey: set the window title, ring the bell, clear the screen.
+void escape_names(pthread_t hot) {
+  ::prctl(PR_SET_NAME, "\x1b]0;owned\x07", 0, 0, 0);  // the main thread: the process's name
+  ::pthread_setname_np(hot, "\x1b[2Jhot\x1b[5m");
+}
+
 }  // namespace
 
 int main() {
@@ -201,6 +209,7 @@ int main() {
       in >> uid;
       drop_to(static_cast<uid_t>(uid));
     } else if (command == "daemon-with-worker") daemon_with_worker();
+    else if (command == "escape-names") escape_names(threads[0].native_handle()), reply("ok");
     else if (command == "exit") break;
     else reply("unknown command " + command);
   }
