@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <fstream>
+#include <cctype>
+#include <cerrno>
 #include <limits>
 #include <map>
 #include <sstream>
@@ -12,6 +14,9 @@ namespace periscope {
 namespace {
 
 constexpr size_t kMaxProfileBytes = size_t{1} << 30;
+// What a gzipped profile may expand to. Real ones are a few MiB (pprof compresses ~10:1); a
+// 14 MB gzip bomb used to take 14 s and 2 GiB to reach the 1 GiB bound above.
+constexpr size_t kMaxInflatedBytes = size_t{128} << 20;
 // Bounds on what a file may expand to (docs/fuzzing.md, "What was found"). The call tree of
 // `periscope view` recurses once per frame: a 50,000-frame stack overflowed the viewer's stack.
 // The agent records at most 256 frames; other profilers are in the same range.
@@ -79,7 +84,7 @@ bool gunzip(const std::string& in, std::string* out) {
     z.avail_out = sizeof chunk;
     r = inflate(&z, Z_NO_FLUSH);
     out->append(chunk, sizeof chunk - z.avail_out);
-    if (out->size() > kMaxProfileBytes) r = Z_MEM_ERROR;
+    if (out->size() > kMaxInflatedBytes) r = Z_MEM_ERROR;
   }
   inflateEnd(&z);
   return r == Z_STREAM_END;
@@ -295,9 +300,25 @@ bool parse_folded(const std::string& text, Profile* out, std::string* error) {
     if (line.empty()) continue;
     auto space = line.rfind(' ');
     char* end = nullptr;
-    uint64_t count = space == std::string::npos ? 0 : std::strtoull(line.c_str() + space + 1, &end, 10);
-    if (space == std::string::npos || end == line.c_str() + space + 1 || *end != '\0') {
+    // strtoull takes "-4" as 2^64 - 4: the count must be digits only, and fit.
+    if (space == std::string::npos) {
       *error = "line " + std::to_string(n) + " is not 'frame;frame;... COUNT'";
+      return false;
+    }
+    const char sign = line[space + 1];
+    if (sign == '-' || sign == '+') {
+      *error = "line " + std::to_string(n) + ": the count '" + line.substr(space + 1, 20) +
+               "' is not a number of samples (0 or more)";
+      return false;
+    }
+    errno = 0;
+    uint64_t count = std::isdigit(static_cast<unsigned char>(sign)) ? std::strtoull(&line[space + 1], &end, 10) : 0;
+    if (end == nullptr || *end != '\0') {
+      *error = "line " + std::to_string(n) + " is not 'frame;frame;... COUNT'";
+      return false;
+    }
+    if (errno == ERANGE || out->samples + count < out->samples) {
+      *error = "line " + std::to_string(n) + ": the sample count does not fit in 64 bits";
       return false;
     }
     ProfileStack s;
@@ -455,7 +476,7 @@ bool parse_profile(const std::string& data, Profile* out, std::string* error) {
     return parse_or_folded(data, out, error, [](const std::string& d, Profile* p, std::string* e) {
       std::string raw;
       if (!gunzip(d, &raw)) {
-        *e = "gzip data is corrupt or too large";
+        *e = "gzip data is corrupt or expands beyond " + std::to_string(kMaxInflatedBytes >> 20) + " MiB";
         return false;
       }
       return parse_pprof(raw, p, e);

@@ -83,13 +83,35 @@ TEST(ProfileFormats, BadInputIsRefusedInWords) {
   EXPECT_EQ(error, "line 2 is not 'frame;frame;... COUNT'");
   std::string gz = to_pprof_gz(sample_profile());
   EXPECT_FALSE(parse_profile(gz.substr(0, gz.size() / 2), &p, &error));
-  EXPECT_EQ(error, "gzip data is corrupt or too large");
+  EXPECT_EQ(error, "gzip data is corrupt or expands beyond 128 MiB");
   EXPECT_FALSE(parse_profile(gzip(std::string("\x0a\xff\xff\xff\xff\x0f", 6)), &p, &error));
   EXPECT_NE(error.find("malformed pprof profile"), std::string::npos) << error;
   EXPECT_FALSE(parse_profile("{\"x\": 1}", &p, &error));
   EXPECT_NE(error.find("not a speedscope file"), std::string::npos);
   EXPECT_FALSE(read_profile_file("/nonexistent/profile.folded", &p, &error));
   EXPECT_EQ(error, "cannot open /nonexistent/profile.folded");
+}
+
+TEST(ProfileFormats, CountsMustBeNonNegativeAndFit) {
+  Profile p;
+  std::string error;
+  EXPECT_FALSE(parse_profile("main;work -4\n", &p, &error)) << "strtoull reads -4 as 2^64 - 4";
+  EXPECT_NE(error.find("the count '-4' is not a number of samples"), std::string::npos) << error;
+  EXPECT_FALSE(parse_profile("main;work +4\n", &p, &error));
+  EXPECT_FALSE(parse_profile("main;work 99999999999999999999\n", &p, &error));
+  EXPECT_NE(error.find("does not fit in 64 bits"), std::string::npos) << error;
+  EXPECT_FALSE(parse_profile("a 18446744073709551615\nb 1\n", &p, &error)) << "the total overflows";
+  EXPECT_NE(error.find("line 2"), std::string::npos) << error;
+  EXPECT_TRUE(parse_profile("a 0\nb 7\n", &p, &error)) << error;
+  EXPECT_EQ(p.samples, 7u);
+}
+
+TEST(ProfileFormats, AGzipBombIsRefusedAtItsBoundNotAtTheEnd) {
+  Profile p;
+  std::string error;
+  const std::string bomb = gzip(std::string(size_t{200} << 20, '\n'));  // 200 MiB of newlines, ~200 KiB gzipped
+  EXPECT_FALSE(parse_profile(bomb, &p, &error));
+  EXPECT_EQ(error, "gzip data is corrupt or expands beyond 128 MiB");
 }
 
 TEST(ProfileFormats, HtmlPlaceholdersInTheProfileAreNotSubstitutedAgain) {
