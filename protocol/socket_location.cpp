@@ -62,6 +62,12 @@ std::string http_address_file(const std::string& socket_path) {
   return path + ".http";
 }
 
+std::string http_token_file(const std::string& socket_path) {
+  std::string path = socket_path;
+  if (path.ends_with(".sock")) path.resize(path.size() - 5);
+  return path + ".token";
+}
+
 std::string prepare_socket_dir(const std::string& dir) {
   if (dir.empty() || dir.front() != '/') return "socket directory must be an absolute path: '" + dir + "'";
   if (auto err = mkdir_parents(dir); !err.empty()) return err;
@@ -85,6 +91,7 @@ int remove_stale_sockets(const std::string& dir) {
   while (dirent* e = ::readdir(d)) {
     auto pid = pid_from_socket_name(e->d_name);
     if (!pid) pid = pid_from_name(e->d_name, ".http");
+    if (!pid) pid = pid_from_name(e->d_name, ".token");
     if (!pid || pid_alive(*pid)) continue;
     if (::unlinkat(::dirfd(d), e->d_name, 0) == 0) ++removed;
   }

@@ -19,6 +19,8 @@ std::optional<pid_t> pid_from_socket_name(std::string_view file_name);
 // Beside an agent's socket, "<pid>.http" holds its HTTP endpoint ("127.0.0.1:9464\n") while it
 // has one, so `periscope ps` can show it without connecting.
 std::string http_address_file(const std::string& socket_path);
+// Beside it: the bearer token of that endpoint (0600), "/run/user/1000/periscope/4242.token".
+std::string http_token_file(const std::string& socket_path);
 // Creates `dir` (and missing parents) as 0700 and checks that it is ours and private.
 // Returns an empty string on success, otherwise why the directory cannot be used.
 [[nodiscard]] std::string prepare_socket_dir(const std::string& dir);

@@ -12,7 +12,7 @@ PACKAGES=(
   prometheus-cpp-dev zlib1g-dev
   libcli11-dev libedit-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  socat procps util-linux bsdutils elfutils
+  socat procps util-linux bsdutils elfutils curl
   golang-go chromium prometheus
   redis-server nginx-light postgresql memcached libc6-dbg
 )

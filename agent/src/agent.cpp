@@ -68,12 +68,14 @@ Agent* g_agent = nullptr;  // guarded by g_lifecycle; deliberately leaked at exi
 // What the atexit handler removes; plain storage because it runs during exit.
 char g_socket_to_remove[108];
 char g_http_file_to_remove[108];
+char g_token_file_to_remove[108];
 pid_t g_socket_owner = 0;
 
 void remove_socket_at_exit() {
   if (g_socket_owner != ::getpid()) return;
   if (g_socket_to_remove[0]) ::unlink(g_socket_to_remove);
   if (g_http_file_to_remove[0]) ::unlink(g_http_file_to_remove);
+  if (g_token_file_to_remove[0]) ::unlink(g_token_file_to_remove);
 }
 
 void copy_path(const std::string& path, char (&to)[108]) {
@@ -91,9 +93,11 @@ bool fixed_http_port(const Options& options) {
 void start_http(Agent& agent, bool quiet = false) {
   if (agent.options.http.empty()) return;
   std::string error;
-  agent.http = start_admin_endpoint(agent.io, agent.options,
-                                    {command_registry(), [] { return metrics_text(live_parts()); }, *agent.profiling},
-                                    &error);
+  const std::string token_file = protocol::http_token_file(agent.server->socket_path());
+  agent.http = start_admin_endpoint(
+      agent.io, agent.options,
+      {command_registry(), [] { return metrics_text(live_parts()); }, *agent.profiling, token_file}, &error);
+  if (agent.options.http_token_file.empty()) copy_path(token_file, g_token_file_to_remove);
   if (!agent.http) {
     if (!quiet) log_line("HTTP endpoint is off: " + error);
     return;
@@ -235,6 +239,7 @@ Status start_locked(const Options& options, pid_t forked_from) {
   const std::string& path = agent->server->socket_path();
   copy_path(path, g_socket_to_remove);
   g_http_file_to_remove[0] = '\0';
+  g_token_file_to_remove[0] = '\0';
   g_socket_owner = agent->owner_pid;
   static bool atexit_registered = (std::atexit(remove_socket_at_exit) == 0);
   (void)atexit_registered;
@@ -407,7 +412,9 @@ void stop_agent() {
     if (g_socket_owner == ::getpid()) {
       g_socket_to_remove[0] = '\0';
       if (g_http_file_to_remove[0]) ::unlink(g_http_file_to_remove);
+      if (g_token_file_to_remove[0]) ::unlink(g_token_file_to_remove);
       g_http_file_to_remove[0] = '\0';
+      g_token_file_to_remove[0] = '\0';
     }
     delete agent;
   } catch (...) {

@@ -71,6 +71,8 @@ Options Options::from_env() {
     o.http_max_connections =
         static_cast<int>(env_int("PERISCOPE_HTTP_MAX_CONNECTIONS", o.http_max_connections, 1, 1000));
     o.http_timeout = std::chrono::milliseconds(env_int("PERISCOPE_HTTP_TIMEOUT_MS", o.http_timeout.count(), 10, 600000));
+    if (const char* file = env("PERISCOPE_HTTP_TOKEN_FILE")) o.http_token_file = file;
+    if (const char* hosts = env("PERISCOPE_HTTP_HOSTS")) o.http_hosts = hosts;
   } catch (...) {
   }
   return o;
@@ -97,7 +99,9 @@ nlohmann::json describe_options(const Options& o, const std::string& socket_dir)
           {"max_request_names", o.max_request_names},
           {"http", o.http},
           {"http_max_connections", o.http_max_connections},
-          {"http_timeout_ms", o.http_timeout.count()}};
+          {"http_timeout_ms", o.http_timeout.count()},
+          {"http_token_file", o.http_token_file},
+          {"http_hosts", o.http_hosts}};
 }
 
 }  // namespace agent

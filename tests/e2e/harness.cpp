@@ -421,10 +421,24 @@ bool RawConnection::closed_by_peer(std::chrono::milliseconds timeout) {
 
 HttpResult http_request(const std::string& address, const std::string& method, const std::string& target,
                         std::chrono::milliseconds timeout) {
+  return http_request(address, method, target, {}, {}, timeout);
+}
+
+HttpResult http_request(const std::string& address, const std::string& method, const std::string& target,
+                        const std::vector<std::string>& headers, const std::string& body,
+                        std::chrono::milliseconds timeout) {
   HttpResult result;
   RawConnection c = RawConnection::tcp(address);
   if (!c.connected()) return result;
-  c.send(method + " " + target + " HTTP/1.1\r\nHost: " + address + "\r\nConnection: close\r\n\r\n");
+  std::string head = method + " " + target + " HTTP/1.1\r\n";
+  bool has_host = false;
+  for (const auto& h : headers) {
+    head += h + "\r\n";
+    has_host |= h.rfind("Host:", 0) == 0;
+  }
+  if (!has_host) head += "Host: " + address + "\r\n";
+  if (!body.empty()) head += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  c.send(head + "Connection: close\r\n\r\n" + body);
   std::string all = c.read_until(std::string(1, '\0') + "never", timeout);  // until EOF
   auto end = all.find("\r\n\r\n");
   if (end == std::string::npos || all.rfind("HTTP/1.", 0) != 0) return result;

@@ -137,6 +137,11 @@ struct HttpResult {
 };
 HttpResult http_request(const std::string& address, const std::string& method, const std::string& target,
                         std::chrono::milliseconds timeout = 10s);
+// The same with extra header lines ("Origin: https://evil.example"; a "Host: ..." line replaces
+// the address as Host) and a body (Content-Length is added).
+HttpResult http_request(const std::string& address, const std::string& method, const std::string& target,
+                        const std::vector<std::string>& headers, const std::string& body = {},
+                        std::chrono::milliseconds timeout = 10s);
 
 // The demo server with the agent's HTTP endpoint on a free port (PERISCOPE_HTTP=127.0.0.1:0).
 class DemoWithHttp {

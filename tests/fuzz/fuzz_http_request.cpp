@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 
+#include "agent/src/http/http_guard.h"
 #include "agent/src/http/http_router.h"
 #include "agent/src/http/http_server.h"
 
@@ -45,12 +46,19 @@ manhole::CommandRegistry& commands() {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const std::set<int> kDocumented = {200, 400, 404, 405, 409, 413, 431, 503};
+  static const std::set<int> kDocumented = {200, 400, 401, 403, 404, 405, 409, 413, 421, 431, 503};
   static agent::HttpRouter router(commands(), {[] { return std::string("up 1\n"); },
                                                [](const agent::ProfileRequest& p, agent::Respond respond) {
                                                  if (p.duration.count() < 1 || p.hz < 1) std::abort();
                                                  respond(agent::text_response(200, "pprof"));
-                                               }});
+                                               }},
+                                               [] {
+                                                 agent::HttpGuardConfig guard;
+                                                 guard.owner = 1000;
+                                                 guard.token = "secret";
+                                                 guard.hosts = {"admin.internal"};
+                                                 return guard;
+                                               }());
   http::request_parser<http::string_body> parser;
   parser.header_limit(agent::kMaxHeaderBytes);
   parser.body_limit(64 * 1024);
@@ -71,10 +79,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (ec || !parser.is_done()) return 0;
   const auto& request = parser.get();
   int calls = 0;
-  router.handle({std::string(request.method_string()), std::string(request.target())},
-                [&](agent::HttpResponse r) {
+  agent::HttpRequest r;
+  r.method = std::string(request.method_string());
+  r.target = std::string(request.target());
+  r.host = std::string(request[http::field::host]);
+  r.origin = std::string(request[http::field::origin]);
+  r.sec_fetch_site = std::string(request["Sec-Fetch-Site"]);
+  r.authorization = std::string(request[http::field::authorization]);
+  // Who connected comes from the kernel, not the bytes; the first byte picks one of three peers.
+  r.peer.loopback = size > 0 && data[0] % 3 != 0;
+  if (size > 0 && data[0] % 3 == 1) r.peer.uid = 1000;
+  router.handle(r,
+                [&](agent::HttpResponse response) {
                   ++calls;
-                  if (!kDocumented.count(r.status)) std::abort();
+                  if (!kDocumented.count(response.status)) std::abort();
                 });
   if (calls != 1) std::abort();
   return 0;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/src/http/http_address.h"
+#include "agent/src/http/http_guard.h"
 #include "agent/src/http/http_router.h"
 #include "agent/src/http/url_query.h"
 
@@ -84,15 +85,32 @@ class RouterTest : public ::testing::Test {
               "");
   }
 
+  // From the owner, over loopback (the guard's own tests are in http_guard_test.cpp).
   HttpResponse get(const std::string& target, const std::string& method = "GET") {
-    HttpRouter router(commands_, {[] { return std::string("up 1\n"); },
-                                  [this](const ProfileRequest& p, Respond respond) {
-                                    profile_ = p;
-                                    respond(text_response(200, "pprof"));
-                                  }});
+    HttpRequest request;
+    request.method = method;
+    request.target = target;
+    request.host = "127.0.0.1:9464";
+    request.peer = {true, kOwner};
+    return send(request);
+  }
+
+  HttpResponse send(const HttpRequest& request) {
+    HttpGuardConfig guard;
+    guard.owner = kOwner;
+    guard.token = "s3cret";
+    guard.token_file = "/run/periscope/1.token";
+    HttpRouter router(commands_,
+                      {[] { return std::string("up 1\n"); },
+                       [this](const ProfileRequest& p, Respond respond) {
+                         profile_ = p;
+                         respond(text_response(200, "pprof"));
+                       }},
+                      guard);
     HttpResponse out;
     int calls = 0;
-    router.handle({method, target}, [&](HttpResponse r) {
+    const std::string& target = request.target;
+    router.handle(request, [&](HttpResponse r) {
       out = std::move(r);
       ++calls;
     });
@@ -100,6 +118,7 @@ class RouterTest : public ::testing::Test {
     return out;
   }
 
+  static constexpr uid_t kOwner = 1000;
   manhole::CommandRegistry commands_;
   int resets_ = 0;
   ProfileRequest profile_;
@@ -172,6 +191,88 @@ TEST_F(RouterTest, IndexAndUnknownPaths) {
   EXPECT_EQ(get("/nope").status, 404);
   EXPECT_EQ(get("/debug/cmd/quit").status, 404);  // means nothing without a session
   EXPECT_EQ(get("/x?a=%zz").status, 400);
+}
+
+
+// ---- the guard (http_guard.h): who may ask, and what a web page may make a browser ask.
+
+HttpRequest from(HttpPeer peer, const std::string& target, const std::string& method = "GET") {
+  HttpRequest r;
+  r.method = method;
+  r.target = target;
+  r.host = "127.0.0.1:9464";
+  r.peer = peer;
+  return r;
+}
+
+TEST_F(RouterTest, OnlyTheOwnerAndRootMayUseDebugOverLoopback) {
+  EXPECT_EQ(send(from({true, kOwner}, "/debug/cmd/echo")).status, 200);
+  EXPECT_EQ(send(from({true, 0}, "/debug/cmd/echo")).status, 200) << "root";
+  HttpResponse other = send(from({true, 1001}, "/debug/stacks"));
+  EXPECT_EQ(other.status, 401);
+  EXPECT_NE(other.body.find("uid 1001 may not use /debug/stacks"), std::string::npos) << other.body;
+  EXPECT_NE(other.body.find("/run/periscope/1.token"), std::string::npos) << "says where the token is";
+  EXPECT_EQ(send(from({true, std::nullopt}, "/debug/slow")).status, 401) << "uid unknown: no";
+  EXPECT_EQ(send(from({false, std::nullopt}, "/debug/pprof/profile?seconds=1")).status, 401) << "another host";
+  EXPECT_EQ(profile_.duration.count(), 30) << "no profile was started for them";
+}
+
+TEST_F(RouterTest, MetricsAndTheIndexAreOpenToEveryClient) {
+  EXPECT_EQ(send(from({true, 1001}, "/metrics")).status, 200) << "Prometheus runs as its own user";
+  EXPECT_EQ(send(from({false, std::nullopt}, "/metrics")).status, 200) << "or on another host";
+  EXPECT_EQ(send(from({false, std::nullopt}, "/")).status, 200);
+}
+
+TEST_F(RouterTest, TheBearerTokenAdmitsAnyClient) {
+  HttpRequest r = from({false, std::nullopt}, "/debug/cmd/echo");
+  r.authorization = "Bearer s3cret";
+  EXPECT_EQ(send(r).status, 200);
+  r.authorization = "bearer s3cret";
+  EXPECT_EQ(send(r).status, 200) << "the scheme is case-insensitive";
+  r.authorization = "Bearer s3cre";
+  EXPECT_EQ(send(r).status, 401);
+  r.authorization = "Basic s3cret";
+  EXPECT_EQ(send(r).status, 401);
+}
+
+TEST_F(RouterTest, AForeignHostHeaderIsRefusedOnEveryPath) {
+  for (const char* path : {"/metrics", "/debug/stacks", "/"}) {
+    HttpRequest r = from({true, kOwner}, path);
+    r.host = "evil.example:9464";  // DNS rebinding: the page's own name, resolving to 127.0.0.1
+    HttpResponse refused = send(r);
+    EXPECT_EQ(refused.status, 421) << path;
+    EXPECT_NE(refused.body.find("PERISCOPE_HTTP_HOSTS"), std::string::npos) << refused.body;
+  }
+  for (const char* host : {"127.0.0.1:9464", "localhost:9464", "[::1]:9464", "10.1.2.3", "LOCALHOST", ""}) {
+    HttpRequest r = from({true, kOwner}, "/debug/cmd/echo");
+    r.host = host;
+    EXPECT_EQ(send(r).status, 200) << host;
+  }
+  HttpRequest bad = from({true, kOwner}, "/metrics");
+  bad.host = "127.0.0.1:evil";
+  EXPECT_EQ(send(bad).status, 421);
+}
+
+TEST_F(RouterTest, CrossSiteRequestsAreRefusedEvenFromTheOwner) {
+  HttpRequest csrf = from({true, kOwner}, "/debug/cmd/reset", "POST");  // the browser runs as the owner
+  csrf.origin = "https://evil.example";
+  EXPECT_EQ(send(csrf).status, 403);
+  EXPECT_EQ(resets_, 0);
+  HttpRequest img = from({true, kOwner}, "/debug/pprof/profile?seconds=3600");
+  img.sec_fetch_site = "cross-site";  // <img src=...> on another site
+  EXPECT_EQ(send(img).status, 403);
+  EXPECT_EQ(profile_.duration.count(), 30) << "no hour of sampling";
+  HttpRequest same_site = from({true, kOwner}, "/debug/stacks");
+  same_site.sec_fetch_site = "same-site";
+  EXPECT_EQ(send(same_site).status, 403);
+  HttpRequest typed = from({true, kOwner}, "/debug/cmd/echo");
+  typed.sec_fetch_site = "none";  // typed into the address bar
+  EXPECT_EQ(send(typed).status, 200);
+  HttpRequest own_page = from({true, kOwner}, "/debug/cmd/reset", "POST");
+  own_page.origin = "http://127.0.0.1:9464";
+  own_page.sec_fetch_site = "same-origin";
+  EXPECT_EQ(send(own_page).status, 200);
+  EXPECT_EQ(resets_, 1);
 }
 
 }  // namespace

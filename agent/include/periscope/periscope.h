@@ -60,6 +60,13 @@ struct Options {
   int http_max_connections = 16;                    // PERISCOPE_HTTP_MAX_CONNECTIONS: concurrent connections
   std::chrono::milliseconds http_timeout{10000};    // PERISCOPE_HTTP_TIMEOUT_MS: to read a request or write
                                                     // a response
+  std::string http_token_file;                      // PERISCOPE_HTTP_TOKEN_FILE: the bearer token clients
+                                                    // other than the process's uid and root must send (for a
+                                                    // scraper's config); empty: a random one is written to
+                                                    // <socket dir>/<pid>.token (0600)
+  std::string http_hosts;                           // PERISCOPE_HTTP_HOSTS: names allowed in the Host header
+                                                    // (comma-separated) besides IP literals, localhost and
+                                                    // this machine's name
 
   // Defaults overridden by PERISCOPE_* environment variables; a malformed value is reported on
   // stderr (one line) and the default is kept.

@@ -1,5 +1,14 @@
 #include "agent/src/http/admin_endpoint.h"
 
+#include <fcntl.h>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "agent/src/http/http_guard.h"
+
 #include "agent/src/logging.h"
 #include "agent/src/profiling.h"
 #include "profiler/pprof.h"
@@ -21,6 +30,57 @@ void serve_profile(Profiling& profiling, const ProfileRequest& request, Respond 
               });
 }
 
+std::vector<std::string> split_names(const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream in(list);
+  for (std::string name; std::getline(in, name, ',');) {
+    name.erase(0, name.find_first_not_of(' '));
+    name.erase(name.find_last_not_of(' ') + 1);
+    if (!name.empty()) out.push_back(name);
+  }
+  return out;
+}
+
+// 32 random bytes as hex: what a client other than the owner must send.
+std::string random_token() {
+  unsigned char bytes[32];
+  for (size_t got = 0; got < sizeof bytes;) {
+    ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n <= 0) throw std::runtime_error("getrandom failed");
+    got += static_cast<size_t>(n);
+  }
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) out += {kHex[b >> 4], kHex[b & 15]};
+  return out;
+}
+
+// The operator's token (PERISCOPE_HTTP_TOKEN_FILE), or a fresh one written for the owner to read.
+bool set_up_token(const Options& options, const std::string& default_file, HttpGuardConfig* guard,
+                  std::string* error) {
+  if (!options.http_token_file.empty()) {
+    std::ifstream in(options.http_token_file);
+    std::getline(in, guard->token);
+    guard->token.erase(guard->token.find_last_not_of(" \t\r") + 1);
+    if (guard->token.empty()) {
+      *error = "PERISCOPE_HTTP_TOKEN_FILE=" + options.http_token_file + ": cannot read a token from it";
+      return false;
+    }
+    guard->token_file = options.http_token_file;
+    return true;
+  }
+  guard->token = random_token();
+  guard->token_file = default_file;
+  int fd = ::open(default_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  const std::string line = guard->token + "\n";
+  const bool written = fd >= 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  if (fd >= 0) ::close(fd);
+  if (!written) log_line("HTTP endpoint: cannot write its token to " + default_file + "; only uid " +
+                         std::to_string(guard->owner) + " and root can use /debug/");
+  if (!written) guard->token.clear();
+  return true;
+}
+
 }  // namespace
 
 std::unique_ptr<HttpServer> start_admin_endpoint(boost::asio::io_context& io, const Options& options, AdminSources sources,
@@ -30,6 +90,10 @@ std::unique_ptr<HttpServer> start_admin_endpoint(boost::asio::io_context& io, co
     *error = "PERISCOPE_HTTP=" + *error;
     return nullptr;
   }
+  HttpGuardConfig guard;
+  guard.owner = ::geteuid();
+  guard.hosts = split_names(options.http_hosts);
+  if (!set_up_token(options, sources.token_file, &guard, error)) return nullptr;
   HttpServerConfig config;
   config.address = *address;
   config.max_connections = options.http_max_connections;
@@ -39,7 +103,8 @@ std::unique_ptr<HttpServer> start_admin_endpoint(boost::asio::io_context& io, co
   HttpRouter router(sources.commands, {std::move(sources.metrics_text),
                                        [&profiling](const ProfileRequest& request, Respond respond) {
                                          serve_profile(profiling, request, std::move(respond));
-                                       }});
+                                       }},
+                    guard);
   auto server = std::make_unique<HttpServer>(io, std::move(router), std::move(config));
   if (auto err = server->listen(); !err.empty()) {
     *error = err;

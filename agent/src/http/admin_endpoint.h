@@ -18,6 +18,7 @@ struct AdminSources {
   const manhole::CommandRegistry& commands;
   std::function<std::string()> metrics_text;  // io thread
   Profiling& profiling;                       // lives as long as the endpoint
+  std::string token_file;                     // where a fresh bearer token goes (0600)
 };
 
 // Listens on options.http; nullptr and `error` set when it cannot.

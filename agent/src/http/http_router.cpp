@@ -6,6 +6,7 @@
 #include <optional>
 #include <string_view>
 
+#include "agent/src/http/http_guard.h"
 #include "agent/src/http/url_query.h"
 #include "protocol/protocol.h"
 #include "profiler/sampling_rate.h"
@@ -227,7 +228,13 @@ HttpResponse text_response(int status, std::string body) {
   return r;
 }
 
+HttpRouter::HttpRouter(const manhole::CommandRegistry& commands, HttpBackend backend, const HttpGuardConfig& guard)
+    : commands_(commands), backend_(std::move(backend)), guard_(std::make_unique<HttpGuardConfig>(guard)) {}
+HttpRouter::HttpRouter(HttpRouter&&) noexcept = default;
+HttpRouter::~HttpRouter() = default;
+
 void HttpRouter::handle(const HttpRequest& request, Respond respond) const {
+  if (auto refused = refuse(request, *guard_)) return respond(std::move(*refused));
   std::string error;
   UrlTarget target = parse_url_target(request.target, &error);
   if (!error.empty()) return respond(text_response(400, "bad request: " + error + "\n"));

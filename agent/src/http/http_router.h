@@ -8,10 +8,12 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "agent/src/http/http_peer.h"
 #include "manhole/command_registry.h"
 #include "profiler/sampling_rate.h"
 
@@ -20,6 +22,12 @@ namespace periscope::agent {
 struct HttpRequest {
   std::string method;  // "GET", "POST", ...
   std::string target;  // as sent: "/debug/slow?format=json"
+  // The headers the guard (http_guard.h) reads; empty when absent.
+  std::string host;
+  std::string origin;
+  std::string sec_fetch_site;
+  std::string authorization;
+  HttpPeer peer;
 };
 
 struct HttpResponse {
@@ -44,15 +52,20 @@ struct HttpBackend {
 
 inline constexpr int kMaxProfileSeconds = 3600;
 
+struct HttpGuardConfig;
+
 class HttpRouter {
  public:
-  HttpRouter(const manhole::CommandRegistry& commands, HttpBackend backend)
-      : commands_(commands), backend_(std::move(backend)) {}
+  // Every request passes `guard` (http_guard.h) before it is routed.
+  HttpRouter(const manhole::CommandRegistry& commands, HttpBackend backend, const HttpGuardConfig& guard);
+  HttpRouter(HttpRouter&&) noexcept;
+  ~HttpRouter();
   void handle(const HttpRequest& request, Respond respond) const;
 
  private:
   const manhole::CommandRegistry& commands_;
   HttpBackend backend_;
+  std::unique_ptr<HttpGuardConfig> guard_;
 };
 
 HttpResponse text_response(int status, std::string body);

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "agent/src/http/http_peer.h"
 #include "manhole/accept_loop.h"
 #include "manhole/owned_fds.h"
 
@@ -39,7 +40,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   HttpSession(asio::io_context& io, int fd, const HttpServerConfig& config, const HttpRouter& router,
               HttpCounters& counters, std::function<void()> on_closed)
       : socket_(io), timer_(io), fd_(fd), config_(config), router_(router), counters_(counters),
-        on_closed_(std::move(on_closed)) {
+        on_closed_(std::move(on_closed)), peer_(http_peer_of(fd)) {
     error_code ec;
     socket_.assign(config.address.v6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd, ec);
     if (ec) closed_ = true;
@@ -100,7 +101,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     keep_alive_ = request.keep_alive();
     version_ = request.version();
     timer_.cancel();  // a profile may take its seconds before the response is ready
-    HttpRequest r{std::string(request.method_string()), std::string(request.target())};
+    HttpRequest r;
+    r.method = std::string(request.method_string());
+    r.target = std::string(request.target());
+    r.host = std::string(request[http::field::host]);
+    r.origin = std::string(request[http::field::origin]);
+    r.sec_fetch_site = std::string(request["Sec-Fetch-Site"]);
+    r.authorization = std::string(request[http::field::authorization]);
+    r.peer = peer_;
     router_.handle(r, [self = shared_from_this()](HttpResponse response) { self->write(std::move(response)); });
   }
 
@@ -111,6 +119,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     response_.version(version_);
     response_.result(static_cast<unsigned>(r.status));
     response_.set(http::field::server, "periscope");
+    response_.set("X-Content-Type-Options", "nosniff");  // a browser never runs a reply as a script
+    response_.set(http::field::cache_control, "no-store");
     response_.set(http::field::content_type, r.content_type);
     for (const auto& [name, value] : r.headers) response_.set(name, value);
     response_.body() = std::move(r.body);
@@ -137,6 +147,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool keep_alive_ = true;
   unsigned version_ = 11;
   bool closed_ = false;
+  HttpPeer peer_;  // who connected: the guard's question, asked once per connection
 };
 
 // Best effort, never blocks: the socket is non-blocking and the reply is small.
