@@ -81,7 +81,7 @@ echo "Handler cost per sample, measured inside the handler (~40-frame stacks, 99
 PERISCOPE_SOCKET_DIR="$dir/sockets" LD_PRELOAD="$AGENT" "$W" fixed 6 "$RATE" >/dev/null 2>&1 &
 wpid=$!
 for _ in $(seq 100); do [ -S "$dir/sockets/$wpid.sock" ] && break; sleep 0.02; done
-"$BUILD_DIR/periscope" exec "$wpid" profile start cpu 999 >/dev/null
+"$BUILD_DIR/periscope" exec "$wpid" profile start cpu 999 --for 60 >/dev/null  # exec's session ends at once
 sleep 2
 "$BUILD_DIR/periscope" exec --json "$wpid" profile status |
   awk -F'[:,]' '/handler_ns_p50/ {p50=$2} /handler_ns_p99/ {p99=$2} /"samples"/ {n=$2}

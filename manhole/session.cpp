@@ -8,8 +8,11 @@
 #include <boost/asio/write.hpp>
 #include <istream>
 #include <sys/socket.h>
+#include <utility>
+#include <vector>
 
 #include "manhole/owned_fds.h"
+#include "manhole/session_scope.h"
 #include "protocol/protocol.h"
 
 namespace periscope::manhole {
@@ -59,6 +62,12 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
 
  private:
   void finish() {
+    for (auto& undo : std::exchange(on_end_, {})) {  // what the session's commands left to undo
+      try {
+        undo();
+      } catch (...) {
+      }
+    }
     if (on_closed_) {
       auto cb = std::move(on_closed_);
       on_closed_ = nullptr;
@@ -112,7 +121,11 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
       else write(std::string(protocol::kPrompt), false);
       return;
     }
-    protocol::Reply reply = request.error.empty() ? registry_.run(request.words) : protocol::Reply::failure(request.error);
+    protocol::Reply reply = protocol::Reply::failure(request.error);
+    if (request.error.empty()) {
+      SessionScope scope(&on_end_);
+      reply = registry_.run(request.words);
+    }
     std::string name = request.words.empty() ? std::string() : request.words[0];
     std::string out = json_mode_ ? protocol::encode_frame(name, reply) : protocol::render_text(reply);
     if (!json_mode_ && !reply.close_session) out += protocol::kPrompt;
@@ -143,6 +156,7 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   int fd_;
   bool json_mode_ = false;
   bool closed_ = false;
+  std::vector<std::function<void()>> on_end_;  // run when the session ends (session_scope.h)
 };
 
 }  // namespace

@@ -145,6 +145,19 @@ std::string start_profile(Profiling& profiling, SampleMode mode, int hz) { retur
 
 void stop_profile(Profiling& profiling) { profiling.stop(); }
 
+std::function<void()> stopper_of_running_profile(Profiling& profiling) {
+  return [&profiling, generation = profiling.generation()] {
+    if (profiling.generation() == generation && profiling.sampler().running()) profiling.stop();
+  };
+}
+
+void stop_running_profile_after(Profiling& profiling, std::chrono::seconds duration) {
+  auto timer = std::make_shared<asio::steady_timer>(profiling.io(), duration);
+  timer->async_wait([timer, stop = stopper_of_running_profile(profiling)](const boost::system::error_code& ec) {
+    if (!ec) stop();
+  });
+}
+
 Profile symbolized_profile(Profiling& profiling) {
   Sampler& s = profiling.sampler();
   return symbolize(s.peek(), s.threads());

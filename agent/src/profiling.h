@@ -36,6 +36,11 @@ const char* sample_mode_name(SampleMode mode);  // "cpu", "wall"
 // Starts sampling; empty on success, else why not (one is running, the sampler cannot start).
 [[nodiscard]] std::string start_profile(Profiling& profiling, SampleMode mode, int hz);
 void stop_profile(Profiling& profiling);  // the profile stays for symbolized_profile()
+// Stops the profile running now when called, unless it was stopped and another started since
+// (for the client that owns it: its session ends, its time is up).
+std::function<void()> stopper_of_running_profile(Profiling& profiling);
+// The running profile stops by itself after `duration` (`profile start --for SECONDS`).
+void stop_running_profile_after(Profiling& profiling, std::chrono::seconds duration);
 
 // The running (or last) profile at a glance.
 struct ProfileStatus {

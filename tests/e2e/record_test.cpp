@@ -247,8 +247,10 @@ TEST(Record, CtrlCStopsAndStillWritesTheFile) {
 TEST(Record, ProfileCommandsWorkFromTheRepl) {
   SocketDir dir;
   ProfiledHost host(dir);
-  auto started = periscope({"exec", host.pid(), "profile", "start", "wall", "49"});
+  // exec's session ends at once: a profile that outlives it needs a time limit.
+  auto started = periscope({"exec", host.pid(), "profile", "start", "wall", "49", "--for", "60"});
   EXPECT_NE(started.out.find("profiling wall at 49 Hz"), std::string::npos) << started.out << started.err;
+  EXPECT_NE(started.out.find("for 60 s"), std::string::npos) << started.out;
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   auto r = run({cli_path(), "attach", host.pid()}, {},
                "profile start\nprofile status\nprofile stop\nprofile dump\nprofile bogus\n");
@@ -258,6 +260,37 @@ TEST(Record, ProfileCommandsWorkFromTheRepl) {
   EXPECT_NE(r.out.find("stopped after"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("blocked_in_read"), std::string::npos) << "dump prints folded stacks:\n" << r.out;
   EXPECT_NE(r.out.find("error: profile: unknown action 'bogus'"), std::string::npos) << r.out;
+}
+
+bool profiling(const ProfiledHost& host) {
+  auto status = periscope({"exec", "--json", host.pid(), "profile", "status"});
+  auto j = nlohmann::json::parse(status.out, nullptr, false);
+  return j.is_object() && j.value("running", false);
+}
+
+TEST(Record, AProfileEndsWithTheClientThatStartedIt) {
+  SocketDir dir;
+  ProfiledHost host(dir);
+  for (int sig : {SIGKILL, SIGHUP}) {  // killed; its terminal closed
+    Process rec({cli_path(), "record", host.pid(), "-o", dir.path() + "/never.folded"}, {});
+    ASSERT_TRUE(wait_until([&] { return profiling(host); })) << rec.stderr_text();
+    rec.kill(sig);
+    rec.wait();
+    EXPECT_TRUE(wait_until([&] { return !profiling(host); }, 2s)) << "signal " << sig << ": the profile stopped with record";
+  }
+  auto next = periscope({"record", host.pid(), "-d", "0.5", "-o", dir.path() + "/next.folded"});
+  EXPECT_EQ(next.exit_code, 0) << "no 'a profile is already running': " << next.err;
+}
+
+TEST(Record, AProfileOutsideASessionNeedsATimeLimitAndKeepsIt) {
+  SocketDir dir;
+  ProfiledHost host(dir);
+  auto timed = periscope({"exec", host.pid(), "profile", "start", "--for", "1"});
+  ASSERT_EQ(timed.exit_code, 0) << timed.err;
+  EXPECT_TRUE(profiling(host)) << "outlives exec's session";
+  EXPECT_TRUE(wait_until([&] { return !profiling(host); }, 5s)) << "and stops after its second";
+  auto bad = periscope({"exec", host.pid(), "profile", "start", "--for", "99999"});
+  EXPECT_NE(bad.err.find("--for takes SECONDS, 1..3600"), std::string::npos) << bad.err;
 }
 
 TEST(Record, WholeRunProfileIsWrittenAtExit) {

@@ -4,6 +4,7 @@
 
 #include "agent/src/commands/builtin_commands.h"
 #include "agent/src/profiling.h"
+#include "manhole/session_scope.h"
 #include "profiler/profile_formats.h"
 #include "profiler/sampling_rate.h"
 
@@ -36,20 +37,42 @@ nlohmann::json raw_profile_json(Profiling& profiling) {
   return out;
 }
 
+// Every profile has an owner, so that none outlives the client that wanted it: the session that
+// started it (the profile stops when the session ends, however it ends), or a time limit.
 Reply start(Profiling& profiling, const manhole::Args& args) {
   SampleMode mode = SampleMode::kCpu;
   int hz = kDefaultSamplingHz;
+  long for_seconds = 0;
   for (size_t i = 1; i < args.size(); ++i) {
     if (args[i] == "cpu") mode = SampleMode::kCpu;
     else if (args[i] == "wall") mode = SampleMode::kWall;
-    else if (char* end = nullptr; (hz = static_cast<int>(std::strtol(args[i].c_str(), &end, 10))), *end != '\0') {
-      return Reply::failure("profile start: expected cpu, wall or a rate in Hz, not '" + args[i] + "'");
+    else if (args[i] == "--for") {
+      char* end = nullptr;
+      for_seconds = i + 1 < args.size() ? std::strtol(args[i + 1].c_str(), &end, 10) : 0;
+      if (!end || *end != '\0' || for_seconds < 1 || for_seconds > kMaxProfileSeconds) {
+        return Reply::failure("profile start: --for takes SECONDS, 1.." + std::to_string(kMaxProfileSeconds));
+      }
+      ++i;
+    } else if (char* end = nullptr; (hz = static_cast<int>(std::strtol(args[i].c_str(), &end, 10))), *end != '\0') {
+      return Reply::failure("profile start: expected cpu, wall, a rate in Hz or --for SECONDS, not '" + args[i] + "'");
     }
   }
+  if (for_seconds == 0 && !manhole::in_session()) {
+    return Reply::failure("profile start: outside a manhole session a profile needs --for SECONDS (over HTTP: "
+                          "/debug/pprof/profile?seconds=N)");
+  }
   if (auto err = start_profile(profiling, mode, hz); !err.empty()) return Reply::failure("profile start: " + err);
+  std::string owner;
+  if (for_seconds > 0) {
+    stop_running_profile_after(profiling, std::chrono::seconds(for_seconds));
+    owner = "for " + std::to_string(for_seconds) + " s";
+  } else {
+    (void)manhole::when_session_ends(stopper_of_running_profile(profiling));
+    owner = "until this session ends";
+  }
   ProfileStatus s = profile_status(profiling);
   return Reply::success("profiling " + std::string(sample_mode_name(mode)) + " at " + std::to_string(hz) + " Hz (" +
-                            s.clock + ")\n",
+                            s.clock + "), " + owner + "\n",
                         status_json(s));
 }
 
@@ -96,8 +119,8 @@ Reply profile(const LiveParts& parts, const manhole::Args& args) {
 
 std::string add_profile_commands(manhole::CommandRegistry& registry, const LiveParts& parts) {
   manhole::Command command{"profile", "ACTION [ARGS...]",
-                           "sampling profiler: start [cpu|wall] [HZ], stop, status, dump [--raw] (folded; --raw: "
-                           "addresses as JSON)",
+                           "sampling profiler: start [cpu|wall] [HZ] [--for SECONDS] (until this session ends, or for SECONDS), "
+                           "stop, status, dump [--raw] (folded; --raw: addresses as JSON)",
                            [&parts](const manhole::Args& args) { return profile(parts, args); }};
   command.changes_state = true;
   return registry.add(std::move(command));

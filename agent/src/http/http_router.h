@@ -50,8 +50,6 @@ struct HttpBackend {
   std::function<void(const ProfileRequest&, Respond)> profile;
 };
 
-inline constexpr int kMaxProfileSeconds = 3600;
-
 struct HttpGuardConfig;
 
 class HttpRouter {
