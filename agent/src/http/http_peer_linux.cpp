@@ -81,7 +81,11 @@ std::optional<uid_t> socket_owner(const Endpoint& local, const Endpoint& remote)
     const auto* h = reinterpret_cast<const nlmsghdr*>(reply);
     if (n >= static_cast<ssize_t>(NLMSG_LENGTH(sizeof(inet_diag_msg))) && NLMSG_OK(h, static_cast<unsigned>(n)) &&
         h->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
-      uid = reinterpret_cast<const inet_diag_msg*>(reply + NLMSG_HDRLEN)->idiag_uid;
+      const auto* msg = reinterpret_cast<const inet_diag_msg*>(reply + NLMSG_HDRLEN);
+      // A socket its process already closed (orphaned, TIME_WAIT) reports uid 0 and inode 0:
+      // another user could send a request, close at once and pass for root. Only a socket still
+      // held by a process tells its owner.
+      if (msg->idiag_inode != 0) uid = msg->idiag_uid;
     }
   }
   ::close(fd);
