@@ -14,7 +14,7 @@ void escape(unsigned char c, std::string& out) {
 // The length of the valid UTF-8 sequence at text[i], or 0 when it is not one.
 size_t utf8_length(std::string_view text, size_t i) {
   const auto c = static_cast<unsigned char>(text[i]);
-  size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
+  size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
   if (n == 0 || i + n > text.size()) return 0;
   for (size_t k = 1; k < n; ++k) {
     if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) return 0;

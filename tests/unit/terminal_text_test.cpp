@@ -17,6 +17,7 @@ TEST(TerminalText, ControlsDelC1AndBadBytesBecomeVisibleEscapes) {
   EXPECT_EQ(safe_for_terminal("\x9b" "2J"), "\\x9b2J") << "a raw 8-bit CSI";
   EXPECT_EQ(safe_for_terminal("\xe2\x82"), "\\xe2\\x82") << "a cut sequence";
   EXPECT_EQ(safe_for_terminal(std::string("a\0b", 3)), "a\\x00b");
+  EXPECT_EQ(safe_for_terminal("\xff\x80\x80"), "\\xff\\x80\\x80") << "never a UTF-8 lead byte";
 }
 
 }  // namespace
