@@ -56,17 +56,18 @@ std::optional<pid_t> pid_from_name(std::string_view name, std::string_view suffi
 
 std::optional<pid_t> pid_from_socket_name(std::string_view name) { return pid_from_name(name, ".sock"); }
 
-std::string http_address_file(const std::string& socket_path) {
+namespace {
+// "<dir>/<pid>.sock" -> "<dir>/<pid><suffix>": the files that belong to a socket.
+std::string beside_socket(const std::string& socket_path, const char* suffix) {
   std::string path = socket_path;
   if (path.ends_with(".sock")) path.resize(path.size() - 5);
-  return path + ".http";
+  return path + suffix;
 }
+}  // namespace
 
-std::string http_token_file(const std::string& socket_path) {
-  std::string path = socket_path;
-  if (path.ends_with(".sock")) path.resize(path.size() - 5);
-  return path + ".token";
-}
+std::string http_address_file(const std::string& socket_path) { return beside_socket(socket_path, ".http"); }
+
+std::string http_token_file(const std::string& socket_path) { return beside_socket(socket_path, ".token"); }
 
 std::string prepare_socket_dir(const std::string& dir) {
   if (dir.empty() || dir.front() != '/') return "socket directory must be an absolute path: '" + dir + "'";
