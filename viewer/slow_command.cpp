@@ -1,5 +1,6 @@
 // `periscope slow PID` (recent slow-request reports; --follow streams new ones) and
 // `periscope inflight PID` (requests running now), through the agent's watchdog commands.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -25,6 +26,13 @@ void print_frame(const nlohmann::json& frame, bool json) {
 int run_slow(pid_t pid, bool follow, const CommonOptions& options) {
   Client client = Client::connect_to_pid(pid, options.timeout);
   auto frame = client.call_checked({"slow"});
+  // Requests caught but not yet listed (their stacks are being symbolized, which can take a
+  // while the first time): wait for them, so that a request slow a moment ago is in the answer.
+  const auto until = std::chrono::steady_clock::now() + std::min<std::chrono::milliseconds>(options.timeout, std::chrono::seconds(5));
+  while (!follow && frame["data"].value("symbolizing", 0) > 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    frame = client.call_checked({"slow"});
+  }
   if (!follow) {
     print_frame(frame, options.json);
     return kExitOk;

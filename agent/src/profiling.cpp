@@ -127,7 +127,8 @@ Profile profile_of(const RawProfile& raw, size_t threads, NameStack name_stack) 
 }
 
 Profile symbolize(const RawProfile& raw, size_t threads) {
-  Symbolizer& symbolizer = own_symbolizer();
+  auto held = own_symbolizer_lock();
+  Symbolizer& symbolizer = own_symbolizer(held);
   return profile_of(raw, threads, [&](const std::vector<uint64_t>& pcs) { return profile_frame_names(pcs, symbolizer); });
 }
 

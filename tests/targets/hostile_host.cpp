@@ -45,10 +45,7 @@ __attribute__((noinline)) void hostile_hot_loop(volatile unsigned long* sink) {
   }
 }
 
-void hot_worker() {
-  pthread_setname_np(pthread_self(), "hot-worker");
-  hostile_hot_loop(&g_sink_hot);
-}
+void hot_worker() { hostile_hot_loop(&g_sink_hot); }
 
 // Not the same instructions as hostile_hot_loop, or the compiler folds the two into one.
 __attribute__((noinline)) void blocked_burn(volatile unsigned long* sink) {
@@ -180,6 +177,8 @@ void escape_names(pthread_t hot) {
 int main() {
   std::vector<std::thread> threads;
   threads.emplace_back(hot_worker);
+  // Named here, before "ready": named by itself, it could rename itself after escape-names.
+  pthread_setname_np(threads[0].native_handle(), "hot-worker");
   reply("ready " + std::to_string(getpid()));
   std::string line;
   while (std::getline(std::cin, line)) {

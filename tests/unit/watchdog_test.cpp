@@ -11,6 +11,7 @@
 #include <future>
 #include <thread>
 
+#include "agent/src/own_symbolizer.h"
 #include "agent/src/watchdog/fast_clock.h"
 #include "agent/src/watchdog/request_table.h"
 #include "agent/src/watchdog/watchdog.h"
@@ -122,6 +123,38 @@ TEST_F(WatchdogStates, ARequestIsInFlightThenSlowWithItsStackThenFinished) {
   EXPECT_GE(finished.duration_ms, running.duration_ms);
   EXPECT_EQ(inflight().total, 0u);
   EXPECT_EQ(reports().next_seq, 2u) << "one report, not one per scan";
+}
+
+// Loading debug information can take seconds on a starved core: the scans, and the captures of
+// requests that turn slow meanwhile, must not wait for it. The symbolizer held here stands for one
+// busy loading.
+TEST_F(WatchdogStates, ScansAndCapturesGoOnWhileTheSymbolizerIsBusy) {
+  auto busy = own_symbolizer_lock();
+  g_keep_serving = true;
+  std::atomic<bool> begun{false};
+  host_ = std::thread([&] { serve_slow_checkout(table_, &begun); });
+  while (!begun) std::this_thread::yield();
+  ASSERT_TRUE(eventually([&] { return inflight().oldest[0].slow; })) << "taken over at 60 ms";
+  const uint64_t scans = on_io([this] { return watchdog_->scans(); });
+  ASSERT_TRUE(eventually([&] { return on_io([this] { return watchdog_->scans(); }) >= scans + 5; }))
+      << "scans go on";
+  SlowReportList meanwhile = reports();
+  EXPECT_TRUE(meanwhile.reports.empty()) << "listed once its stack has names";
+  EXPECT_EQ(meanwhile.symbolizing, 1u);
+  const double held_for_ms = inflight().oldest[0].age_ms;
+  busy.unlock();
+
+  ASSERT_TRUE(eventually([&] { return !reports().reports.empty(); }));
+  const SlowReport report = reports().reports[0];
+  EXPECT_EQ(reports().symbolizing, 0u);
+  ASSERT_FALSE(report.stacks.empty());
+  EXPECT_LT(report.stacks[0].first_at_ms, held_for_ms) << "its stack was taken while the symbolizer was busy";
+  bool in_checkout = false;
+  for (const Frame& f : report.stacks[0].frames) in_checkout |= f.function.find("serve_slow_checkout") != std::string::npos;
+  EXPECT_TRUE(in_checkout);
+  g_keep_serving = false;
+  host_.join();
+  ASSERT_TRUE(eventually([&] { return reports().reports[0].finished; }));
 }
 
 TEST_F(WatchdogStates, FastRequestsLeaveNoReport) {

@@ -29,14 +29,17 @@ protocol::Reply stacks(const LiveParts& parts, const manhole::Args& args) {
     only.push_back(static_cast<pid_t>(tid));
   }
   auto started = std::chrono::steady_clock::now();
-  auto result = capture_own_stacks(only, std::chrono::milliseconds(parts.stack_timeout_ms.load()), raw ? nullptr : &own_symbolizer());
+  std::unique_lock<std::mutex> held;
+  if (!raw) held = own_symbolizer_lock();
+  auto result = capture_own_stacks(only, std::chrono::milliseconds(parts.stack_timeout_ms.load()),
+                                   raw ? nullptr : &own_symbolizer(held));
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   nlohmann::json data = stacks_to_json(result);
   data["method"] = "agent";
   data["pid"] = ::getpid();
   data["elapsed_ms"] = ms;
   data["raw"] = raw;
-  if (!raw) data["symbolizer_error"] = own_symbolizer().error();
+  if (!raw) data["symbolizer_error"] = own_symbolizer(held).error();
   std::string text = raw ? std::to_string(result.size()) + " threads captured; addresses only (--raw)\n"
                          : render_stacks(result);
   return protocol::Reply::success(std::move(text), std::move(data));

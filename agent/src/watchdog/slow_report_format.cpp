@@ -52,7 +52,7 @@ nlohmann::json report_to_json(const SlowReport& r) {
 nlohmann::json reports_to_json(const SlowReportList& list) {
   nlohmann::json reports = nlohmann::json::array();
   for (const auto& r : list.reports) reports.push_back(report_to_json(r));
-  return {{"reports", std::move(reports)}, {"next_seq", list.next_seq}};
+  return {{"reports", std::move(reports)}, {"next_seq", list.next_seq}, {"symbolizing", list.symbolizing}};
 }
 
 nlohmann::json inflight_to_json(const InflightList& list) {
@@ -65,7 +65,10 @@ nlohmann::json inflight_to_json(const InflightList& list) {
 }
 
 std::string render_reports(const SlowReportList& list) {
-  if (list.reports.empty()) return "no slow requests\n";
+  const std::string more =
+      list.symbolizing == 0 ? ""
+                            : std::to_string(list.symbolizing) + " more caught, their stacks being symbolized\n";
+  if (list.reports.empty()) return "no slow requests\n" + more;
   std::string out;
   for (const auto& r : list.reports) {
     out += "#" + std::to_string(r.seq) + " '" + r.name + "'";
@@ -87,7 +90,7 @@ std::string render_reports(const SlowReportList& list) {
     }
     out += "\n";
   }
-  return out;
+  return out + more;
 }
 
 std::string render_inflight(const InflightList& list) {

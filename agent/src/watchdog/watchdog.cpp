@@ -4,7 +4,9 @@
 #include "profiler/fd_identity.h"
 
 #include <algorithm>
+#include <mutex>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cerrno>
@@ -28,22 +30,53 @@ namespace periscope::agent {
 
 namespace asio = boost::asio;
 
+// A report while stacks of it are still being symbolized (on the symbolizer thread). It enters
+// the ring, and its "slow" event goes out, with its first stack; "finished" waits for the last.
+struct Watchdog::Reporting {
+  std::shared_ptr<SlowReport> report;
+  int captures_out = 0;  // captured, not symbolized yet
+  bool in_ring = false;
+  bool ended = false;    // the request ended: "finished" goes out once captures_out is 0
+  double final_duration_ms = 0;
+};
+
 struct Watchdog::Tracked {
   size_t index = 0;
   uint64_t sequence = 0;     // of the request in the slot: a different one means ours ended
   uint64_t start_ticks = 0;
-  std::shared_ptr<SlowReport> report;
+  std::shared_ptr<Reporting> reporting;
   double last_capture_age_ms = 0;
 };
 
+// One stack of one capture round, on its way through the symbolizer thread and back.
+struct Watchdog::Captured {
+  std::shared_ptr<Reporting> reporting;
+  SlowStack stack;
+  std::vector<uint64_t> pcs;  // to symbolize into stack.frames; empty: stack.error says why
+  bool only_if_first = false; // ended as it was caught again: its earlier stacks say enough
+};
+
+// Where the symbolizer thread hands stacks back: our io thread while we live, nowhere after.
+struct Outlet {
+  explicit Outlet(asio::io_context* io_context) : io(io_context) {}
+  std::mutex lock;
+  asio::io_context* io;  // null once the watchdog stopped
+  void close() {
+    std::lock_guard held(lock);
+    io = nullptr;
+  }
+};
+
 struct Watchdog::Impl {
-  explicit Impl(asio::io_context& io) : timer(io), first_use(io) {}
+  explicit Impl(asio::io_context& io) : outlet(std::make_shared<Outlet>(&io)), timer(io), first_use(io) {}
+  std::shared_ptr<Outlet> outlet;
   asio::steady_timer timer;
   asio::posix::stream_descriptor first_use;  // our copy of the table's first-use eventfd
   int first_use_fd = -1;
   std::map<size_t, Tracked> tracked;  // slot index -> report in progress
   std::deque<std::shared_ptr<SlowReport>> ring;
   uint64_t next_seq = 1;
+  size_t symbolizing = 0;  // reports caught, not in the ring until their first stack is symbolized
   int log_fd = -1;
   FdIdentity log_identity;  // log_fd is ours only while this matches
   bool stopped = false;
@@ -89,6 +122,7 @@ Watchdog::Watchdog(asio::io_context& io, RequestTable& table, WatchdogConfig con
 }
 
 Watchdog::~Watchdog() {
+  impl_->outlet->close();
   if (impl_->log_fd >= 0 && impl_->log_identity.still_at(impl_->log_fd)) ::close(impl_->log_fd);
 }
 
@@ -109,14 +143,15 @@ void Watchdog::start() {
   impl_->first_use.async_wait(asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& e) {
     if (e || impl_->stopped) return;
     schedule();
-    // Now, while the first request is young, rather than when requests are slow: a cold first
-    // symbolization holds this thread (and so the scans) for ~150 ms.
+    // Now, while the first request is young, rather than when requests are slow; on the
+    // symbolizer thread, so the scans go on meanwhile.
     warm_own_symbolizer();
   });
 }
 
 void Watchdog::stop() {
   impl_->stopped = true;
+  impl_->outlet->close();
   impl_->timer.cancel();
   if (impl_->first_use_fd >= 0) {
     impl_->first_use.release();  // cancels the wait; the table closes the fd if it is still ours
@@ -138,7 +173,6 @@ void Watchdog::schedule() {
 struct Watchdog::Due {
   Tracked* tracked;
   double age_ms;
-  bool fresh;  // just turned slow: its "slow" event goes out once the stack is in
 };
 
 void Watchdog::scan() {
@@ -157,7 +191,7 @@ void Watchdog::scan() {
     if (same && slot_state(word) == kReported) {
       double age = age_ms(t.start_ticks);
       if (age - t.last_capture_age_ms >= static_cast<double>(config_.capture_interval.count())) {
-        due.push_back({&t, age, false});
+        due.push_back({&t, age});
       }
       ++it;
       continue;
@@ -165,7 +199,7 @@ void Watchdog::scan() {
     const uint64_t end_sequence = slot.end_sequence.load(std::memory_order_acquire);
     const uint64_t end = slot.end_ticks.load(std::memory_order_acquire);
     const bool exact = end_sequence == t.sequence && slot.end_sequence.load(std::memory_order_acquire) == t.sequence;
-    finish(t, exact && end > t.start_ticks ? ticks_to_ns(end - t.start_ticks) / 1e6 : t.last_capture_age_ms);
+    finish(*t.reporting, exact && end > t.start_ticks ? ticks_to_ns(end - t.start_ticks) / 1e6 : t.last_capture_age_ms);
     if (same && slot_state(word) == kEnded) slot.word.store(slot_word(t.sequence, kFree), std::memory_order_release);
     it = impl_->tracked.erase(it);
   }
@@ -182,17 +216,10 @@ void Watchdog::scan() {
     if (age < static_cast<double>(threshold)) continue;
     // Same sequence or nothing: never take over a newer request in the same slot.
     if (!slot.word.compare_exchange_strong(word, slot_word(word >> 8, kReported), std::memory_order_acq_rel)) continue;
-    if (Tracked* t = begin_report(i, word >> 8, start, slot, threshold, age)) due.push_back({t, age, true});
+    if (Tracked* t = begin_report(i, word >> 8, start, slot, threshold, age)) due.push_back({t, age});
   }
   if (due.empty()) return;
-
   capture_all(due);
-  for (const Due& d : due) {
-    if (!d.fresh) continue;
-    impl_->ring.push_back(d.tracked->report);
-    while (impl_->ring.size() > config_.keep) impl_->ring.pop_front();
-    emit(*d.tracked->report, "slow");
-  }
 }
 
 Watchdog::Tracked* Watchdog::begin_report(size_t index, uint64_t sequence, uint64_t start_ticks, RequestSlot& slot,
@@ -207,30 +234,34 @@ Watchdog::Tracked* Watchdog::begin_report(size_t index, uint64_t sequence, uint6
     if (now_word == slot_word(sequence, kEnded)) slot.word.store(slot_word(sequence, kFree), std::memory_order_release);
     return nullptr;
   }
-  report->seq = impl_->next_seq++;
   report->threshold_ms = threshold_ms;
   report->started_unix_ms = unix_ms_now() - static_cast<int64_t>(age_ms);
   report->duration_ms = age_ms;
   Tracked& tracked = impl_->tracked[index];
-  tracked = {index, sequence, start_ticks, report, 0};
+  tracked = {index, sequence, start_ticks, std::make_shared<Reporting>(), 0};
+  ++impl_->symbolizing;
+  tracked.reporting->report = std::move(report);
   return &tracked;
 }
 
 void Watchdog::capture_all(const std::vector<Due>& due) {
-  std::vector<SlowStack> stacks(due.size());
+  auto batch = std::make_shared<std::vector<Captured>>(due.size());
   std::vector<pid_t> tids;           // threads to signal, once each
   std::vector<size_t> capture_of(due.size(), SIZE_MAX);  // due index -> index in tids
   for (size_t i = 0; i < due.size(); ++i) {
     Tracked& t = *due[i].tracked;
-    SlowReport& report = *t.report;
+    SlowReport& report = *t.reporting->report;
+    Captured& c = (*batch)[i];
+    c.reporting = t.reporting;
+    ++t.reporting->captures_out;
     t.last_capture_age_ms = due[i].age_ms;
     report.duration_ms = due[i].age_ms;
-    stacks[i].first_at_ms = due[i].age_ms;
+    c.stack.first_at_ms = due[i].age_ms;
     const pid_t tid = table_.slot(t.index).tid.load(std::memory_order_acquire);
     if (tid == 0) {
-      stacks[i].error = "detached from its thread (waiting to be resumed)";
+      c.stack.error = "detached from its thread (waiting to be resumed)";
     } else if (StackCapture::signal_number() == 0) {
-      stacks[i].error = "stack capture is off";
+      c.stack.error = "stack capture is off";
     } else {
       if (tid != report.tid) {  // first capture, or the request moved to another thread
         report.tid = tid;
@@ -243,46 +274,82 @@ void Watchdog::capture_all(const std::vector<Due>& due) {
   }
   std::vector<CapturedStack> captured;
   if (!tids.empty()) captured = StackCapture::capture(tids, config_.capture_timeout);
-  // Right after the signals, before any symbolizing: a request that ended meanwhile has a
-  // thread that may already serve something else.
-  std::vector<bool> ended(due.size(), false);
+  // Right after the signals: a request that ended meanwhile has a thread that may already serve
+  // something else.
   for (size_t i = 0; i < due.size(); ++i) {
     const Tracked& t = *due[i].tracked;
-    if (capture_of[i] != SIZE_MAX &&
-        table_.slot(t.index).word.load(std::memory_order_acquire) != slot_word(t.sequence, kReported)) {
-      stacks[i].error = "ended before its stack was taken";
-      capture_of[i] = SIZE_MAX;
-      ended[i] = true;
+    Captured& c = (*batch)[i];
+    if (capture_of[i] == SIZE_MAX) continue;
+    if (table_.slot(t.index).word.load(std::memory_order_acquire) != slot_word(t.sequence, kReported)) {
+      c.stack.error = "ended before its stack was taken";
+      c.only_if_first = true;
+      continue;
+    }
+    const CapturedStack& got = captured[capture_of[i]];
+    if (got.status == CapturedStack::Status::kOk) {
+      c.pcs = got.pcs;
+    } else {
+      c.stack.error = got.status == CapturedStack::Status::kExited ? "thread " + std::to_string(got.tid) + " exited"
+                                                                   : got.detail;
     }
   }
-  for (size_t i = 0; i < due.size(); ++i) {
-    Tracked& t = *due[i].tracked;
-    SlowStack& stack = stacks[i];
+  // Symbols come from the symbolizer thread: loading debug information can take a while (and
+  // seconds on a starved core), and the scans must go on meanwhile.
+  symbolize_in_background([batch, outlet = impl_->outlet, this](Symbolizer& symbolizer) {
+    for (Captured& c : *batch) {
+      if (!c.pcs.empty()) c.stack.frames = symbolize_captured(c.pcs, symbolizer);
+    }
+    std::lock_guard held(outlet->lock);
+    if (!outlet->io) return;
+    asio::post(*outlet->io, [batch, outlet, this] {
+      {
+        std::lock_guard open(outlet->lock);
+        if (!outlet->io) return;  // stopped meanwhile
+      }
+      add_symbolized(*batch);
+    });
+  });
+}
+
+void Watchdog::add_symbolized(std::vector<Captured>& batch) {
+  for (Captured& c : batch) {
+    Reporting& r = *c.reporting;
+    --r.captures_out;
+    SlowReport& report = *r.report;
     // A request already caught in flight that ends just as it is caught again: its stacks so far
     // say what it did, and its "finished" event follows; an empty stack would only add noise.
-    if (ended[i] && !t.report->stacks.empty()) continue;
-    if (capture_of[i] != SIZE_MAX) {
-      const CapturedStack& c = captured[capture_of[i]];
-      if (c.status == CapturedStack::Status::kOk) {
-        stack.frames = symbolize_captured(c.pcs, own_symbolizer());  // made on first use, released when idle
-      } else {
-        stack.error = c.status == CapturedStack::Status::kExited ? "thread " + std::to_string(c.tid) + " exited"
-                                                                 : c.detail;
-      }
-    }
-    SlowReport& report = *t.report;
-    if (!report.stacks.empty() && same_stack(report.stacks.back(), stack)) {
+    if (c.only_if_first && !report.stacks.empty()) continue;
+    if (!report.stacks.empty() && same_stack(report.stacks.back(), c.stack)) {
       ++report.stacks.back().count;
     } else {
-      report.stacks.push_back(std::move(stack));
+      report.stacks.push_back(std::move(c.stack));
     }
+  }
+  for (Captured& c : batch) {
+    Reporting& r = *c.reporting;
+    if (!r.in_ring) {
+      r.in_ring = true;
+      --impl_->symbolizing;
+      r.report->seq = impl_->next_seq++;
+      impl_->ring.push_back(r.report);
+      while (impl_->ring.size() > config_.keep) impl_->ring.pop_front();
+      emit(*r.report, "slow");
+    }
+    if (r.ended && r.captures_out == 0) complete(r);
   }
 }
 
-void Watchdog::finish(Tracked& tracked, double duration_ms) {
-  tracked.report->duration_ms = duration_ms;
-  tracked.report->finished = true;
-  emit(*tracked.report, "finished");
+void Watchdog::finish(Reporting& r, double duration_ms) {
+  r.ended = true;
+  r.final_duration_ms = duration_ms;
+  if (r.captures_out == 0) complete(r);
+}
+
+void Watchdog::complete(Reporting& r) {
+  if (r.report->finished) return;  // one "finished" per report
+  r.report->duration_ms = r.final_duration_ms;
+  r.report->finished = true;
+  emit(*r.report, "finished");
 }
 
 void Watchdog::emit(const SlowReport& report, const char* event) {
@@ -329,6 +396,7 @@ SlowReportList Watchdog::reports_since(uint64_t since) const {
     if (r->seq > since) out.reports.push_back(*r);
   }
   out.next_seq = impl_->next_seq;
+  out.symbolizing = impl_->symbolizing;
   return out;
 }
 

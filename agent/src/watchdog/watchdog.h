@@ -4,7 +4,8 @@
 // collapsed with a count), and records the final duration when it ends. Reports go to an
 // in-memory ring, optionally to a JSON-lines file and to stderr.
 //
-// Threading: everything here runs on the io thread, except the counters (atomics).
+// Threading: everything here runs on the io thread, except the counters (atomics) and the
+// symbolizing of captured stacks (on the agent's symbolizer thread, see own_symbolizer.h).
 #pragma once
 
 #include <chrono>
@@ -56,6 +57,7 @@ struct SlowReport {
 struct SlowReportList {
   std::vector<SlowReport> reports;
   uint64_t next_seq = 0;  // ask for reports after next_seq - 1 to get only new ones
+  size_t symbolizing = 0; // caught, first stack being symbolized: listed once it is
 };
 
 struct InflightRequest {
@@ -89,16 +91,21 @@ class Watchdog {
   uint64_t scans() const { return scans_; }
 
  private:
+  struct Reporting;
   struct Tracked;
+  struct Captured;
   void schedule();
   void scan();
   struct Due;
   Tracked* begin_report(size_t index, uint64_t sequence, uint64_t start_ticks, RequestSlot& slot,
                         int64_t threshold_ms, double age_ms);
-  // Captures the stacks of every due request in one round of signals, then symbolizes them:
-  // requests that turn slow together are caught together, none waits for another's symbols.
+  // Captures the stacks of every due request in one round of signals and hands them to the
+  // symbolizer thread: requests that turn slow together are caught together, and no scan waits
+  // for symbols. add_symbolized() takes them back, in capture order.
   void capture_all(const std::vector<Due>& due);
-  void finish(Tracked& tracked, double duration_ms);
+  void add_symbolized(std::vector<Captured>& batch);
+  void finish(Reporting& r, double duration_ms);
+  void complete(Reporting& r);
   void emit(const SlowReport& report, const char* event);
 
   struct Impl;
