@@ -123,7 +123,7 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
     }
     protocol::Reply reply = protocol::Reply::failure(request.error);
     if (request.error.empty()) {
-      SessionScope scope(&on_end_);
+      SessionScope scope(&on_end_, id_);
       reply = registry_.run(request.words);
     }
     std::string name = request.words.empty() ? std::string() : request.words[0];
@@ -157,6 +157,7 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   bool json_mode_ = false;
   bool closed_ = false;
   std::vector<std::function<void()>> on_end_;  // run when the session ends (session_scope.h)
+  const uint64_t id_ = next_session_id();       // this session's, for what its commands own
 };
 
 }  // namespace

@@ -157,6 +157,14 @@ Symbolizer::Symbolizer(pid_t pid) : dwfl_(std::make_unique<DwflHandle>()), pid_(
 Symbolizer::~Symbolizer() = default;
 
 bool Symbolizer::report_modules() {
+  // A process that has exited has no module list to read: keep the one we have (a record
+  // names its last checkpoint after the target is gone), rather than report none.
+  if (pid_ != ::getpid() && ::access(("/proc/" + std::to_string(pid_) + "/maps").c_str(), R_OK) != 0 &&
+      dwfl_->dwfl && dwfl_getmodules(dwfl_->dwfl, [](Dwfl_Module*, void**, const char*, Dwarf_Addr, void*) -> int {
+        return DWARF_CB_ABORT;
+      }, nullptr, 0) != 0) {
+    return false;
+  }
   if (pid_ == ::getpid()) loaded_generation_ = loaded_objects_generation();
   dwfl_report_begin(dwfl_->dwfl);  // unchanged modules keep what they have loaded
   int r = pid_ == ::getpid() ? (dl_iterate_phdr(report_loaded_object, dwfl_->dwfl), 0)

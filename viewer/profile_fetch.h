@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sys/types.h>
 
 #include "profiler/profile.h"
@@ -18,6 +19,9 @@ class ProfileFetcher {
   explicit ProfileFetcher(pid_t pid);
   // Throws CliError when the agent refuses (the message is the agent's) or replies malformed.
   Profile fetch(Client& client);
+  // The same in two steps: the agent's reply, kept (a record's checkpoint), then named.
+  nlohmann::json fetch_reply(Client& client);
+  Profile name(const nlohmann::json& reply);
 
  private:
   std::unique_ptr<Symbolizer> symbolizer_;  // null: the agent symbolizes

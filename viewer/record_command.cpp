@@ -50,11 +50,23 @@ void write_atomically(const std::string& path, const std::string& content) {
 
 }  // namespace
 
+// Whether process `pid` is gone (or a zombie): its agent cannot answer any more.
+bool exited(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  auto close = line.rfind(')');
+  return close == std::string::npos || close + 2 >= line.size() || line[close + 2] == 'Z' || line[close + 2] == 'X';
+}
+
+constexpr auto kCheckpointEvery = std::chrono::seconds(1);
+
 int run_record(pid_t pid, const RecordOptions& o, const CommonOptions& options) {
   std::string error;
   const std::string format = profile_format_for(o.output, &error);
   if (format.empty()) throw CliError(kExitUsage, error);
   Client client = Client::connect_to_pid(pid, options.timeout);
+  ProfileFetcher fetcher(pid);  // reads the module list now, while the target surely lives
   client.call_checked({"profile", "start", o.wall ? "wall" : "cpu", std::to_string(o.hz)});
 
   struct sigaction action {};
@@ -66,30 +78,65 @@ int run_record(pid_t pid, const RecordOptions& o, const CommonOptions& options) 
   const bool tty = ::isatty(STDERR_FILENO);
   const auto started = std::chrono::steady_clock::now();
   nlohmann::json status;
+  // What the window held at the last checkpoint: written if the target exits before the end
+  // (a forked backend ending its query, a crash), as perf keeps what it sampled.
+  nlohmann::json checkpoint;
+  auto checkpointed = started;
+  std::string gone;  // why the target stopped answering midway
+  auto on_lost = [&](const CliError& e) {
+    if (e.exit_code() != kExitConnection) throw e;
+    gone = exited(pid) ? "process " + std::to_string(pid) + " exited during the recording"
+                       : std::string("the connection was lost during the recording (") + e.what() + ")";
+  };
   while (!g_interrupted.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    status = client.call_checked({"profile", "status"})["data"];
-    if (tty) show_progress(pid, status, o.seconds);
-    if (!status.value("running", false)) break;  // stopped from elsewhere
-    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    if (o.seconds > 0 && elapsed >= o.seconds) break;
+    try {
+      status = client.call_checked({"profile", "status"})["data"];
+      if (tty) show_progress(pid, status, o.seconds);
+      if (!status.value("running", false)) break;  // stopped from elsewhere
+      const auto now = std::chrono::steady_clock::now();
+      double elapsed = std::chrono::duration<double>(now - started).count();
+      if (o.seconds > 0 && elapsed >= o.seconds) break;
+      if (now - checkpointed >= kCheckpointEvery) {
+        checkpoint = fetcher.fetch_reply(client);
+        checkpointed = now;
+      }
+    } catch (const CliError& e) {
+      on_lost(e);
+      break;
+    }
   }
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGTERM, &old_term, nullptr);
   if (tty) std::fputc('\n', stderr);
-  auto stopped = client.call({"profile", "stop"});  // fails harmlessly if stopped from elsewhere
-  (void)stopped;
-  Profile profile = ProfileFetcher(pid).fetch(client);
+  Profile profile;
+  if (gone.empty()) {
+    try {
+      (void)client.call({"profile", "stop"});  // fails harmlessly if stopped from elsewhere
+      profile = fetcher.fetch(client);
+    } catch (const CliError& e) {
+      on_lost(e);
+    }
+  }
+  if (!gone.empty()) {
+    if (checkpoint.is_null()) throw CliError(kExitConnection, gone + ", before its first second: nothing was written");
+    profile = fetcher.name(checkpoint);
+  }
   for (const auto& line : profile.unsampled) std::fprintf(stderr, "not sampled: %s\n", line.c_str());
   if (!profile.problem.empty() && profile.samples > 0) std::fprintf(stderr, "warning: %s\n", profile.problem.c_str());
   if (auto why = why_no_samples(profile); !why.empty()) {
-    throw CliError(kExitCommandFailed, "no samples, so no " + o.output + " was written: " + why);
+    throw CliError(gone.empty() ? kExitCommandFailed : kExitPartial,
+                   (gone.empty() ? "" : gone + "; ") + "no samples, so no " + o.output + " was written: " + why);
   }
   write_atomically(o.output, render_profile(profile, format, o.per_thread));
   std::fprintf(stderr, "wrote %s: %llu samples (%llu lost) over %.1f s, %zu stacks, %s%s\n", o.output.c_str(),
                static_cast<unsigned long long>(profile.samples), static_cast<unsigned long long>(profile.lost),
                profile.seconds, profile.stacks.size(), profile.clock.c_str(),
                g_interrupted.load() ? " (interrupted)" : "");
+  if (!gone.empty()) {
+    print_error(gone + "; the file holds what was sampled up to its last second");
+    return kExitPartial;
+  }
   return kExitOk;
 }
 

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <future>
 #include <map>
+#include <unordered_map>
 #include <unistd.h>
 
 #include "agent/src/logging.h"
@@ -25,18 +26,109 @@ namespace periscope::agent {
 
 namespace asio = boost::asio;
 
+// One consumer's share of the sampler: what it counted when it joined (subtracted from what the
+// sampler counts now), or, once closed, its own frozen copy.
+struct Window {
+  ProfileId id = 0;
+  uint64_t session = 0;
+  bool running = true;
+  std::chrono::steady_clock::time_point joined;
+  uint64_t base_samples = 0, base_lost = 0, base_signals = 0;
+  std::unordered_map<RawProfile::Key, uint64_t, RawProfile::KeyHash> base_stacks;
+  RawProfile frozen;
+  uint64_t frozen_signals = 0;
+};
+
+constexpr size_t kClosedWindowsKept = 8;
+constexpr uint64_t kWholeRunOwner = kAnySession - 1;  // PERISCOPE_PROFILE's: no client stops it  // the newest closed windows, for a later dump
+
 class Profiling {
  public:
   Profiling(asio::io_context& io, bool timers_only) : io_(io), timer_(io), timers_only_(timers_only) {}
 
-  std::string start(SampleMode mode, int hz) {
-    if (sampler_.running()) return "a profile is already running; 'profile stop' first";
-    ProfilingTotals before = totals();  // the sampler's counts restart from zero
-    if (auto err = sampler_.start(mode, hz, timers_only_); !err.empty()) return err;
-    earlier_ = before;
-    ++generation_;
-    schedule();
+  std::string join(SampleMode mode, int hz, uint64_t session, ProfileId* id, std::string* note) {
+    sync();
+    if (sampler_.running()) {
+      const RawProfile& now = sampler_.peek();
+      if (now.mode != mode) {
+        return std::string("a ") + sample_mode_name(now.mode) + " profile is running for " +
+               std::to_string(running_count()) + " client(s); a " + sample_mode_name(mode) +
+               " profile can start when they end";
+      }
+      if (now.hz != hz) {
+        *note = "joined the running " + std::string(sample_mode_name(mode)) + " profile at its " +
+                std::to_string(now.hz) + " Hz (asked for " + std::to_string(hz) + ")";
+      }
+    } else {
+      ProfilingTotals before = totals();  // the sampler's counts restart from zero
+      if (auto err = sampler_.start(mode, hz, timers_only_); !err.empty()) return err;
+      earlier_ = before;
+      schedule();
+    }
+    const RawProfile& now = sampler_.peek();
+    Window w;
+    w.id = ++last_id_;
+    w.session = session;
+    w.joined = std::chrono::steady_clock::now();
+    w.base_samples = now.samples;
+    w.base_lost = now.lost;
+    w.base_signals = sampler_.signals_sent();
+    w.base_stacks.reserve(now.stacks.size());
+    for (const auto& [key, count] : now.stacks) w.base_stacks.emplace(key, count);
+    windows_.emplace(w.id, std::move(w));
+    *id = last_id_;
     return {};
+  }
+
+  bool leave(ProfileId id) {
+    sync();
+    auto it = windows_.find(id);
+    if (it == windows_.end() || !it->second.running) return false;
+    close(it->second);
+    last_closed_ = id;
+    if (running_count() == 0) {
+      sampler_.stop();
+      timer_.cancel();
+    }
+    forget_old_windows();
+    return true;
+  }
+
+  // Window `id` as a profile of its own; null if there is no such window.
+  const RawProfile* view(ProfileId id, uint64_t* signals) {
+    sync();
+    auto it = windows_.find(id);
+    if (it == windows_.end()) return nullptr;
+    if (!it->second.running) {
+      *signals = it->second.frozen_signals;
+      return &it->second.frozen;
+    }
+    scratch_ = window_of(it->second, signals);
+    return &scratch_;
+  }
+
+  bool running(ProfileId id) {
+    sync();
+    auto it = windows_.find(id);
+    return it != windows_.end() && it->second.running;
+  }
+
+  ProfileId find(uint64_t session, bool running_only) {
+    sync();
+    for (auto it = windows_.rbegin(); it != windows_.rend(); ++it) {
+      if (session != kAnySession && it->second.session != session) continue;
+      if (running_only && !it->second.running) continue;
+      return it->first;
+    }
+    return 0;
+  }
+
+  ProfileId last_closed() const { return windows_.count(last_closed_) ? last_closed_ : 0; }
+
+  size_t running_count() const {
+    size_t n = 0;
+    for (const auto& [id, w] : windows_) n += w.running ? 1 : 0;
+    return n;
   }
 
   ProfilingTotals totals() {
@@ -44,11 +136,12 @@ class Profiling {
     return {earlier_.samples + p.samples, earlier_.lost + p.lost, earlier_.signals + sampler_.signals_sent()};
   }
 
-  // Which start() the running profile came from: a timed profile stops only its own.
-  uint64_t generation() const { return generation_; }
   asio::io_context& io() { return io_; }
 
-  void stop() {
+  void stop_all() {
+    for (auto& [id, w] : windows_) {
+      if (w.running) close(w);
+    }
     sampler_.stop();
     timer_.cancel();
   }
@@ -56,6 +149,55 @@ class Profiling {
   Sampler& sampler() { return sampler_; }
 
  private:
+  RawProfile window_of(const Window& w, uint64_t* signals) {
+    const RawProfile& now = sampler_.peek();
+    RawProfile out;
+    out.mode = now.mode;
+    out.hz = now.hz;
+    out.clock = now.clock;
+    out.started = w.joined;
+    out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - w.joined).count();
+    if (!sampler_.running()) out.seconds = std::min(out.seconds, now.seconds);
+    out.samples = now.samples - std::min(now.samples, w.base_samples);
+    out.lost = now.lost - std::min(now.lost, w.base_lost);
+    out.unsampled = now.unsampled;
+    out.problem = now.problem;
+    for (const auto& [key, count] : now.stacks) {
+      auto base = w.base_stacks.find(key);
+      const uint64_t before = base == w.base_stacks.end() ? 0 : base->second;
+      if (count > before) out.stacks.emplace(key, count - before);
+    }
+    *signals = sampler_.signals_sent() - std::min(sampler_.signals_sent(), w.base_signals);
+    return out;
+  }
+
+  void close(Window& w) {
+    w.frozen = window_of(w, &w.frozen_signals);
+    w.running = false;
+    w.base_stacks = {};
+  }
+
+  // The sampler stopped by itself (the host took its signal): every window ends with it.
+  void sync() {
+    if (sampler_.running()) return;
+    for (auto& [id, w] : windows_) {
+      if (w.running) close(w);
+    }
+  }
+
+  void forget_old_windows() {
+    size_t closed = 0;
+    for (auto it = windows_.rbegin(); it != windows_.rend(); ++it) closed += it->second.running ? 0 : 1;
+    for (auto it = windows_.begin(); it != windows_.end() && closed > kClosedWindowsKept;) {
+      if (it->second.running) {
+        ++it;
+        continue;
+      }
+      it = windows_.erase(it);
+      --closed;
+    }
+  }
+
   void schedule() {
     const auto& p = sampler_.peek();
     auto interval = p.mode == SampleMode::kWall ? std::chrono::microseconds(1000000 / p.hz)
@@ -76,8 +218,11 @@ class Profiling {
   Sampler sampler_;
   asio::steady_timer timer_;
   bool timers_only_;
-  ProfilingTotals earlier_;  // of the profiles before this one
-  uint64_t generation_ = 0;
+  ProfilingTotals earlier_;  // of the sampler's runs before this one
+  std::map<ProfileId, Window> windows_;  // open ones and the newest closed ones, oldest first
+  ProfileId last_id_ = 0;
+  ProfileId last_closed_ = 0;
+  RawProfile scratch_;  // an open window's view, valid until the next call
 };
 
 void ProfilingDeleter::operator()(Profiling* p) const { delete p; }
@@ -92,7 +237,7 @@ void forget_whole_run(const Profiling& profiling);
 
 void shut_down_profiling(Profiling& profiling) {
   forget_whole_run(profiling);  // this agent is stopping: its io thread will not write the profile
-  profiling.stop();
+  profiling.stop_all();
 }
 void abandon_profiling(Profiling& profiling) {
   forget_whole_run(profiling);
@@ -134,39 +279,48 @@ Profile symbolize(const RawProfile& raw, size_t threads) {
 
 }  // namespace
 
-ProfileStatus profile_status(Profiling& profiling) {
+ProfileStatus profile_status(Profiling& profiling, ProfileId id) {
+  uint64_t signals = 0;
+  const RawProfile* p = profiling.view(id, &signals);
+  if (!p) return {};
   Sampler& s = profiling.sampler();
-  const RawProfile& p = s.peek();
-  return {s.running(), p.mode, p.hz, p.clock, p.seconds, p.samples, p.lost, s.threads(), s.signals_sent(),
-          Sampler::signal_number(), p.problem, p.unsampled.size(), Sampler::handler_cost_ns(0.5),
+  return {profiling.running(id), p->mode, p->hz, p->clock, p->seconds, p->samples, p->lost, s.threads(), signals,
+          Sampler::signal_number(), p->problem, p->unsampled.size(), Sampler::handler_cost_ns(0.5),
           Sampler::handler_cost_ns(0.99)};
 }
 
-std::string start_profile(Profiling& profiling, SampleMode mode, int hz) { return profiling.start(mode, hz); }
-
-void stop_profile(Profiling& profiling) { profiling.stop(); }
-
-std::function<void()> stopper_of_running_profile(Profiling& profiling) {
-  return [&profiling, generation = profiling.generation()] {
-    if (profiling.generation() == generation && profiling.sampler().running()) profiling.stop();
-  };
+std::string start_profile(Profiling& profiling, SampleMode mode, int hz, uint64_t session, ProfileId* id,
+                          std::string* note) {
+  return profiling.join(mode, hz, session, id, note);
 }
 
-void stop_running_profile_after(Profiling& profiling, std::chrono::seconds duration) {
+bool stop_profile(Profiling& profiling, ProfileId id) { return profiling.leave(id); }
+
+void stop_profile_after(Profiling& profiling, ProfileId id, std::chrono::seconds duration) {
   auto timer = std::make_shared<asio::steady_timer>(profiling.io(), duration);
-  timer->async_wait([timer, stop = stopper_of_running_profile(profiling)](const boost::system::error_code& ec) {
-    if (!ec) stop();
+  timer->async_wait([timer, &profiling, id](const boost::system::error_code& ec) {
+    if (!ec) profiling.leave(id);
   });
 }
 
-Profile symbolized_profile(Profiling& profiling) {
-  Sampler& s = profiling.sampler();
-  return symbolize(s.peek(), s.threads());
+ProfileId find_profile(Profiling& profiling, uint64_t session, bool running_only) {
+  return profiling.find(session, running_only);
 }
 
-Profile unsymbolized_profile(Profiling& profiling, std::vector<std::vector<uint64_t>>* pcs_of) {
-  Sampler& s = profiling.sampler();
-  return profile_of(s.peek(), s.threads(), [&](const std::vector<uint64_t>& pcs) {
+size_t running_profiles(Profiling& profiling) { return profiling.running_count(); }
+ProfileId last_closed_profile(Profiling& profiling) { return profiling.last_closed(); }
+
+Profile symbolized_profile(Profiling& profiling, ProfileId id) {
+  uint64_t signals = 0;
+  const RawProfile* p = profiling.view(id, &signals);
+  return p ? symbolize(*p, profiling.sampler().threads()) : Profile{};
+}
+
+Profile unsymbolized_profile(Profiling& profiling, ProfileId id, std::vector<std::vector<uint64_t>>* pcs_of) {
+  uint64_t signals = 0;
+  const RawProfile* p = profiling.view(id, &signals);
+  if (!p) return {};
+  return profile_of(*p, profiling.sampler().threads(), [&](const std::vector<uint64_t>& pcs) {
     pcs_of->push_back(pcs);
     return std::vector<std::string>{};
   });
@@ -179,6 +333,7 @@ struct WholeRun {
   Profiling* profiling = nullptr;
   std::string out;
   pid_t pid = 0;
+  ProfileId id = 0;  // its window, once started (io thread)
 };
 WholeRun g_whole_run;  // set once, read by the exit handler
 
@@ -208,9 +363,9 @@ void write_whole_run_profile_at_exit() {
   auto result = done->get_future();
   asio::post(*w.io, [done, profiling = w.profiling, out = w.out] {
     try {
-      profiling->stop();
-      Sampler& s = profiling->sampler();
-      Profile p = symbolize(s.peek(), s.threads());
+      const ProfileId id = g_whole_run.id;
+      profiling->leave(id);
+      Profile p = symbolized_profile(*profiling, id);
       std::string error;
       std::string format = profile_format_for(out, &error);
       std::ofstream file(out, std::ios::binary | std::ios::trunc);
@@ -244,23 +399,34 @@ std::string start_whole_run_profile(asio::io_context& io, Profiling& profiling, 
   static bool registered = (std::atexit(write_whole_run_profile_at_exit) == 0);
   (void)registered;
   asio::post(io, [&profiling, mode, hz] {
-    if (auto err = profiling.start(mode, hz); !err.empty()) log_line("PERISCOPE_PROFILE: " + err);
+    std::string note;
+    ProfileId id = 0;
+    if (auto err = profiling.join(mode, hz, kWholeRunOwner, &id, &note); !err.empty()) {
+      log_line("PERISCOPE_PROFILE: " + err);
+    }
+    if (g_whole_run.profiling == &profiling) g_whole_run.id = id;
   });
   return {};
 }
 
-void profile_for(Profiling& profiling, SampleMode mode, int hz, std::chrono::milliseconds duration,
-                 std::function<void(std::string error, Profile profile)> done) {
-  if (auto err = profiling.start(mode, hz); !err.empty()) return done(err, {});
+std::function<void()> profile_for(Profiling& profiling, SampleMode mode, int hz, std::chrono::milliseconds duration,
+                                  std::function<void(std::string error, Profile profile)> done) {
+  ProfileId id = 0;
+  std::string note;
+  if (auto err = profiling.join(mode, hz, 0, &id, &note); !err.empty()) {
+    done(err, {});
+    return [] {};
+  }
   auto timer = std::make_shared<asio::steady_timer>(profiling.io(), duration);
-  timer->async_wait([timer, &profiling, generation = profiling.generation(), done = std::move(done)](
-                        const boost::system::error_code&) {
-    Sampler& s = profiling.sampler();
-    if (profiling.generation() != generation) return done("the profile was stopped and another started", {});
-    if (s.running()) profiling.stop();
-    done({}, symbolize(s.peek(), s.threads()));
+  timer->async_wait([timer, &profiling, id, done = std::move(done)](const boost::system::error_code& ec) {
+    if (ec) return;  // ended early: nobody wants it
+    profiling.leave(id);
+    done({}, symbolized_profile(profiling, id));
   });
+  return [timer, &profiling, id] {
+    timer->cancel();
+    profiling.leave(id);
+  };
 }
-
 
 }  // namespace periscope::agent

@@ -1,6 +1,6 @@
-// The agent's profiling session: one sampler, driven by a timer on the io thread (new and dead
-// threads, wall-clock ticks, draining the handlers' ring); symbolizing happens when a profile is
-// asked for. The `profile` command (commands/profile_commands.cpp), /debug/pprof/profile and
+// The agent's profiling: one sampler, driven by a timer on the io thread (new and dead threads,
+// wall-clock ticks, draining the handlers' ring), shared by every consumer through windows;
+// symbolizing happens when a profile is asked for. The `profile` command (commands/profile_commands.cpp), /debug/pprof/profile and
 // PERISCOPE_PROFILE use it. Everything here runs on the io thread.
 #pragma once
 
@@ -33,14 +33,28 @@ void abandon_profiling(Profiling& profiling);
 
 const char* sample_mode_name(SampleMode mode);  // "cpu", "wall"
 
-// Starts sampling; empty on success, else why not (one is running, the sampler cannot start).
-[[nodiscard]] std::string start_profile(Profiling& profiling, SampleMode mode, int hz);
-void stop_profile(Profiling& profiling);  // the profile stays for symbolized_profile()
-// Stops the profile running now when called, unless it was stopped and another started since
-// (for the client that owns it: its session ends, its time is up).
-std::function<void()> stopper_of_running_profile(Profiling& profiling);
-// The running profile stops by itself after `duration` (`profile start --for SECONDS`).
-void stop_running_profile_after(Profiling& profiling, std::chrono::seconds duration);
+// One sampler, many consumers: each `record`, `top`, pprof scrape or whole-run profile joins it
+// and gets a window of its own (the samples from when it joined to when it left); the sampler
+// runs while any window does. Windows are named by id; 0 is none.
+using ProfileId = uint64_t;
+
+// Opens a window, starting the sampler when it is idle. Empty on success, else why not (the
+// sampler runs in the other mode; it cannot start). A window joining a running sampler gets its
+// rate; *note then says so. `session`: the manhole session that owns it, 0 for none.
+[[nodiscard]] std::string start_profile(Profiling& profiling, SampleMode mode, int hz, uint64_t session,
+                                        ProfileId* id, std::string* note);
+// Closes window `id` (what it saw stays for dump); false if it was not running. The sampler stops
+// with the last window.
+bool stop_profile(Profiling& profiling, ProfileId id);
+// Window `id` closes by itself after `duration` (`profile start --for SECONDS`).
+void stop_profile_after(Profiling& profiling, ProfileId id, std::chrono::seconds duration);
+// The newest window owned by `session` (0: a timed or whole-run one, owned by no session;
+// kAnySession: any), running or not; 0 if there is none. running_only: only windows still open.
+constexpr uint64_t kAnySession = ~uint64_t{0};
+ProfileId find_profile(Profiling& profiling, uint64_t session, bool running_only);
+size_t running_profiles(Profiling& profiling);
+// The window closed last (0 if none is kept): what a client without a profile of its own reads.
+ProfileId last_closed_profile(Profiling& profiling);
 
 // The running (or last) profile at a glance.
 struct ProfileStatus {
@@ -59,12 +73,12 @@ struct ProfileStatus {
   double handler_ns_p50 = 0;
   double handler_ns_p99 = 0;
 };
-ProfileStatus profile_status(Profiling& profiling);
+ProfileStatus profile_status(Profiling& profiling, ProfileId id);
 
-// The profile so far: named by the agent's own symbolizer, or with addresses only (one list of
+// Window `id` so far: named by the agent's own symbolizer, or with addresses only (one list of
 // addresses per stack, in order, in *pcs) for a viewer that names them itself.
-Profile symbolized_profile(Profiling& profiling);
-Profile unsymbolized_profile(Profiling& profiling, std::vector<std::vector<uint64_t>>* pcs);
+Profile symbolized_profile(Profiling& profiling, ProfileId id);
+Profile unsymbolized_profile(Profiling& profiling, ProfileId id, std::vector<std::vector<uint64_t>>* pcs);
 
 // What every profile of this agent has counted so far, for metrics (io thread).
 struct ProfilingTotals {
@@ -74,10 +88,12 @@ struct ProfilingTotals {
 };
 ProfilingTotals profiling_totals(Profiling& profiling);
 
-// Profiles for `duration` and then hands the symbolized profile to `done`, or why there is
-// none (a profile is already running; the sampler cannot start). io thread; `done` runs there.
-void profile_for(Profiling& profiling, SampleMode mode, int hz, std::chrono::milliseconds duration,
-                 std::function<void(std::string error, Profile profile)> done);
+// Profiles for `duration` in a window of its own and then hands the symbolized profile to `done`,
+// or why there is none (the sampler runs in the other mode; it cannot start). The returned
+// function ends it early (the client went away): `done` is then not called. io thread; `done`
+// runs there.
+std::function<void()> profile_for(Profiling& profiling, SampleMode mode, int hz, std::chrono::milliseconds duration,
+                                  std::function<void(std::string error, Profile profile)> done);
 
 // PERISCOPE_PROFILE: starts profiling now (on the io thread) and writes the profile at exit.
 // Empty on success (or when not asked for), else why not.

@@ -6,7 +6,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <csignal>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
+#include <vector>
 
 #include "tests/e2e/harness.h"
 
@@ -59,6 +61,58 @@ TEST(HttpGuard, AnotherUserReadsMetricsButNotStacksOrCommands) {
   EXPECT_EQ(log_level(demo), "info\n") << "unchanged";
   auto status = periscope({"exec", "--json", std::to_string(demo.pid()), "profile", "status"});
   EXPECT_EQ(nlohmann::json::parse(status.out)["running"], false) << "nobody started a profile";
+}
+
+// A TCP connection whose socket belongs to `uid` (the kernel records the creator's fsuid).
+RawConnection connect_as(uid_t uid, const std::string& address) {
+  ::setfsuid(uid);
+  RawConnection c = RawConnection::tcp(address);
+  ::setfsuid(0);
+  return c;
+}
+
+TEST(HttpGuard, ASlowSenderOfAnotherUserCannotHoldTheEndpoint) {
+  if (::geteuid() != 0) GTEST_SKIP() << "a socket of another uid needs root (setfsuid)";
+  SocketDir dir;
+  DemoWithHttp demo(dir);  // 16 connections, 10 s to send a request
+  std::vector<RawConnection> slow;
+  int refused = 0;
+  for (int i = 0; i < 16; ++i) {
+    slow.push_back(connect_as(kNobody, demo.admin()));
+    slow.back().send("GET /metr");  // and the rest never
+    std::string reply = slow.back().read_until("\n", 200ms);
+    if (reply.find("503") != std::string::npos) {
+      ++refused;
+      EXPECT_NE(slow.back().read_until("uid 65534\n", 1s).find("too many connections from uid 65534"),
+                std::string::npos);
+    }
+  }
+  EXPECT_EQ(refused, 12) << "a quarter of the 16 connections for a peer other than the owner";
+  int served = 0;
+  for (int i = 0; i < 20; ++i) served += http_request(demo.admin(), "GET", "/metrics").status == 200 ? 1 : 0;
+  EXPECT_EQ(served, 20) << "the owner is never crowded out";
+  auto metrics = http_request(demo.admin(), "GET", "/metrics");
+  EXPECT_NE(metrics.body.find("periscope_http_connections_total{result=\"refused_per_peer\"} 12"), std::string::npos)
+      << metrics.body;
+}
+
+TEST(HttpGuard, AProfileWhoseClientHangsUpStopsAtOnce) {
+  SocketDir dir;
+  DemoWithHttp demo(dir);
+  const std::string pid = std::to_string(demo.pid());
+  auto running = [&] {
+    auto status = periscope({"exec", "--json", pid, "profile", "status"});
+    return nlohmann::json::parse(status.out).value("running", false);
+  };
+  {
+    RawConnection scraper = RawConnection::tcp(demo.admin());
+    scraper.send("GET /debug/pprof/profile?seconds=600 HTTP/1.1\r\nHost: " + demo.admin() + "\r\n\r\n");
+    ASSERT_TRUE(wait_until(running)) << "the profile started";
+  }  // the scraper gives up: its connection closes
+  EXPECT_TRUE(wait_until([&] { return !running(); }, 3s)) << "stopped with its client, not after 600 s";
+  auto metrics = http_request(demo.admin(), "GET", "/metrics");
+  EXPECT_NE(metrics.body.find("periscope_http_connections_total{result=\"abandoned\"} 1"), std::string::npos)
+      << metrics.body;
 }
 
 TEST(HttpGuard, TheTokenBesideTheSocketLetsAnotherUserIn) {

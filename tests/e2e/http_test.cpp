@@ -9,6 +9,7 @@
 #include <fstream>
 #include <netinet/in.h>
 #include <regex>
+#include <sstream>
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
@@ -144,6 +145,51 @@ TEST(Http, GoToolPprofReadsTheProfileEndpoint) {
   }));
   EXPECT_EQ(http_request(demo.admin(), "GET", "/debug/pprof/profile?seconds=1").status, 409);
   first.join();
+}
+
+// One sampler, four consumers at once, none refused: a long `top`, a `record` and a pprof scrape
+// that join it later, and a second `top`. Each gets its own window: the record's 2 s, not the
+// sampler's whole run.
+TEST(Http, TwoTopsARecordAndAPprofScrapeProfileAtOnce) {
+  SocketDir dir;
+  DemoWithHttp demo(dir);
+  Load load(demo.demo());
+  const std::string pid = std::to_string(demo.pid());
+  Process long_top({cli_path(), "top", pid, "-n", "7"}, {});
+  ASSERT_TRUE(wait_until([&] {
+    return periscope({"exec", pid, "profile", "status"}).out.rfind("running", 0) == 0;
+  }));
+  std::this_thread::sleep_for(2s);  // so that the sampler has run longer than the windows below
+  const std::string folded = dir.path() + "/window.folded";
+  HttpResult scrape;
+  std::thread scraper([&] { scrape = http_request(demo.admin(), "GET", "/debug/pprof/profile?seconds=2", 20s); });
+  RunResult top = periscope({"top", pid, "-n", "2"});
+  RunResult record = periscope({"record", pid, "-d", "2", "-o", folded});
+  scraper.join();
+
+  ASSERT_EQ(top.exit_code, 0) << top.err;
+  EXPECT_NE(top.out.find("find_primes"), std::string::npos) << top.out;
+  ASSERT_EQ(record.exit_code, 0) << record.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(record.err, m, std::regex(R"(over ([0-9.]+) s)"))) << record.err;
+  EXPECT_LT(std::stod(m[1]), 3.5) << "its own window, not the sampler's run: " << record.err;
+  EXPECT_GE(std::stod(m[1]), 1.9) << record.err;
+  std::stringstream text;
+  text << std::ifstream(folded).rdbuf();
+  EXPECT_NE(text.str().find("find_primes"), std::string::npos);
+  ASSERT_EQ(scrape.status, 200) << scrape.body;
+  const std::string pprof = dir.path() + "/scrape.pb.gz";
+  std::ofstream(pprof, std::ios::binary) << scrape.body;
+  RunResult view = periscope({"view", pprof});
+  ASSERT_EQ(view.exit_code, 0) << view.err;
+  EXPECT_NE(view.out.find("find_primes"), std::string::npos) << view.out;
+
+  const auto long_top_exit = long_top.wait(30s);
+  ASSERT_TRUE(long_top_exit);
+  EXPECT_EQ(*long_top_exit, 0) << long_top.stderr_text();
+  auto status = periscope({"exec", "--json", pid, "profile", "status"});
+  EXPECT_EQ(nlohmann::json::parse(status.out)["running"], false) << "the sampler stops with its last client";
+  EXPECT_EQ(nlohmann::json::parse(status.out)["clients"], 0);
 }
 
 TEST(Http, PsShowsTheEndpointAndWritesPrometheusServiceDiscovery) {

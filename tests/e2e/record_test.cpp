@@ -244,6 +244,25 @@ TEST(Record, CtrlCStopsAndStillWritesTheFile) {
   EXPECT_EQ(nlohmann::json::parse(status.out)["running"], false) << "the agent stopped sampling";
 }
 
+// A forked backend ends its query, a host crashes: the record keeps what it took up to its last
+// second, says so, and exits 6 (not 0: the file is shorter than asked; not 5: it is written).
+TEST(Record, ATargetThatDiesMidwayLeavesWhatWasSampled) {
+  SocketDir dir;
+  ProfiledHost host(dir);
+  const std::string out = dir.path() + "/partial.folded";
+  Process rec({cli_path(), "record", host.pid(), "-d", "60", "-o", out}, {});
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  host.process.kill(SIGKILL);
+  const auto code = rec.wait(20s);
+  ASSERT_TRUE(code) << "record ends when its target does";
+  EXPECT_EQ(*code, 6) << rec.stderr_text();
+  EXPECT_NE(rec.stderr_text().find("exited during the recording; the file holds what was sampled"), std::string::npos)
+      << rec.stderr_text();
+  const WorkShares shares = work_shares(slurp(out));
+  EXPECT_GT(shares.work, 0) << "named after the target was gone: " << slurp(out);
+  EXPECT_NEAR(shares.a, 60, 15) << slurp(out);
+}
+
 TEST(Record, ProfileCommandsWorkFromTheRepl) {
   SocketDir dir;
   ProfiledHost host(dir);
@@ -252,12 +271,26 @@ TEST(Record, ProfileCommandsWorkFromTheRepl) {
   EXPECT_NE(started.out.find("profiling wall at 49 Hz"), std::string::npos) << started.out << started.err;
   EXPECT_NE(started.out.find("for 60 s"), std::string::npos) << started.out;
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // One sampler: a wall profile joins the running one at its rate; a cpu one waits for it.
+  auto joined = run({cli_path(), "attach", host.pid()}, {}, "profile start wall 99\nprofile start wall\n");
+  ASSERT_EQ(joined.exit_code, 0) << joined.err;
+  EXPECT_NE(joined.out.find("profiling wall at 49 Hz (wall clock, every thread), until this session ends; joined "
+                            "the running wall profile at its 49 Hz (asked for 99)"),
+            std::string::npos)
+      << joined.out;
+  EXPECT_NE(joined.out.find("error: profile start: this session's profile is running"), std::string::npos)
+      << joined.out;
   auto r = run({cli_path(), "attach", host.pid()}, {},
-               "profile start\nprofile status\nprofile stop\nprofile dump\nprofile bogus\n");
+               "profile start\nprofile status\nprofile stop\nprofile status\nprofile dump\nprofile bogus\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("error: profile start: a profile is already running"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("error: profile start: a wall profile is running for 1 client(s); a cpu profile can start "
+                       "when they end"),
+            std::string::npos)
+      << r.out;
+  // This session has no profile of its own: it sees, and may stop, the timed one.
   EXPECT_NE(r.out.find("running: wall at 49 Hz"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("stopped after"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("stopped: wall at 49 Hz"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("blocked_in_read"), std::string::npos) << "dump prints folded stacks:\n" << r.out;
   EXPECT_NE(r.out.find("error: profile: unknown action 'bogus'"), std::string::npos) << r.out;
 }

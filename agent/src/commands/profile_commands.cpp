@@ -25,9 +25,9 @@ nlohmann::json status_json(const ProfileStatus& s) {
 }
 
 // Addresses only, for a viewer that names them itself (profile_from_raw_json).
-nlohmann::json raw_profile_json(Profiling& profiling) {
+nlohmann::json raw_profile_json(Profiling& profiling, ProfileId id) {
   std::vector<std::vector<uint64_t>> pcs_of;
-  Profile p = unsymbolized_profile(profiling, &pcs_of);
+  Profile p = unsymbolized_profile(profiling, id, &pcs_of);
   nlohmann::json out = profile_to_json(p);
   for (size_t i = 0; i < pcs_of.size(); ++i) {
     out["stacks"][i].erase("frames");
@@ -38,7 +38,8 @@ nlohmann::json raw_profile_json(Profiling& profiling) {
 }
 
 // Every profile has an owner, so that none outlives the client that wanted it: the session that
-// started it (the profile stops when the session ends, however it ends), or a time limit.
+// started it (the profile stops when the session ends, however it ends), or a time limit. Each is
+// a window of its own on the one sampler: several clients profile at once.
 Reply start(Profiling& profiling, const manhole::Args& args) {
   SampleMode mode = SampleMode::kCpu;
   int hz = kDefaultSamplingHz;
@@ -61,25 +62,55 @@ Reply start(Profiling& profiling, const manhole::Args& args) {
     return Reply::failure("profile start: outside a manhole session a profile needs --for SECONDS (over HTTP: "
                           "/debug/pprof/profile?seconds=N)");
   }
-  if (auto err = start_profile(profiling, mode, hz); !err.empty()) return Reply::failure("profile start: " + err);
+  const uint64_t session = for_seconds > 0 ? 0 : manhole::session_id();
+  if (session != 0 && find_profile(profiling, session, true) != 0) {
+    return Reply::failure("profile start: this session's profile is running; 'profile stop' first");
+  }
+  ProfileId id = 0;
+  std::string note;
+  if (auto err = start_profile(profiling, mode, hz, session, &id, &note); !err.empty()) {
+    return Reply::failure("profile start: " + err);
+  }
   std::string owner;
   if (for_seconds > 0) {
-    stop_running_profile_after(profiling, std::chrono::seconds(for_seconds));
+    stop_profile_after(profiling, id, std::chrono::seconds(for_seconds));
     owner = "for " + std::to_string(for_seconds) + " s";
   } else {
-    (void)manhole::when_session_ends(stopper_of_running_profile(profiling));
+    (void)manhole::when_session_ends([&profiling, id] { stop_profile(profiling, id); });
     owner = "until this session ends";
   }
-  ProfileStatus s = profile_status(profiling);
-  return Reply::success("profiling " + std::string(sample_mode_name(mode)) + " at " + std::to_string(hz) + " Hz (" +
-                            s.clock + "), " + owner + "\n",
-                        status_json(s));
+  ProfileStatus s = profile_status(profiling, id);
+  nlohmann::json data = status_json(s);
+  data["id"] = id;
+  data["clients"] = running_profiles(profiling);
+  if (!note.empty()) data["note"] = note;
+  return Reply::success("profiling " + std::string(sample_mode_name(mode)) + " at " + std::to_string(s.hz) + " Hz (" +
+                            s.clock + "), " + owner + (note.empty() ? "" : "; " + note) + "\n",
+                        std::move(data));
+}
+
+// This session's profile, else (for `periscope exec`, a new session each time) another: for what
+// stops, a timed one; for what reads, the newest running one, else the one closed last.
+ProfileId profile_for_this_client(Profiling& profiling, bool running_only) {
+  const uint64_t session = manhole::session_id();
+  if (ProfileId own = session ? find_profile(profiling, session, running_only) : 0; own != 0) return own;
+  if (!running_only) {
+    const ProfileId running = find_profile(profiling, kAnySession, true);
+    return running != 0 ? running : last_closed_profile(profiling);
+  }
+  // Nothing of ours runs: a timed profile (started with --for, owned by no session) may be stopped.
+  return find_profile(profiling, 0, true);
 }
 
 Reply stop(Profiling& profiling) {
-  if (!profile_status(profiling).running) return Reply::failure("profile stop: no profile is running");
-  stop_profile(profiling);
-  ProfileStatus s = profile_status(profiling);
+  const ProfileId id = profile_for_this_client(profiling, true);
+  if (id == 0 || !stop_profile(profiling, id)) {
+    const size_t others = running_profiles(profiling);
+    return Reply::failure("profile stop: no profile of this session is running" +
+                          (others ? " (" + std::to_string(others) + " of other clients are; they end with them)"
+                                  : std::string()));
+  }
+  ProfileStatus s = profile_status(profiling, id);
   char line[160];
   std::snprintf(line, sizeof line, "stopped after %.1f s: %llu samples, %llu lost\n", s.seconds,
                 static_cast<unsigned long long>(s.samples), static_cast<unsigned long long>(s.lost));
@@ -87,7 +118,8 @@ Reply stop(Profiling& profiling) {
 }
 
 Reply status(Profiling& profiling) {
-  ProfileStatus s = profile_status(profiling);
+  const ProfileId id = profile_for_this_client(profiling, false);
+  ProfileStatus s = profile_status(profiling, id);
   char line[300];
   std::snprintf(line, sizeof line,
                 "%s: %s at %d Hz, %.1f s, %llu samples, %llu lost, %zu threads; handler %.1f us median, %.1f us "
@@ -95,7 +127,10 @@ Reply status(Profiling& profiling) {
                 s.running ? "running" : "stopped", sample_mode_name(s.mode), s.hz, s.seconds,
                 static_cast<unsigned long long>(s.samples), static_cast<unsigned long long>(s.lost), s.threads,
                 s.handler_ns_p50 / 1000, s.handler_ns_p99 / 1000);
-  return Reply::success(line, status_json(s));
+  nlohmann::json data = status_json(s);
+  data["id"] = id;
+  data["clients"] = running_profiles(profiling);
+  return Reply::success(line, std::move(data));
 }
 
 Reply profile(const LiveParts& parts, const manhole::Args& args) {
@@ -105,11 +140,12 @@ Reply profile(const LiveParts& parts, const manhole::Args& args) {
   if (action == "start") return start(*profiling, args);
   if (action == "stop") return stop(*profiling);
   if (action == "status") return status(*profiling);
+  const ProfileId id = action == "dump" ? profile_for_this_client(*profiling, false) : 0;
   if (action == "dump" && args.size() > 1 && args[1] == "--raw") {
-    return Reply::success("profile with addresses only (--raw)\n", raw_profile_json(*profiling));
+    return Reply::success("profile with addresses only (--raw)\n", raw_profile_json(*profiling, id));
   }
   if (action == "dump") {
-    Profile p = symbolized_profile(*profiling);
+    Profile p = symbolized_profile(*profiling, id);
     return Reply::success(to_folded(p, false), profile_to_json(p));
   }
   return Reply::failure("profile: unknown action '" + action + "' (start, stop, status or dump)");

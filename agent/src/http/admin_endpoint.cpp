@@ -17,8 +17,9 @@ namespace periscope::agent {
 
 namespace {
 
+// Ends early, with nothing sent, when the client goes away: no profile outlives who wanted it.
 void serve_profile(Profiling& profiling, const ProfileRequest& request, Respond respond) {
-  profile_for(profiling, request.wall ? SampleMode::kWall : SampleMode::kCpu, request.hz,
+  auto end_early = profile_for(profiling, request.wall ? SampleMode::kWall : SampleMode::kCpu, request.hz,
               std::chrono::duration_cast<std::chrono::milliseconds>(request.duration),
               [respond = std::move(respond)](std::string error, Profile profile) {
                 if (!error.empty()) return respond(text_response(409, "cannot profile: " + error + "\n"));
@@ -28,6 +29,7 @@ void serve_profile(Profiling& profiling, const ProfileRequest& request, Respond 
                 r.body = to_pprof_gz(profile);
                 respond(std::move(r));
               });
+  if (request.on_abandoned) *request.on_abandoned = std::move(end_early);
 }
 
 std::vector<std::string> split_names(const std::string& list) {

@@ -140,6 +140,7 @@ class Route {
       if (!v) return respond_(text_response(400, "rate must be " + sampling_hz_range() + " (Hz)\n"));
       p.hz = static_cast<int>(*v);
     }
+    p.on_abandoned = request_.on_abandoned;
     backend_.profile(p, std::move(respond_));
   }
 

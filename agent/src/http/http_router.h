@@ -28,6 +28,9 @@ struct HttpRequest {
   std::string sec_fetch_site;
   std::string authorization;
   HttpPeer peer;
+  // For a handler whose answer takes time (a profile): it sets what to undo if the client goes
+  // away before the answer; the server runs it then. Null when nobody watches.
+  std::shared_ptr<std::function<void()>> on_abandoned;
 };
 
 struct HttpResponse {
@@ -42,6 +45,7 @@ struct ProfileRequest {
   std::chrono::seconds duration{30};
   bool wall = false;
   int hz = kDefaultSamplingHz;
+  std::shared_ptr<std::function<void()>> on_abandoned;  // the request's (HttpRequest)
 };
 
 struct HttpBackend {

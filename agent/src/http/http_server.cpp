@@ -12,7 +12,9 @@
 #include <boost/beast/http/write.hpp>
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <list>
+#include <map>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <optional>
@@ -37,10 +39,10 @@ namespace {
 // that may already belong to the host).
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(asio::io_context& io, int fd, const HttpServerConfig& config, const HttpRouter& router,
+  HttpSession(asio::io_context& io, int fd, HttpPeer peer, const HttpServerConfig& config, const HttpRouter& router,
               HttpCounters& counters, std::function<void()> on_closed)
       : socket_(io), timer_(io), fd_(fd), config_(config), router_(router), counters_(counters),
-        on_closed_(std::move(on_closed)), peer_(http_peer_of(fd)) {
+        on_closed_(std::move(on_closed)), peer_(std::move(peer)) {
     error_code ec;
     socket_.assign(config.address.v6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd, ec);
     if (ec) closed_ = true;
@@ -109,10 +111,29 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     r.sec_fetch_site = std::string(request["Sec-Fetch-Site"]);
     r.authorization = std::string(request[http::field::authorization]);
     r.peer = peer_;
+    r.on_abandoned = std::make_shared<std::function<void()>>();
+    answering_ = r.on_abandoned;
     router_.handle(r, [self = shared_from_this()](HttpResponse response) { self->write(std::move(response)); });
+    if (answering_) watch_for_hang_up();  // the answer takes a while (a profile)
+  }
+
+  // Until the answer is written: a client that hangs up (EOF, reset) abandons the request, and
+  // what the handler started for it ends now rather than after its seconds.
+  void watch_for_hang_up() {
+    socket_.async_wait(asio::socket_base::wait_read, [self = shared_from_this()](const error_code& ec) {
+      if (ec || self->closed_ || !self->answering_) return;
+      char byte;
+      const ssize_t n = ::recv(self->fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n > 0) return;  // the client's next request (pipelined): it is still there
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return self->watch_for_hang_up();
+      ++self->counters_.abandoned;
+      if (auto undo = std::exchange(self->answering_, nullptr); undo && *undo) (*undo)();
+      self->close();
+    });
   }
 
   void write(HttpResponse r) {
+    answering_ = nullptr;
     if (closed_) return;
     ++counters_.responses[r.status];
     response_ = {};
@@ -148,12 +169,37 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   unsigned version_ = 11;
   bool closed_ = false;
   HttpPeer peer_;  // who connected: the guard's question, asked once per connection
+  std::shared_ptr<std::function<void()>> answering_;  // the request being answered, until written
 };
 
 // Best effort, never blocks: the socket is non-blocking and the reply is small.
 void send_and_forget(int fd, const std::string& text) {
   ssize_t n = ::send(fd, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   (void)n;
+}
+
+void refuse_busy(int fd, const std::string& why) {
+  send_and_forget(fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                      "Content-Length: " + std::to_string(why.size()) + "\r\n\r\n" + why);
+}
+
+// Whose connections count together against the per-peer cap; empty for the process's own uid
+// and root over loopback, who are never capped (they may do everything anyway).
+std::string peer_key(int fd, const HttpPeer& peer) {
+  if (peer.loopback && peer.uid) {
+    if (*peer.uid == 0 || *peer.uid == ::geteuid()) return {};
+    return "uid " + std::to_string(*peer.uid);
+  }
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  char text[INET6_ADDRSTRLEN] = "?";
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+    const void* ip = address.ss_family == AF_INET6
+                         ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&address)->sin6_addr)
+                         : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&address)->sin_addr);
+    ::inet_ntop(address.ss_family, ip, text, sizeof text);
+  }
+  return std::string("address ") + text;
 }
 
 }  // namespace
@@ -168,26 +214,44 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   HttpCounters counters;
   std::shared_ptr<manhole::AcceptLoop> accepting;
   std::list<std::weak_ptr<HttpSession>> sessions;
+  std::map<std::string, int> per_peer;  // open connections of each capped peer
   bool stopped = false;
+
+  // A peer other than the owner holds at most a quarter of the connections: one that connects
+  // again and again and sends slowly cannot take the endpoint from everyone else.
+  int per_peer_cap() const { return std::max(1, config.max_connections / 4); }
 
   void admit(int fd) {
     if (counters.active.load() >= config.max_connections) {
       ++counters.refused_busy;
       ++counters.responses[503];
-      send_and_forget(fd,
-                      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-                      "Content-Length: 21\r\n\r\ntoo many connections\n");
+      refuse_busy(fd, "too many connections\n");
       manhole::close_tracked(fd);
       return;
     }
+    HttpPeer peer = http_peer_of(fd);
+    std::string key = peer_key(fd, peer);
+    if (!key.empty() && per_peer[key] >= per_peer_cap()) {
+      ++counters.refused_per_peer;
+      ++counters.responses[503];
+      refuse_busy(fd, "too many connections from " + key + "\n");
+      manhole::close_tracked(fd);
+      return;
+    }
+    if (!key.empty()) ++per_peer[key];
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     ++counters.accepted;
     ++counters.active;
     sessions.remove_if([](const std::weak_ptr<HttpSession>& s) { return s.expired(); });
-    auto session = std::make_shared<HttpSession>(io, fd, config, router, counters,
-                                                 [weak = weak_from_this()] {
-                                                   if (auto self = weak.lock()) --self->counters.active;
+    auto session = std::make_shared<HttpSession>(io, fd, std::move(peer), config, router, counters,
+                                                 [weak = weak_from_this(), key] {
+                                                   auto self = weak.lock();
+                                                   if (!self) return;
+                                                   --self->counters.active;
+                                                   if (!key.empty() && --self->per_peer[key] <= 0) {
+                                                     self->per_peer.erase(key);
+                                                   }
                                                  });
     sessions.push_back(session);
     session->start();

@@ -39,6 +39,8 @@ struct HttpCounters {
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> refused_busy{0};
   std::atomic<uint64_t> timed_out{0};
+  std::atomic<uint64_t> refused_per_peer{0};  // a peer other than the owner over its share
+  std::atomic<uint64_t> abandoned{0};         // the client hung up before its answer (a profile)
   std::atomic<int> active{0};
   std::map<int, uint64_t> responses;  // by status code; io thread only
 };

@@ -51,6 +51,8 @@ void add_server_metrics(const LiveParts& parts, Families& out) {
     add_sample(out.back(), static_cast<double>(c->accepted.load()), {{"result", "accepted"}});
     add_sample(out.back(), static_cast<double>(c->refused_busy.load()), {{"result", "refused_busy"}});
     add_sample(out.back(), static_cast<double>(c->timed_out.load()), {{"result", "timed_out"}});
+    add_sample(out.back(), static_cast<double>(c->refused_per_peer.load()), {{"result", "refused_per_peer"}});
+    add_sample(out.back(), static_cast<double>(c->abandoned.load()), {{"result", "abandoned"}});
     out.push_back(counter_family("periscope_http_responses_total", "HTTP admin responses, by status code."));
     for (const auto& [code, count] : c->responses) {
       add_sample(out.back(), static_cast<double>(count), {{"code", std::to_string(code)}});
