@@ -64,6 +64,12 @@ std::vector<CommandSummary> CommandRegistry::list() const {
   return out;
 }
 
+bool CommandRegistry::runs_off_thread(const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  auto it = commands_.find(name);
+  return it != commands_.end() && it->second->command.off_thread;
+}
+
 bool CommandRegistry::contains(const std::string& name) const {
   std::lock_guard lock(mutex_);
   return commands_.count(name) != 0;

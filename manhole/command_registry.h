@@ -26,6 +26,7 @@ struct Command {
   std::string help;   // one line
   Handler handler;
   bool changes_state = false;  // e.g. `set`: served over HTTP by POST only
+  bool off_thread = false;     // the application's: may take long, runs off the io thread (command_runner.h)
 };
 
 struct CommandSummary {
@@ -43,6 +44,7 @@ class CommandRegistry {
   protocol::Reply run(const std::vector<std::string>& words) const;
   std::vector<CommandSummary> list() const;  // sorted by name
   bool contains(const std::string& name) const;
+  bool runs_off_thread(const std::string& name) const;  // false for an unknown name
 
   std::mutex& mutex() { return mutex_; }  // for pthread_atfork only
 

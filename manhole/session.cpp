@@ -1,5 +1,7 @@
 #include "manhole/session.h"
 
+#include "manhole/command_runner.h"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/read_until.hpp>
@@ -30,7 +32,7 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
  public:
   SessionImpl(asio::io_context& io, int fd, const SessionSettings& settings, const CommandRegistry& registry,
               std::function<void()> on_closed)
-      : socket_(io), timer_(io), input_(protocol::kMaxLineBytes + 1), settings_(settings), registry_(registry),
+      : io_(io), socket_(io), timer_(io), input_(protocol::kMaxLineBytes + 1), settings_(settings), registry_(registry),
         on_closed_(std::move(on_closed)), fd_(fd) {
     error_code ec;
     socket_.assign(asio::local::stream_protocol(), fd, ec);
@@ -121,12 +123,16 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
       else write(std::string(protocol::kPrompt), false);
       return;
     }
-    protocol::Reply reply = protocol::Reply::failure(request.error);
-    if (request.error.empty()) {
-      SessionScope scope(&on_end_, id_);
-      reply = registry_.run(request.words);
-    }
-    std::string name = request.words.empty() ? std::string() : request.words[0];
+    if (!request.error.empty()) return answer(request.words, protocol::Reply::failure(request.error));
+    // The next line is read once this one is answered, however long an application command takes.
+    SessionScope scope(&on_end_, id_);
+    run_command(registry_, request.words, io_, settings_.command_timeout, [self = shared_from_this(), words = request.words](protocol::Reply reply) {
+                  if (!self->closed_) self->answer(words, std::move(reply));
+                });
+  }
+
+  void answer(const std::vector<std::string>& words, protocol::Reply reply) {
+    std::string name = words.empty() ? std::string() : words[0];
     std::string out = json_mode_ ? protocol::encode_frame(name, reply) : protocol::render_text(reply);
     if (!json_mode_ && !reply.close_session) out += protocol::kPrompt;
     write(std::move(out), reply.close_session);
@@ -146,6 +152,7 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
                       });
   }
 
+  asio::io_context& io_;
   asio::local::stream_protocol::socket socket_;
   asio::steady_timer timer_;
   asio::streambuf input_;

@@ -20,6 +20,7 @@ struct SessionSettings {
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};
   std::string banner;       // text sent on connect, before the first prompt
   std::string hello_frame;  // sent after "mode json"
+  std::chrono::milliseconds command_timeout{5000};  // for the application's commands (command_runner.h)
 };
 
 class Session {

@@ -26,7 +26,9 @@
 #include "agent/src/watchdog/fast_clock.h"
 #include "agent/src/api/saved_thresholds.h"
 #include "agent/src/watchdog/watchdog.h"
+#include "manhole/command_runner.h"
 #include "manhole/owned_fds.h"
+#include "manhole/quiet_thread.h"
 #include "manhole/server.h"
 #include "protocol/socket_location.h"
 #include "manhole/standard_commands.h"
@@ -180,18 +182,7 @@ void run_io(Agent* agent) {
 }
 
 // Starts the io thread with every signal blocked, so the host's signals never land on it.
-void start_io_thread(Agent* agent) {
-  sigset_t all, old;
-  sigfillset(&all);
-  ::pthread_sigmask(SIG_SETMASK, &all, &old);
-  try {
-    agent->thread = std::thread(run_io, agent);
-  } catch (...) {
-    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    throw;
-  }
-  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-}
+void start_io_thread(Agent* agent) { agent->thread = manhole::start_quiet_thread([agent] { run_io(agent); }); }
 
 std::string process_name() {
   auto info = read_process_info(::getpid());
@@ -226,6 +217,7 @@ Status start_locked(const Options& options, pid_t forked_from) {
   config.socket_path = protocol::socket_path(agent->socket_dir, agent->owner_pid);
   config.max_connections = options.max_connections;
   config.session.idle_timeout = options.idle_timeout;
+  config.session.command_timeout = options.command_timeout;
   const std::string name = process_name();
   config.session.banner = "periscope " PERISCOPE_VERSION_STRING " attached to pid " +
                           std::to_string(agent->owner_pid) + " (" + name +
@@ -416,6 +408,7 @@ void stop_agent() {
       g_http_file_to_remove[0] = '\0';
       g_token_file_to_remove[0] = '\0';
     }
+    manhole::drop_answers_for(agent->io);
     delete agent;
   } catch (...) {
   }

@@ -51,6 +51,8 @@ Options Options::from_env() {
     o.stack_signal = static_cast<int>(env_int("PERISCOPE_STACK_SIGNAL", o.stack_signal, 0, 64));
     o.stack_timeout =
         std::chrono::milliseconds(env_int("PERISCOPE_STACK_TIMEOUT_MS", o.stack_timeout.count(), 1, 60000));
+    o.command_timeout =
+        std::chrono::milliseconds(env_int("PERISCOPE_COMMAND_TIMEOUT_MS", o.command_timeout.count(), 1, 600000));
     if (const char* v = env("PERISCOPE_PROFILE")) o.profile = v;
     if (const char* v = env("PERISCOPE_PROFILE_OUT")) o.profile_out = v;
     if (const char* clock = env("PERISCOPE_PROFILE_CLOCK")) {
@@ -87,6 +89,7 @@ nlohmann::json describe_options(const Options& o, const std::string& socket_dir)
           {"fork", o.restart_after_fork ? "on" : "off"},
           {"verbose", o.verbose},
           {"stack_timeout_ms", o.stack_timeout.count()},
+          {"command_timeout_ms", o.command_timeout.count()},
           {"profile", o.profile},
           {"profile_clock", o.profile_timers_only ? "timer" : "perf"},
           {"profile_out", o.profile_out},

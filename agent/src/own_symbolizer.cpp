@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "agent/src/logging.h"
+#include "manhole/quiet_thread.h"
 
 namespace periscope::agent {
 
@@ -95,17 +96,12 @@ void symbolize_in_background(std::function<void(Symbolizer&)> job) {
       s.wake.notify_one();
       return;
     }
-    // Every signal blocked, so the host's signals never land on it; detached: it ends by itself.
-    sigset_t all, old;
-    sigfillset(&all);
-    ::pthread_sigmask(SIG_SETMASK, &all, &old);
     try {
-      std::thread(run_jobs, &s).detach();
+      manhole::start_quiet_thread([&s] { run_jobs(&s); }).detach();  // it ends by itself
       s.thread_running = true;
     } catch (const std::exception& e) {
       log_line(std::string("agent: no symbolizer thread (") + e.what() + "); symbolizing on the caller's");
     }
-    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (s.thread_running) return;
   }
   // No thread: the jobs run here, late rather than never.

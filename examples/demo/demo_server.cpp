@@ -206,7 +206,7 @@ void register_with_periscope() {
                                 "requests served since start");
   }
   if (s.ok()) {
-    s = periscope::add_command("burn", "[MS]", "burn CPU on the agent's thread for MS ms (default 100)",
+    s = periscope::add_command("burn", "[MS]", "burn CPU for MS ms (default 100), on a thread of the agent's",
                                [](const std::vector<std::string>& args) {
                                  int ms = args.empty() ? 100 : std::stoi(args[0]);
                                  if (ms < 0 || ms > 10000) throw std::out_of_range("MS must be 0..10000");

@@ -192,6 +192,30 @@ TEST(Http, TwoTopsARecordAndAPprofScrapeProfileAtOnce) {
   EXPECT_EQ(nlohmann::json::parse(status.out)["clients"], 0);
 }
 
+// An application command that takes long holds neither the manhole nor HTTP: it runs on a thread
+// of its own, its client is told when it does not answer in time, and everyone else is served.
+TEST(Http, ALongApplicationCommandHoldsNobodyElse) {
+  SocketDir dir;
+  DemoWithHttp demo(dir, {{"PERISCOPE_COMMAND_TIMEOUT_MS", "500"}});
+  const std::string pid = std::to_string(demo.pid());
+  Process burn({cli_path(), "exec", pid, "burn", "4000"}, {});
+  ASSERT_TRUE(wait_until([&] { return periscope({"exec", pid, "threads"}).out.find("periscope") != std::string::npos; }));
+  auto metrics = http_request(demo.admin(), "GET", "/metrics", 2s);
+  EXPECT_EQ(metrics.status, 200) << "served while burn runs";
+  auto info = periscope({"exec", pid, "info"});
+  EXPECT_EQ(info.exit_code, 0) << info.err;
+  const auto burn_exit = burn.wait(3s);
+  ASSERT_TRUE(burn_exit) << "answered at its timeout, not after 4 s";
+  EXPECT_EQ(*burn_exit, 1);
+  EXPECT_NE(burn.stderr_text().find("burn: did not answer within 500 ms"), std::string::npos) << burn.stderr_text();
+  auto over_http = http_request(demo.admin(), "POST", "/debug/cmd/burn?arg=2000", 5s);
+  EXPECT_EQ(over_http.status, 400);
+  EXPECT_NE(over_http.body.find("did not answer within 500 ms"), std::string::npos) << over_http.body;
+  auto quick = periscope({"exec", pid, "burn", "5"});
+  EXPECT_EQ(quick.exit_code, 0) << quick.err;
+  EXPECT_NE(quick.out.find("primes: "), std::string::npos) << quick.out;
+}
+
 TEST(Http, PsShowsTheEndpointAndWritesPrometheusServiceDiscovery) {
   SocketDir dir;
   DemoWithHttp demo(dir);

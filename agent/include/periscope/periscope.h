@@ -3,8 +3,9 @@
 // periscope_c.h (included here) for the C API.
 //
 // Contract: every function is thread-safe, never throws, and is cheap when the agent is off.
-// Callbacks you register (commands, variable getters/setters) run on the agent's own thread;
-// make them thread-safe against your threads, keep them short, and report failure by throwing
+// Variable getters/setters run on the agent's own thread; commands on a thread of their own each
+// (at most 4 at once; the client is told after PERISCOPE_COMMAND_TIMEOUT_MS that one did not
+// answer). Make them thread-safe against your threads and report failure by throwing
 // std::exception (the message is shown to the user; nothing escapes into your code).
 #pragma once
 
@@ -35,6 +36,8 @@ struct Options {
                                             // 0 picks the first free one from SIGRTMIN+8
   std::chrono::milliseconds stack_timeout{250};  // PERISCOPE_STACK_TIMEOUT_MS: how long a thread may take
                                                  // to answer a stack capture
+  std::chrono::milliseconds command_timeout{5000};  // PERISCOPE_COMMAND_TIMEOUT_MS: how long the client of an
+                                                    // application command waits for its answer
   std::string profile;                      // PERISCOPE_PROFILE=cpu[:HZ] or wall[:HZ]: profile the whole run,
                                             // from start to exit (like gperftools' CPUPROFILE)
   std::string profile_out;                  // PERISCOPE_PROFILE_OUT: where that profile goes at exit (format by

@@ -3,8 +3,9 @@
  *
  * Contract: every function is thread-safe, never aborts the host, and is cheap when the agent is
  * off. Functions that can fail return 0 on success and -1 on failure; the reason is printed on
- * stderr in one line. Callbacks (commands, variable getters and setters) run on the agent's own
- * thread: make them thread-safe against your threads and keep them short. */
+ * stderr in one line. Variable getters and setters run on the agent's own thread, commands on a
+ * thread of their own each (at most 4 at once; their client waits PERISCOPE_COMMAND_TIMEOUT_MS):
+ * make them thread-safe against your threads. */
 #ifndef PERISCOPE_PERISCOPE_C_H
 #define PERISCOPE_PERISCOPE_C_H
 

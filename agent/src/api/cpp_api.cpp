@@ -58,6 +58,7 @@ Status add_command(const std::string& name, const std::string& usage, const std:
                                return protocol::Reply::success(std::move(text));
                              }};
     command.changes_state = true;  // we can't tell what an application's command does: POST only over HTTP
+    command.off_thread = true;     // nor how long it takes: it must not hold the agent
     return from_error(agent::command_registry().add(std::move(command)));
   });
 }

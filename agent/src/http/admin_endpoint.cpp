@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "agent/src/http/http_guard.h"
+#include "manhole/command_runner.h"
 
 #include "agent/src/logging.h"
 #include "agent/src/profiling.h"
@@ -102,10 +103,16 @@ std::unique_ptr<HttpServer> start_admin_endpoint(boost::asio::io_context& io, co
   config.timeout = options.http_timeout;
   config.log = log_line;
   Profiling& profiling = sources.profiling;
-  HttpRouter router(sources.commands, {std::move(sources.metrics_text),
-                                       [&profiling](const ProfileRequest& request, Respond respond) {
-                                         serve_profile(profiling, request, std::move(respond));
-                                       }},
+  const manhole::CommandRegistry& commands = sources.commands;
+  HttpRouter router(commands,
+                    {std::move(sources.metrics_text),
+                     [&profiling](const ProfileRequest& request, Respond respond) {
+                       serve_profile(profiling, request, std::move(respond));
+                     },
+                     [&commands, &io, timeout = options.command_timeout](
+                         const std::vector<std::string>& words, std::function<void(protocol::Reply)> done) {
+                       manhole::run_command(commands, words, io, timeout, std::move(done));
+                     }},
                     guard);
   auto server = std::make_unique<HttpServer>(io, std::move(router), std::move(config));
   if (auto err = server->listen(); !err.empty()) {

@@ -194,16 +194,22 @@ class Route {
   }
 
   void run(const std::vector<std::string>& words, bool json) {
-    protocol::Reply reply = commands_.run(words);
+    if (!backend_.run_command) return answer(commands_.run(words), json, respond_);
+    backend_.run_command(words, [json, respond = respond_](protocol::Reply reply) {
+      answer(std::move(reply), json, respond);
+    });
+  }
+
+  static void answer(protocol::Reply reply, bool json, const Respond& respond) {
     if (!reply.ok) {
       if (json) {
         HttpResponse r = json_response({{"error", reply.error}});
         r.status = 400;
-        return respond_(std::move(r));
+        return respond(std::move(r));
       }
-      return respond_(text_response(400, "error: " + reply.error + "\n"));
+      return respond(text_response(400, "error: " + reply.error + "\n"));
     }
-    respond_(json ? json_response(reply.data) : text_response(200, protocol::render_text(reply)));
+    respond(json ? json_response(reply.data) : text_response(200, protocol::render_text(reply)));
   }
 
   static HttpResponse json_response(const nlohmann::json& data) {

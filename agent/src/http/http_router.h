@@ -52,6 +52,8 @@ struct HttpBackend {
   std::function<std::string()> metrics_text;  // Prometheus text format 0.0.4
   // Profiles for the duration, then responds with the gzipped pprof (or the reason it could not).
   std::function<void(const ProfileRequest&, Respond)> profile;
+  // Runs a command and hands its reply on (manhole/command_runner.h); null: at once, here.
+  std::function<void(const std::vector<std::string>&, std::function<void(protocol::Reply)>)> run_command;
 };
 
 struct HttpGuardConfig;
