@@ -17,58 +17,53 @@ namespace asio = boost::asio;
 
 namespace {
 
-// Application commands running now, in this process (a fork child starts from none: the
-// parent's threads are not in it).
-struct Running {
+// Application commands running now, and where their answers may still go (io contexts not yet
+// destroyed: drop_answers_for). Per process and never locked across a fork: a fork child makes
+// its own (a parent thread may have held the lock), and the parent's threads are not in it.
+struct State {
+  pid_t owner = ::getpid();
   std::mutex lock;
-  pid_t owner = 0;
-  int count = 0;
-};
-Running& running() {
-  static Running* r = new Running;  // leaked: detached threads may outlive static destruction
-  return *r;
-}
-
-bool take_slot() {
-  Running& r = running();
-  std::lock_guard held(r.lock);
-  if (r.owner != ::getpid()) r.owner = ::getpid(), r.count = 0;
-  if (r.count >= kMaxCommandsRunning) return false;
-  ++r.count;
-  return true;
-}
-
-void give_slot() {
-  Running& r = running();
-  std::lock_guard held(r.lock);
-  if (r.owner == ::getpid() && r.count > 0) --r.count;
-}
-
-// Where answers may still go: io contexts not yet destroyed (drop_answers_for).
-struct Outlets {
-  std::mutex lock;
+  int running = 0;
   std::map<asio::io_context*, uint64_t> generation;  // absent: gone
   uint64_t next = 0;
 };
-Outlets& outlets() {
-  static Outlets* o = new Outlets;  // leaked, as running()
-  return *o;
+State& state() {
+  static std::atomic<State*> current{nullptr};
+  State* s = current.load(std::memory_order_acquire);
+  if (s && s->owner == ::getpid()) return *s;
+  State* fresh = new State;  // leaked, as the one it replaces: detached threads may still use it
+  if (current.compare_exchange_strong(s, fresh, std::memory_order_acq_rel)) return *fresh;
+  delete fresh;
+  return *s;
 }
+
+bool take_slot() {
+  State& s = state();
+  std::lock_guard held(s.lock);
+  if (s.running >= kMaxCommandsRunning) return false;
+  ++s.running;
+  return true;
+}
+
+void give_slot(State& s) {
+  std::lock_guard held(s.lock);
+  if (s.running > 0) --s.running;
+}
+
 uint64_t outlet_of(asio::io_context& io) {
-  Outlets& o = outlets();
-  std::lock_guard held(o.lock);
-  auto [it, fresh] = o.generation.emplace(&io, 0);
-  if (fresh) it->second = ++o.next;
+  State& s = state();
+  std::lock_guard held(s.lock);
+  auto [it, fresh] = s.generation.emplace(&io, 0);
+  if (fresh) it->second = ++s.next;
   return it->second;
 }
 
 // Posts `f` to `io` unless it was dropped since `generation` was taken.
 template <typename F>
-void post_if_alive(asio::io_context& io, uint64_t generation, F&& f) {
-  Outlets& o = outlets();
-  std::lock_guard held(o.lock);
-  auto it = o.generation.find(&io);
-  if (it != o.generation.end() && it->second == generation) asio::post(io, std::forward<F>(f));
+void post_if_alive(State& s, asio::io_context& io, uint64_t generation, F&& f) {
+  std::lock_guard held(s.lock);
+  auto it = s.generation.find(&io);
+  if (it != s.generation.end() && it->second == generation) asio::post(io, std::forward<F>(f));
 }
 
 // One call: whichever comes first on the io thread, the answer or the timeout, replies.
@@ -96,6 +91,8 @@ void run_command(const CommandRegistry& registry, const std::vector<std::string>
     return done(protocol::Reply::failure(name + ": " + std::to_string(kMaxCommandsRunning) +
                                          " application commands are still running; try again when they end"));
   }
+  // The io side owns the call (through its timer's handler); the command's thread holds only a
+  // weak reference, so nothing bound to the io context is ever destroyed on it.
   auto call = std::make_shared<Call>(io, std::move(done));
   call->timer.expires_after(timeout);
   call->timer.async_wait([call, name, timeout](const boost::system::error_code& ec) {
@@ -105,25 +102,28 @@ void run_command(const CommandRegistry& registry, const std::vector<std::string>
                                          "will be dropped"));
   });
   try {
-    start_quiet_thread([&registry, words, call, &io, generation = outlet_of(io)] {
+    start_quiet_thread([&registry, words, weak = std::weak_ptr<Call>(call), &io, generation = outlet_of(io),
+                        &s = state()] {
       protocol::Reply reply = registry.run(words);  // the registry lives as long as the process
-      give_slot();
-      post_if_alive(io, generation, [call, reply = std::move(reply)]() mutable {
-        call->timer.cancel();
-        call->reply(std::move(reply));
+      give_slot(s);
+      post_if_alive(s, io, generation, [weak, reply = std::move(reply)]() mutable {
+        if (auto pending = weak.lock()) {
+          pending->timer.cancel();
+          pending->reply(std::move(reply));
+        }
       });
     }).detach();
   } catch (const std::exception& e) {
-    give_slot();
+    give_slot(state());
     call->timer.cancel();
     call->reply(protocol::Reply::failure(name + ": cannot start a thread for it: " + e.what()));
   }
 }
 
 void drop_answers_for(asio::io_context& io) {
-  Outlets& o = outlets();
-  std::lock_guard held(o.lock);
-  o.generation.erase(&io);
+  State& s = state();
+  std::lock_guard held(s.lock);
+  s.generation.erase(&io);
 }
 
 }  // namespace periscope::manhole

@@ -1,6 +1,7 @@
 // `periscope record PID [-d SECONDS] [--rate HZ] [--wall] [--threads] -o FILE`: samples a running
 // process through its agent and writes the profile in the format FILE's name asks for. A progress
 // line shows samples taken and lost; Ctrl-C stops early and still writes the file.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -59,7 +60,12 @@ bool exited(pid_t pid) {
   return close == std::string::npos || close + 2 >= line.size() || line[close + 2] == 'Z' || line[close + 2] == 'X';
 }
 
-constexpr auto kCheckpointEvery = std::chrono::seconds(1);
+// Every second at first, then every tenth of the time recorded so far: a long recording of many
+// stacks does not make the agent serialize its whole window every second, and a target that dies
+// loses at most a tenth of it.
+std::chrono::duration<double> checkpoint_interval(double elapsed_s) {
+  return std::chrono::duration<double>(std::max(1.0, elapsed_s / 10));
+}
 
 int run_record(pid_t pid, const RecordOptions& o, const CommonOptions& options) {
   std::string error;
@@ -97,7 +103,7 @@ int run_record(pid_t pid, const RecordOptions& o, const CommonOptions& options) 
       const auto now = std::chrono::steady_clock::now();
       double elapsed = std::chrono::duration<double>(now - started).count();
       if (o.seconds > 0 && elapsed >= o.seconds) break;
-      if (now - checkpointed >= kCheckpointEvery) {
+      if (now - checkpointed >= checkpoint_interval(elapsed)) {
         checkpoint = fetcher.fetch_reply(client);
         checkpointed = now;
       }
@@ -134,7 +140,7 @@ int run_record(pid_t pid, const RecordOptions& o, const CommonOptions& options) 
                profile.seconds, profile.stacks.size(), profile.clock.c_str(),
                g_interrupted.load() ? " (interrupted)" : "");
   if (!gone.empty()) {
-    print_error(gone + "; the file holds what was sampled up to its last second");
+    print_error(gone + "; the file holds what was sampled up to its last checkpoint");
     return kExitPartial;
   }
   return kExitOk;

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <future>
 #include <map>
+#include <random>
 #include <unordered_map>
 #include <unistd.h>
 
@@ -40,7 +41,8 @@ struct Window {
 };
 
 constexpr size_t kClosedWindowsKept = 8;
-constexpr uint64_t kWholeRunOwner = kAnySession - 1;  // PERISCOPE_PROFILE's: no client stops it  // the newest closed windows, for a later dump
+constexpr uint64_t kWholeRunOwner = kAnySession - 1;  // PERISCOPE_PROFILE's: no client stops it
+constexpr uint64_t kHttpOwner = kAnySession - 2;      // a pprof scrape's: it ends with its request  // the newest closed windows, for a later dump
 
 class Profiling {
  public:
@@ -76,6 +78,7 @@ class Profiling {
     w.base_stacks.reserve(now.stacks.size());
     for (const auto& [key, count] : now.stacks) w.base_stacks.emplace(key, count);
     windows_.emplace(w.id, std::move(w));
+    forget_old_windows();
     *id = last_id_;
     return {};
   }
@@ -157,7 +160,9 @@ class Profiling {
     out.clock = now.clock;
     out.started = w.joined;
     out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - w.joined).count();
-    if (!sampler_.running()) out.seconds = std::min(out.seconds, now.seconds);
+    if (!sampler_.running()) {  // it stopped at now.started + now.seconds
+      out.seconds = std::max(0.0, now.seconds - std::chrono::duration<double>(w.joined - now.started).count());
+    }
     out.samples = now.samples - std::min(now.samples, w.base_samples);
     out.lost = now.lost - std::min(now.lost, w.base_lost);
     out.unsampled = now.unsampled;
@@ -180,9 +185,11 @@ class Profiling {
   // The sampler stopped by itself (the host took its signal): every window ends with it.
   void sync() {
     if (sampler_.running()) return;
+    bool closed = false;
     for (auto& [id, w] : windows_) {
-      if (w.running) close(w);
+      if (w.running) close(w), closed = true;
     }
+    if (closed) forget_old_windows();
   }
 
   void forget_old_windows() {
@@ -202,6 +209,12 @@ class Profiling {
     const auto& p = sampler_.peek();
     auto interval = p.mode == SampleMode::kWall ? std::chrono::microseconds(1000000 / p.hz)
                                                 : std::chrono::microseconds(50000);
+    // Wall ticks, like CPU samples (sampler_linux.cpp), come at random intervals of 0.5-1.5 times
+    // the mean: a fixed grid would phase-lock with the host's periodic work.
+    if (p.mode == SampleMode::kWall) {
+      interval = std::chrono::microseconds(interval.count() / 2 +
+                                           static_cast<int64_t>(jitter_() % static_cast<uint64_t>(interval.count() + 1)));
+    }
     // On a fixed grid, so a tick's own cost does not stretch the period; after a stall, restart
     // from now rather than fire the missed ticks in a burst (the sampler counts them as lost).
     auto now = asio::steady_timer::clock_type::now();
@@ -223,6 +236,7 @@ class Profiling {
   ProfileId last_id_ = 0;
   ProfileId last_closed_ = 0;
   RawProfile scratch_;  // an open window's view, valid until the next call
+  std::minstd_rand jitter_{static_cast<std::minstd_rand::result_type>(::getpid())};
 };
 
 void ProfilingDeleter::operator()(Profiling* p) const { delete p; }
@@ -413,17 +427,19 @@ std::function<void()> profile_for(Profiling& profiling, SampleMode mode, int hz,
                                   std::function<void(std::string error, Profile profile)> done) {
   ProfileId id = 0;
   std::string note;
-  if (auto err = profiling.join(mode, hz, 0, &id, &note); !err.empty()) {
+  if (auto err = profiling.join(mode, hz, kHttpOwner, &id, &note); !err.empty()) {
     done(err, {});
     return [] {};
   }
   auto timer = std::make_shared<asio::steady_timer>(profiling.io(), duration);
-  timer->async_wait([timer, &profiling, id, done = std::move(done)](const boost::system::error_code& ec) {
-    if (ec) return;  // ended early: nobody wants it
+  auto ended_early = std::make_shared<bool>(false);  // io thread only
+  timer->async_wait([timer, &profiling, id, ended_early, done = std::move(done)](const boost::system::error_code& ec) {
+    if (ec || *ended_early) return;  // nobody wants it (the timer may have fired just before)
     profiling.leave(id);
     done({}, symbolized_profile(profiling, id));
   });
-  return [timer, &profiling, id] {
+  return [timer, &profiling, id, ended_early] {
+    *ended_early = true;
     timer->cancel();
     profiling.leave(id);
   };

@@ -184,7 +184,7 @@ TEST(Http, TwoTopsARecordAndAPprofScrapeProfileAtOnce) {
   ASSERT_EQ(view.exit_code, 0) << view.err;
   EXPECT_NE(view.out.find("find_primes"), std::string::npos) << view.out;
 
-  const auto long_top_exit = long_top.wait(30s);
+  const auto long_top_exit = long_top.wait(120s);  // a refresh takes seconds under TSan
   ASSERT_TRUE(long_top_exit);
   EXPECT_EQ(*long_top_exit, 0) << long_top.stderr_text();
   auto status = periscope({"exec", "--json", pid, "profile", "status"});

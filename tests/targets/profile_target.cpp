@@ -1,10 +1,13 @@
 // A host with a known CPU workload for the profiler tests, the agent preloaded. Thread "worker"
 // repeats: work_a for 6 ms of its CPU time, work_b for 3 ms, work_c for 1 ms: 60/30/10%
-// (each round scaled by a random 50-150%, so that sampling cannot lock onto its period).
+// (each round scaled by a random 50-150%, so that sampling cannot lock onto its period; with
+// PROFILE_TARGET_PERIOD_US=P every round is exactly P us of CPU time instead: periodic work, the
+// kind a sampler with a fixed period is fooled by).
 // Thread "blocked" sits in blocked_in_read() forever (for wall-clock profiles). Prints
 // "ready <pid>" and lives until stdin closes.
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <pthread.h>
@@ -56,6 +59,14 @@ int main() {
   if (::pipe(g_pipe) != 0) return 1;
   std::thread worker([] {
     pthread_setname_np(pthread_self(), "worker");
+    if (const char* p = std::getenv("PROFILE_TARGET_PERIOD_US")) {
+      const uint64_t period_ns = std::strtoull(p, nullptr, 10) * 1000;
+      for (;;) {
+        work_a(period_ns * 6 / 10);
+        work_b(period_ns * 3 / 10);
+        work_c(period_ns / 10);
+      }
+    }
     periscope_targets::RoundScale scale;  // rounds of 5-15 ms: see round_scale.h
     for (;;) {
       const uint64_t scale_percent = scale.next_percent();

@@ -118,7 +118,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   // Until the answer is written: a client that hangs up (EOF, reset) abandons the request, and
-  // what the handler started for it ends now rather than after its seconds.
+  // what the handler started for it ends now rather than after its seconds. A client that only
+  // half-closes after its request reads as gone too, as with Go's net/http; a pipelined next
+  // request ends the watch (the socket stays readable).
   void watch_for_hang_up() {
     socket_.async_wait(asio::socket_base::wait_read, [self = shared_from_this()](const error_code& ec) {
       if (ec || self->closed_ || !self->answering_) return;

@@ -4,6 +4,7 @@
 #include "profiler/fd_identity.h"
 
 #include <algorithm>
+#include <exception>
 #include <mutex>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -297,7 +298,12 @@ void Watchdog::capture_all(const std::vector<Due>& due) {
   // seconds on a starved core), and the scans must go on meanwhile.
   symbolize_in_background([batch, outlet = impl_->outlet, this](Symbolizer& symbolizer) {
     for (Captured& c : *batch) {
-      if (!c.pcs.empty()) c.stack.frames = symbolize_captured(c.pcs, symbolizer);
+      if (c.pcs.empty()) continue;
+      try {
+        c.stack.frames = symbolize_captured(c.pcs, symbolizer);
+      } catch (const std::exception& e) {  // the batch still goes back: its reports must end
+        c.stack.error = std::string("not symbolized: ") + e.what();
+      }
     }
     std::lock_guard held(outlet->lock);
     if (!outlet->io) return;
