@@ -87,7 +87,6 @@ class Sampler {
   SampleMode mode_ = SampleMode::kCpu;
   int hz_ = kDefaultSamplingHz;
   bool use_perf_ = true;
-  bool user_time_only_ = false;  // perf events exclude the kernel (perf_event_paranoid 2)
   RawProfile profile_;
   std::map<pid_t, ThreadState> per_thread_;
   std::chrono::steady_clock::time_point last_rescan_;

@@ -246,7 +246,6 @@ std::string Sampler::start(SampleMode mode, int hz, bool timers_only) {
   ring->drain([](const SampleRecord&) {});  // leftovers of an earlier run
   mode_ = mode;
   hz_ = hz;
-  user_time_only_ = false;
   g_period_ns.store(mode == SampleMode::kCpu ? 1000000000ull / static_cast<uint64_t>(hz) : 0);
   use_perf_ = !timers_only;
   profile_ = RawProfile{};
@@ -266,9 +265,10 @@ std::string Sampler::start(SampleMode mode, int hz, bool timers_only) {
   profile_.clock = mode == SampleMode::kWall ? "wall clock, every thread"
                    : use_perf_              ? "perf_event task-clock per thread"
                                             : "per-thread CPU timer (timer_create)";
-  rescan_threads();  // may change the clock: perf_event not allowed, or user time only
+  rescan_threads();  // may find perf_event not allowed
   if (mode == SampleMode::kCpu && !use_perf_ && !timers_only) {
-    profile_.clock = "per-thread CPU timer (timer_create): perf_event is not allowed here";
+    profile_.clock = "per-thread CPU timer (timer_create): perf_event is not allowed here (perf_event_paranoid " +
+                     std::to_string(perf_event_paranoid()) + ")";
   }
   return {};
 }
@@ -310,19 +310,10 @@ bool Sampler::arm(pid_t tid, ThreadState& state) {
     attr.sample_period = period_ns;
     attr.disabled = 1;
     attr.wakeup_events = 1;
-    attr.exclude_kernel = user_time_only_ ? 1 : 0;
+    // Not exclude_kernel, which perf_event_paranoid 2 would allow a non-root process: with it a
+    // sample due while the thread is in the kernel is dropped, and a postgres postmaster (its time
+    // in system calls) recorded 0 samples. CPU timers count the kernel's time too.
     int fd = static_cast<int>(::syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC));
-    if (fd < 0 && (errno == EACCES || errno == EPERM) && !user_time_only_) {
-      // perf_event_paranoid 2 (Debian's default) lets a process that is not root count its own
-      // user time only: still far better than CPU timers. Time in the kernel is then unsampled.
-      attr.exclude_kernel = 1;
-      fd = static_cast<int>(::syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC));
-      if (fd >= 0) {
-        user_time_only_ = true;
-        profile_.clock = "perf_event task-clock per thread, user time only (perf_event_paranoid " +
-                         std::to_string(perf_event_paranoid()) + " keeps the kernel's time from us)";
-      }
-    }
     if (fd >= 0) {
       f_owner_ex owner{F_OWNER_TID, tid};
       if (::fcntl(fd, F_SETOWN_EX, &owner) == 0 && ::fcntl(fd, F_SETSIG, g_signal.load()) == 0 &&
