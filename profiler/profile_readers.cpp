@@ -7,6 +7,7 @@
 #include <limits>
 #include <map>
 #include <sstream>
+#include <sys/stat.h>
 #include <zlib.h>
 
 namespace periscope {
@@ -274,6 +275,9 @@ bool parse_pprof(const std::string& raw, Profile* out, std::string* error) {
   for (const auto& s : samples) {
     ProfileStack stack;
     stack.count = s.values.empty() ? 1 : s.values[0];
+    // profile.proto's values are int64: a negative count arrives as 2^64 minus it.
+    if (stack.count > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return fail("a sample has a negative count");
+    if (out->samples + stack.count < out->samples) return fail("the sample counts do not fit in 64 bits");
     for (const auto& [key, value] : s.labels) {
       if (str(key) == "thread") stack.thread = str(value);
     }
@@ -373,6 +377,10 @@ bool parse_speedscope(const std::string& text, Profile* out, std::string* error)
             *error = "speedscope file too large: " + why;
             return false;
           }
+        }
+        if (out->samples + s.count < out->samples) {
+          *error = "malformed speedscope file: the weights do not fit in 64 bits";
+          return false;
         }
         out->samples += s.count;
         out->stacks.push_back(std::move(s));
@@ -499,9 +507,18 @@ bool read_profile_file(const std::string& path, Profile* out, std::string* error
     *error = "cannot open " + path;
     return false;
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string data = ss.str();
+  // A file over the bound is refused by its size; one of unknown size (a pipe, /dev/zero) is
+  // read to one chunk past the bound at most.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) > kMaxProfileBytes) {
+    *error = path + " is larger than 1 GiB";
+    return false;
+  }
+  std::string data;
+  char chunk[1 << 16];
+  while (data.size() <= kMaxProfileBytes && in.read(chunk, sizeof chunk).gcount() > 0) {
+    data.append(chunk, static_cast<size_t>(in.gcount()));
+  }
   if (data.size() > kMaxProfileBytes) {
     *error = path + " is larger than 1 GiB";
     return false;

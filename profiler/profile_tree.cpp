@@ -54,12 +54,19 @@ std::string render_tree(const Profile& p, bool bottom_up, double min_percent) {
       }
     }
   }
-  char header[256];
-  std::snprintf(header, sizeof header, "%s profile: %llu samples, %llu lost, %.1f s at %d Hz (%s)\n%s\n",
-                p.mode.c_str(), static_cast<unsigned long long>(p.samples), static_cast<unsigned long long>(p.lost),
-                p.seconds, p.hz, bottom_up ? "bottom-up: where time is spent, then who called it" : "top-down",
-                "  total    self  function");
-  std::string out = header;
+  // A folded file carries no duration, rate or losses: say only what the file says.
+  std::string out = (p.mode.empty() ? std::string("profile") : p.mode + " profile") + ": " +
+                    std::to_string(p.samples) + " samples";
+  if (p.lost > 0) out += ", " + std::to_string(p.lost) + " lost";
+  if (p.seconds > 0) {
+    char span[64];
+    std::snprintf(span, sizeof span, ", %.1f s", p.seconds);
+    out += span;
+  }
+  if (p.hz > 0) out += " at " + std::to_string(p.hz) + " Hz";
+  if (p.threads > 0) out += ", " + std::to_string(p.threads) + (p.threads == 1 ? " thread" : " threads");
+  out += std::string(" (") + (bottom_up ? "bottom-up: where time is spent, then who called it" : "top-down") +
+         ")\n  total    self  function\n";
   if (root.total == 0) return out + "(no samples)\n";
   std::vector<std::pair<const std::string*, const Node*>> kids;
   for (const auto& [n, child] : root.children) kids.push_back({&n, child.get()});

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <cxxabi.h>
 #include <cstddef>
+#include <dlfcn.h>
 #include <link.h>
 #include <unistd.h>
 #include <dwarf.h>
@@ -200,7 +201,15 @@ std::vector<Frame> Symbolizer::lookup(uint64_t pc, uint64_t addr) {
   outer.pc = pc;
   Dwfl_Module* mod = dwfl_->dwfl ? dwfl_addrmodule(dwfl_->dwfl, addr) : nullptr;
   if (!mod) {
-    if (pid_ == ::getpid() && in_vdso(addr)) outer.module = "[vdso]";
+    if (pid_ == ::getpid() && in_vdso(addr)) {
+      // The vDSO has no file for libdwfl, but the dynamic linker knows its symbols, as perf does.
+      outer.module = "[vdso]";
+      Dl_info info{};
+      if (::dladdr(reinterpret_cast<void*>(addr), &info) != 0 && info.dli_sname) {
+        outer.function = info.dli_sname;
+        outer.module_offset = addr - reinterpret_cast<uint64_t>(info.dli_fbase);
+      }
+    }
     return {outer};
   }
   const char* main_file = nullptr;

@@ -14,6 +14,7 @@
 #include "viewer/cli_errors.h"
 #include "viewer/client.h"
 #include "viewer/commands.h"
+#include "viewer/terminal_text.h"
 #include "viewer/profile_fetch.h"
 
 namespace periscope::viewer {
@@ -60,11 +61,12 @@ bool exited(pid_t pid) {
   return close == std::string::npos || close + 2 >= line.size() || line[close + 2] == 'Z' || line[close + 2] == 'X';
 }
 
-// Every second at first, then every tenth of the time recorded so far: a long recording of many
-// stacks does not make the agent serialize its whole window every second, and a target that dies
-// loses at most a tenth of it.
+// At every poll (200 ms) for the first two seconds, so that a target that lives only a moment (a
+// forked backend ending its query) still leaves its samples; then every tenth of the time recorded
+// so far: a long recording of many stacks does not make the agent serialize its whole window
+// often, and a target that dies loses at most a tenth of it.
 std::chrono::duration<double> checkpoint_interval(double elapsed_s) {
-  return std::chrono::duration<double>(std::max(1.0, elapsed_s / 10));
+  return std::chrono::duration<double>(std::max(0.2, elapsed_s / 10));
 }
 
 int run_record(pid_t pid, const RecordOptions& o, const CommonOptions& options) {
@@ -125,11 +127,12 @@ int run_record(pid_t pid, const RecordOptions& o, const CommonOptions& options) 
     }
   }
   if (!gone.empty()) {
-    if (checkpoint.is_null()) throw CliError(kExitConnection, gone + ", before its first second: nothing was written");
+    if (checkpoint.is_null()) throw CliError(kExitConnection, gone + ", before its first checkpoint (200 ms): nothing was written");
     profile = fetcher.name(checkpoint);
   }
-  for (const auto& line : profile.unsampled) std::fprintf(stderr, "not sampled: %s\n", line.c_str());
-  if (!profile.problem.empty() && profile.samples > 0) std::fprintf(stderr, "warning: %s\n", profile.problem.c_str());
+  // Thread names and the agent's words come from the target: escaped like every other string.
+  for (const auto& line : profile.unsampled) print_untrusted("not sampled: " + line + "\n", stderr);
+  if (!profile.problem.empty() && profile.samples > 0) print_untrusted("warning: " + profile.problem + "\n", stderr);
   if (auto why = why_no_samples(profile); !why.empty()) {
     throw CliError(gone.empty() ? kExitCommandFailed : kExitPartial,
                    (gone.empty() ? "" : gone + "; ") + "no samples, so no " + o.output + " was written: " + why);

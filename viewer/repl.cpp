@@ -94,7 +94,8 @@ int run_attach(pid_t pid, const CommonOptions& options) {
   load_completions(client);
   const auto& hello = client.hello();
   std::printf("attached to pid %d (%s), periscope %s. Tab completes; 'help' lists commands; Ctrl-D leaves.\n",
-              pid, hello.value("name", "?").c_str(), hello.value("version", "?").c_str());
+              pid, safe_for_terminal(hello.value("name", "?")).c_str(),
+              safe_for_terminal(hello.value("version", "?")).c_str());
   rl_attempted_completion_function = complete;
   const std::string history = history_path();
   stifle_history(1000);

@@ -441,7 +441,8 @@ std::optional<AgentFacts> facts_of_running_agent() {
   f.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - g_agent->started).count();
   f.stack_signal = StackCapture::signal_number();
   f.profile_signal = Sampler::signal_number();
-  f.config = describe_options(g_agent->options, g_agent->socket_dir);
+  f.options = g_agent->options;
+  f.socket_dir = g_agent->socket_dir;
   return f;
 }
 

@@ -36,7 +36,8 @@ struct AgentFacts {
   double uptime_s = 0;
   int stack_signal = 0;
   int profile_signal = 0;
-  nlohmann::json config;  // describe_options(): shown as it is, never read back
+  Options options;         // as the agent runs with them; `info` shows them (describe_options)
+  std::string socket_dir;
 };
 
 struct LiveParts {

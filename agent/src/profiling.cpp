@@ -9,6 +9,7 @@
 #include <fstream>
 #include <future>
 #include <map>
+#include <set>
 #include <random>
 #include <unordered_map>
 #include <unistd.h>
@@ -277,7 +278,12 @@ Profile profile_of(const RawProfile& raw, size_t threads, NameStack name_stack) 
   p.seconds = raw.seconds;
   p.samples = raw.samples;
   p.lost = raw.lost;
-  p.threads = threads;
+  // The threads the profile covers: those it has samples of and those it had to leave out. The
+  // sampler's current list is empty once sampling stopped ("0 threads" for a 7-thread profile).
+  std::set<pid_t> covered;
+  for (const auto& [key, count] : raw.stacks) covered.insert(key.tid);
+  for (const auto& [tid, why] : raw.unsampled) covered.insert(tid);
+  p.threads = std::max(threads, covered.size());
   p.problem = raw.problem;
   std::map<pid_t, std::string> names;
   for (const auto& [tid, why] : raw.unsampled) p.unsampled.push_back(thread_label(tid, names) + ": " + why);

@@ -119,6 +119,7 @@ TEST(Http, SlowClientsTimeOutAndConnectionsAreCapped) {
   ASSERT_TRUE(slow.connected() && idle.connected());
   auto refused = http_request(demo.admin(), "GET", "/metrics");
   EXPECT_EQ(refused.status, 503) << refused.headers << refused.body;
+  EXPECT_NE(refused.headers.find("X-Content-Type-Options: nosniff"), std::string::npos) << "every reply, refusals too";
   EXPECT_TRUE(slow.closed_by_peer(3s));
   EXPECT_TRUE(idle.closed_by_peer(3s));
   auto after = http_request(demo.admin(), "GET", "/metrics");

@@ -292,7 +292,14 @@ TEST(Record, ATargetThatDiesMidwayLeavesWhatWasSampled) {
   ProfiledHost host(dir);
   const std::string out = dir.path() + "/partial.folded";
   Process rec({cli_path(), "record", host.pid(), "-d", "60", "-o", out}, {});
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  // Killed once the window holds enough samples for the shares below (about 1.5 s at 99 Hz) and
+  // record has checkpointed them (every 200 ms), however long that takes on a loaded machine.
+  ASSERT_TRUE(wait_until([&] {
+    auto status = periscope({"exec", "--json", host.pid(), "profile", "status"});
+    auto j = nlohmann::json::parse(status.out, nullptr, false);
+    return j.is_object() && j.value("running", false) && j.value("samples", 0) > 150;
+  }, 30s)) << rec.stderr_text();
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // two polls: one checkpoint is taken
   host.process.kill(SIGKILL);
   const auto code = rec.wait(20s);
   ASSERT_TRUE(code) << "record ends when its target does";

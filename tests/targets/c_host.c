@@ -1,8 +1,10 @@
 /* A host written in C, compiled as C: uses the whole C API of periscope/periscope_c.h.
  * Prints "socket PATH" once the agent runs, then serves stdin:
- *   "slow"  runs a request named "c-slow" (threshold 50 ms) for 300 ms; prints "done"
+ *   "slow"  runs a request named "c-slow" (threshold 50 ms) for 300 ms, begun on the main thread and
+ *           ended on another (detach/attach); prints "done"
  *   EOF     stops the agent and exits 0. */
 #include <periscope/periscope_c.h>
+#include <pthread.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +48,14 @@ static void sleep_ms(long ms) {
   nanosleep(&t, NULL);
 }
 
+/* Resumes a request begun on the main thread and ends it here. */
+static void* resume_elsewhere(void* request) {
+  periscope_request_attach((periscope_request_t*)request);
+  sleep_ms(200);
+  periscope_request_end((periscope_request_t*)request);
+  return NULL;
+}
+
 int main(void) {
   if (periscope_add_command("greet", "[NAME...]", "says hello from C", greet, (void*)"hello from C") != 0) return 2;
   if (periscope_add_command("refuse", "", "always fails", refuse, NULL) != 0) return 2;
@@ -58,14 +68,19 @@ int main(void) {
   if (n == 0 || n >= sizeof path || !periscope_running()) return 5;
   char tiny[4];
   if (periscope_socket_path(tiny, sizeof tiny) != n || strlen(tiny) != 3) return 6; /* cut, and says so */
+  char http[64];
+  if (periscope_http_endpoint(http, sizeof http) != 0) return 8; /* no PERISCOPE_HTTP: no endpoint */
   printf("socket %s\n", path);
   fflush(stdout);
   char line[64];
   while (fgets(line, sizeof line, stdin)) {
     if (strcmp(line, "slow\n") == 0) {
       periscope_request_t* r = periscope_request_begin_id("c-slow", 7);
-      sleep_ms(300);
-      periscope_request_end(r);
+      sleep_ms(100);
+      periscope_request_detach(r); /* it moves to another thread, as in a thread pool */
+      pthread_t resumer;
+      if (pthread_create(&resumer, NULL, resume_elsewhere, r) != 0) return 9;
+      pthread_join(resumer, NULL);
       printf("done\n");
       fflush(stdout);
     }

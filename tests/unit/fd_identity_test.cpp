@@ -42,5 +42,33 @@ TEST(FdIdentity, AnonymousInodesAreToldApartByKind) {
   ::close(event);
 }
 
+// After closefrom the host opens its own eventfd (or epoll) and gets the agent's old number: same
+// inode, same kind. It is still not the agent's, and the agent must never close or use it.
+TEST(FdIdentity, AHostsNewEventfdOnTheAgentsOldNumberIsNotTheAgents) {
+  const int agents = ::eventfd(0, EFD_CLOEXEC);
+  auto id = FdIdentity::of(agents);
+  ASSERT_TRUE(id);
+  EXPECT_TRUE(id->still_at(agents));
+  ::close(agents);
+  const int hosts = ::eventfd(0, EFD_CLOEXEC);
+  ASSERT_EQ(hosts, agents) << "the lowest free number is reused";
+  EXPECT_FALSE(id->still_at(hosts));
+  const int dup_of_hosts = ::dup(hosts);
+  EXPECT_TRUE(FdIdentity::of(hosts)->still_at(dup_of_hosts)) << "a dup is the same description, the same owner";
+  ::close(dup_of_hosts);
+  ::close(hosts);
+}
+
+TEST(FdIdentity, APerfEventKeepsTheOwnerItWasGiven) {
+  const int event = ::eventfd(0, EFD_CLOEXEC);
+  const f_owner_ex sampled{F_OWNER_TID, ::getpid()};
+  ASSERT_EQ(::fcntl(event, F_SETOWN_EX, &sampled), 0);
+  auto id = FdIdentity::of(event);
+  ASSERT_TRUE(id);
+  EXPECT_EQ(id->owner, ::getpid()) << "an owner already set is the mark; it is not replaced";
+  EXPECT_TRUE(id->still_at(event));
+  ::close(event);
+}
+
 }  // namespace
 }  // namespace periscope

@@ -1,5 +1,7 @@
 // Profile formats written and read back: folded, speedscope, pprof; bad input is refused in words.
 #include <gtest/gtest.h>
+#include <cstdlib>
+#include <unistd.h>
 
 #include "profiler/flamegraph_html.h"
 #include "profiler/pprof.h"
@@ -104,6 +106,36 @@ TEST(ProfileFormats, CountsMustBeNonNegativeAndFit) {
   EXPECT_NE(error.find("line 2"), std::string::npos) << error;
   EXPECT_TRUE(parse_profile("a 0\nb 7\n", &p, &error)) << error;
   EXPECT_EQ(p.samples, 7u);
+}
+
+TEST(ProfileFormats, PprofCountsMustBeNonNegativeAndFit) {
+  Profile negative = sample_profile();
+  negative.stacks[0].count = static_cast<uint64_t>(-5);  // how profile.proto's int64 -5 is encoded
+  Profile p;
+  std::string error;
+  EXPECT_FALSE(parse_profile(to_pprof_gz(negative), &p, &error));
+  EXPECT_NE(error.find("a sample has a negative count"), std::string::npos) << error;
+  Profile overflowing = sample_profile();
+  overflowing.stacks[0].count = uint64_t{1} << 62;
+  overflowing.stacks.push_back(overflowing.stacks[0]);
+  overflowing.stacks.push_back(overflowing.stacks[0]);
+  overflowing.stacks.push_back(overflowing.stacks[0]);
+  overflowing.stacks.push_back(overflowing.stacks[0]);
+  EXPECT_FALSE(parse_profile(to_pprof_gz(overflowing), &p, &error));
+  EXPECT_NE(error.find("do not fit in 64 bits"), std::string::npos) << error;
+}
+
+TEST(ProfileFormats, AHugeFileIsRefusedWithoutReadingItAll) {
+  Profile p;
+  std::string error;
+  char path[] = "/tmp/periscope-huge-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, off_t{2} << 30), 0);  // sparse: 2 GiB that take no disk and no time
+  ::close(fd);
+  EXPECT_FALSE(read_profile_file(path, &p, &error));
+  EXPECT_EQ(error, std::string(path) + " is larger than 1 GiB");
+  ::unlink(path);
 }
 
 TEST(ProfileFormats, AGzipBombIsRefusedAtItsBoundNotAtTheEnd) {

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "agent/src/commands/builtin_commands.h"
+#include "agent/src/config.h"
 #include "manhole/server.h"
 #include "protocol/command_line.h"
 #include "protocol/text_table.h"
@@ -61,7 +62,8 @@ Reply info(const LiveParts& parts) {
                                       std::to_string(sessions->refused_uid.load() + sessions->refused_busy.load()) +
                                       " refused"});
     }
-    for (const auto& [key, value] : agent->config.items()) {
+    const nlohmann::json config = describe_options(agent->options, agent->socket_dir);
+    for (const auto& [key, value] : config.items()) {
       rows.push_back({"config." + key, value.is_string() ? value.get<std::string>() : value.dump()});
     }
   }
@@ -75,7 +77,7 @@ nlohmann::json agent_json(const AgentFacts& agent, const manhole::ServerCounters
                      {"agent_uptime_s", agent.uptime_s},
                      {"stack_signal", agent.stack_signal},
                      {"profile_signal", agent.profile_signal},
-                     {"config", agent.config}};
+                     {"config", describe_options(agent.options, agent.socket_dir)}};
   if (sessions) {
     out["sessions_active"] = sessions->active.load();
     out["connections_accepted"] = sessions->accepted.load();

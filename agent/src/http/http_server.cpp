@@ -181,7 +181,8 @@ void send_and_forget(int fd, const std::string& text) {
 }
 
 void refuse_busy(int fd, const std::string& why) {
-  send_and_forget(fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+  send_and_forget(fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nX-Content-Type-Options: nosniff\r\n"
+                      "Connection: close\r\n"
                       "Content-Length: " + std::to_string(why.size()) + "\r\n\r\n" + why);
 }
 

@@ -1,5 +1,6 @@
 #include "agent/src/watchdog/slow_report_format.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 
@@ -20,7 +21,47 @@ std::string iso_time(int64_t unix_ms) {
   return buf;
 }
 
+bool is_runtime_library(const std::string& module) {
+  for (const char* prefix : {"libc.so", "libstdc++.so", "libm.so", "libgcc_s.so", "libpthread.so", "ld-linux", "[vdso]",
+                             "libasan.so", "libubsan.so", "libtsan.so", "liblsan.so"}) {
+    if (module.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
+// Where the request was last seen: the innermost named frame of the host's own code says most;
+// libc and friends say little.
+std::string last_seen_at(const SlowReport& report) {
+  if (report.stacks.empty()) return {};
+  const SlowStack& s = report.stacks.back();
+  auto named = std::find_if(s.frames.begin(), s.frames.end(), [](const Frame& f) {
+    return !f.function.empty() && !is_runtime_library(f.module);
+  });
+  if (named == s.frames.end()) {
+    named = std::find_if(s.frames.begin(), s.frames.end(), [](const Frame& f) { return !f.function.empty(); });
+  }
+  return !s.error.empty()          ? s.error
+         : named != s.frames.end() ? describe_frame(*named, false)
+         : s.frames.empty()        ? "no frames"
+                                   : describe_frame(s.frames.front(), false);
+}
+
 }  // namespace
+
+std::string slow_log_record(const SlowReport& report, const char* event, pid_t pid) {
+  nlohmann::json j = report_to_json(report);
+  j["event"] = event;
+  j["pid"] = pid;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+std::string slow_log_text(const SlowReport& report, const char* event) {
+  const std::string where = last_seen_at(report);
+  const std::string what = std::string(event) == "slow" ? "running for " + human_ms(report.duration_ms)
+                                                        : "finished after " + human_ms(report.duration_ms);
+  return "slow request '" + report.name + "' (id " + std::to_string(report.id) + ") on thread " +
+         std::to_string(report.tid) + " " + what + (where.empty() ? "" : ": at " + where);
+}
 
 std::string human_ms(double ms) {
   char buf[32];

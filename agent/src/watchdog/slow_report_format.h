@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <sys/types.h>
 
 #include <nlohmann/json.hpp>
 
@@ -16,6 +17,12 @@ nlohmann::json inflight_to_json(const InflightList& list);
 
 std::string render_reports(const SlowReportList& list);
 std::string render_inflight(const InflightList& list);
+
+// The slow-request log's two forms: a JSON line (PERISCOPE_SLOW_LOG, newline included) and the
+// one line on stderr ("slow request 'GET /x' (id 7) on thread 42 running for 840 ms: at f (a.cc:3)").
+// `event` is "slow" or "finished".
+std::string slow_log_record(const SlowReport& report, const char* event, pid_t pid);
+std::string slow_log_text(const SlowReport& report, const char* event);
 
 // "840 ms", "2.50 s".
 std::string human_ms(double ms);

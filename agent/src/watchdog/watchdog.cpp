@@ -100,13 +100,6 @@ bool same_stack(const SlowStack& a, const SlowStack& b) {
   return true;
 }
 
-bool is_runtime_library(const std::string& module) {
-  for (const char* prefix : {"libc.so", "libstdc++.so", "libm.so", "libgcc_s.so", "libpthread.so", "ld-linux", "[vdso]",
-                             "libasan.so", "libubsan.so", "libtsan.so", "liblsan.so"}) {
-    if (module.rfind(prefix, 0) == 0) return true;
-  }
-  return false;
-}
 
 }  // namespace
 
@@ -367,33 +360,10 @@ void Watchdog::emit(const SlowReport& report, const char* event) {
     else impl_->log_fd = -1;
   }
   if (impl_->log_fd >= 0) {
-    nlohmann::json j = report_to_json(report);
-    j["event"] = event;
-    j["pid"] = ::getpid();
-    std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    const std::string line = slow_log_record(report, event, ::getpid());
     (void)!::write(impl_->log_fd, line.data(), line.size());
   }
-  if (config_.log_stderr) {
-    std::string where;
-    if (!report.stacks.empty()) {
-      const SlowStack& s = report.stacks.back();
-      // The innermost named frame of the host's own code says most; libc and friends say little.
-      auto named = std::find_if(s.frames.begin(), s.frames.end(), [](const Frame& f) {
-        return !f.function.empty() && !is_runtime_library(f.module);
-      });
-      if (named == s.frames.end()) {
-        named = std::find_if(s.frames.begin(), s.frames.end(), [](const Frame& f) { return !f.function.empty(); });
-      }
-      where = !s.error.empty()             ? s.error
-              : named != s.frames.end()    ? describe_frame(*named, false)
-              : s.frames.empty()           ? "no frames"
-                                           : describe_frame(s.frames.front(), false);
-    }
-    std::string what = std::string(event) == "slow" ? "running for " + human_ms(report.duration_ms)
-                                                    : "finished after " + human_ms(report.duration_ms);
-    log_line("slow request '" + report.name + "' (id " + std::to_string(report.id) + ") on thread " +
-             std::to_string(report.tid) + " " + what + (where.empty() ? "" : ": at " + where));
-  }
+  if (config_.log_stderr) log_line(slow_log_text(report, event));
 }
 
 SlowReportList Watchdog::reports_since(uint64_t since) const {
