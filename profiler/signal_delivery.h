@@ -3,7 +3,8 @@
 // process), install handlers of their own, and block signals on worker threads (a signal queued to
 // such a thread stays queued, against the uid's RLIMIT_SIGPENDING). Whoever sends asks first.
 //
-// Not for signal handlers: these read /proc and allocate. Any thread.
+// Not for signal handlers unless marked async-signal-safe: the others read /proc and allocate.
+// Any thread.
 #pragma once
 
 #include <csignal>
@@ -34,5 +35,40 @@ long queued_signals_of_uid();
 // Drops every queued instance of `sig` in the process (setting SIG_IGN discards them, then the
 // handler goes back), if `handler` is still the installed action. True when it did.
 bool discard_queued(int sig, SignalHandler handler);
+
+// ---- The host changing a disposition while periscope uses the signal.
+// The kernel sends the sampling signal by itself (perf_event, CPU timers), and a check before a
+// tgkill can be overtaken by the host's sigaction on another thread: a periodic check leaves a
+// window in which a host that resets its dispositions dies. So the agent interposes sigaction()
+// and signal() (agent/src/hooks/) and, before the host's change takes effect, stops every source
+// of the signal, waits for sends in flight and drops what is queued.
+
+// Registers `sig` as periscope's, its handler, and what stops the kernel sending it (may be null).
+// Agent's thread, at install. Up to 4 signals.
+void guard_signal(int sig, SignalHandler handler, void (*silence)());
+// async-signal-safe. tgkill(pid, tid, sig) unless the host has taken `sig`; false (errno EPERM)
+// when it has. A host thread's sigaction waits for a send that passed the check to complete.
+bool send_guarded(pid_t pid, pid_t tid, int sig);
+// async-signal-safe. The same guard around something else that makes the kernel send `sig` (arming
+// a perf event or a CPU timer): begin returns false when the host has taken the signal; a true
+// begin must be followed by end once the source is registered where the silencer finds it.
+bool begin_guarded_send(int sig);
+void end_guarded_send(int sig);
+// async-signal-safe. Whether the host changed the action of `sig` since the agent installed it.
+bool taken_by_host(int sig);
+
+// The interposers' half, on the host's thread (possibly in a handler): async-signal-safe.
+// Whether a change of `sig` to `handler`/`flags` by the caller is the host taking a guarded signal
+// (not a query, not the agent's own change, not periscope's handler put back).
+bool host_takes_signal(int sig, SignalHandler handler, int flags);
+// Marks `sig` taken, waits for sends and armings in flight, then stops the sources (the silencer).
+// Call before the change.
+void before_host_takes(int sig);
+// The host put periscope's handler back (a save-and-restore): the signal is usable again.
+void host_restored(int sig);
+
+// The agent's own changes of dispositions go through this (the process's first sigaction, so a
+// sanitizer's interceptor sees them as before), marked so that the interposer lets them pass.
+int agent_sigaction(int sig, const struct sigaction* action, struct sigaction* old);
 
 }  // namespace periscope

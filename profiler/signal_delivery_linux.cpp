@@ -1,7 +1,13 @@
 #include "profiler/signal_delivery.h"
 
+#include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "profiler/proc_reader.h"
 
@@ -17,18 +23,124 @@ bool mask_has(const std::string& status, const char* key, int sig) {
   return (mask >> (sig - 1)) & 1ULL;
 }
 
+struct Guarded {
+  std::atomic<int> sig{0};
+  std::atomic<SignalHandler> handler{nullptr};
+  std::atomic<void (*)()> silence{nullptr};
+  std::atomic<bool> taken{false};
+  std::atomic<int> sends_in_flight{0};
+};
+constexpr int kMaxGuarded = 4;
+Guarded g_guarded[kMaxGuarded];
+
+// async-signal-safe: a scan of a fixed array.
+Guarded* guarded(int sig) {
+  for (auto& g : g_guarded) {
+    if (sig > 0 && g.sig.load() == sig) return &g;
+  }
+  return nullptr;
+}
+
+thread_local bool t_agent_changes_signals = false;
+
+using SigactionFn = int (*)(int, const struct sigaction*, struct sigaction*);
+
+// The first sigaction in the process's scope: a sanitizer's interceptor if one runs, else the
+// agent's interposer or libc's. Resolved once, on the agent's thread (dlsym allocates).
+SigactionFn first_sigaction() {
+  static SigactionFn first = [] {
+    auto f = reinterpret_cast<SigactionFn>(::dlsym(RTLD_DEFAULT, "sigaction"));
+    return f ? f : &::sigaction;
+  }();
+  return first;
+}
+
 }  // namespace
+
+int agent_sigaction(int sig, const struct sigaction* action, struct sigaction* old) {
+  const bool was = t_agent_changes_signals;
+  t_agent_changes_signals = true;
+  const int r = first_sigaction()(sig, action, old);
+  t_agent_changes_signals = was;
+  return r;
+}
+
+void guard_signal(int sig, SignalHandler handler, void (*silence)()) {
+  (void)first_sigaction();  // resolved here, never first in a host's handler
+  Guarded* g = guarded(sig);
+  for (int i = 0; !g && i < kMaxGuarded; ++i) {
+    int free_slot = 0;
+    if (g_guarded[i].sig.compare_exchange_strong(free_slot, sig)) g = &g_guarded[i];
+  }
+  if (!g) return;
+  g->handler.store(handler);
+  g->silence.store(silence);
+  g->taken.store(false);
+}
+
+// async-signal-safe: atomics.
+bool begin_guarded_send(int sig) {
+  Guarded* g = guarded(sig);
+  if (!g) return true;
+  g->sends_in_flight.fetch_add(1);
+  if (!g->taken.load()) return true;
+  g->sends_in_flight.fetch_sub(1);
+  errno = EPERM;
+  return false;
+}
+
+// async-signal-safe: an atomic decrement.
+void end_guarded_send(int sig) {
+  if (Guarded* g = guarded(sig)) g->sends_in_flight.fetch_sub(1);
+}
+
+// async-signal-safe: atomics and tgkill.
+bool send_guarded(pid_t pid, pid_t tid, int sig) {
+  if (!begin_guarded_send(sig)) return false;
+  const bool sent = ::syscall(SYS_tgkill, pid, tid, sig) == 0;
+  const int saved_errno = errno;
+  end_guarded_send(sig);
+  errno = saved_errno;
+  return sent;
+}
+
+// async-signal-safe: an atomic load.
+bool taken_by_host(int sig) {
+  Guarded* g = guarded(sig);
+  return g && g->taken.load();
+}
+
+// async-signal-safe: a thread-local flag and atomics.
+bool host_takes_signal(int sig, SignalHandler handler, int flags) {
+  if (t_agent_changes_signals) return false;
+  Guarded* g = guarded(sig);
+  return g && !((flags & SA_SIGINFO) && handler == g->handler.load());
+}
+
+// async-signal-safe: the silencer (ioctl, timer_settime), atomics and sched_yield.
+void before_host_takes(int sig) {
+  Guarded* g = guarded(sig);
+  if (!g) return;
+  g->taken.store(true);
+  while (g->sends_in_flight.load() != 0) ::sched_yield();  // a send or an arming that passed its check
+  if (auto silence = g->silence.load()) silence();
+}
+
+// async-signal-safe: an atomic store.
+void host_restored(int sig) {
+  if (Guarded* g = guarded(sig)) g->taken.store(false);
+}
 
 bool handler_installed(int sig, SignalHandler handler) {
   struct sigaction current {};
-  return sig > 0 && ::sigaction(sig, nullptr, &current) == 0 && (current.sa_flags & SA_SIGINFO) &&
+  return sig > 0 && agent_sigaction(sig, nullptr, &current) == 0 && (current.sa_flags & SA_SIGINFO) &&
          current.sa_sigaction == handler;
 }
 
 std::string replaced_handler_words(int sig) {
   struct sigaction current {};
   std::string now = "something else";
-  if (::sigaction(sig, nullptr, &current) == 0) {
+  if (agent_sigaction(sig, nullptr, &current) == 0) {
     if (!(current.sa_flags & SA_SIGINFO) && current.sa_handler == SIG_DFL) {
       now = "the default action, which would kill the process";
     } else if (!(current.sa_flags & SA_SIGINFO) && current.sa_handler == SIG_IGN) {
@@ -58,14 +170,14 @@ long queued_signals_of_uid() {
 
 bool discard_queued(int sig, SignalHandler handler) {
   struct sigaction ours {};
-  if (::sigaction(sig, nullptr, &ours) != 0 || !(ours.sa_flags & SA_SIGINFO) || ours.sa_sigaction != handler) {
+  if (agent_sigaction(sig, nullptr, &ours) != 0 || !(ours.sa_flags & SA_SIGINFO) || ours.sa_sigaction != handler) {
     return false;
   }
   struct sigaction ignore {};
   ignore.sa_handler = SIG_IGN;
   sigemptyset(&ignore.sa_mask);
-  if (::sigaction(sig, &ignore, nullptr) != 0) return false;
-  ::sigaction(sig, &ours, nullptr);
+  if (agent_sigaction(sig, &ignore, nullptr) != 0) return false;
+  agent_sigaction(sig, &ours, nullptr);
   return true;
 }
 

@@ -13,7 +13,7 @@ enum ExitCode : int {
   kExitNoProcess = 3,       // no such process, or it has no agent
   kExitPermission = 4,      // not allowed to talk to that process
   kExitConnection = 5,      // connection lost, timeout, protocol error
-  kExitPartial = 6,         // the target exited midway: what was taken before is written
+  kExitPartial = 6,         // a recording ended early (the target exited, took the signal): what was taken is written
 };
 
 class CliError : public std::runtime_error {

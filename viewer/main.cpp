@@ -43,8 +43,8 @@ Examples:
   periscope view cpu.folded -o cpu.speedscope.json   convert between formats
 
 Exit codes: 0 ok, 1 the command failed, 2 bad usage, 3 no such process or no agent,
-4 permission denied, 5 connection lost or timed out, 6 the target exited during a record
-(what was sampled up to its last checkpoint is written).)";
+4 permission denied, 5 connection lost or timed out, 6 a record ended early (the target exited
+or took its signal back): what was sampled until then is written.)";
 
 void add_pid(CLI::App* cmd, pid_t& pid) {
   cmd->add_option("PID", pid, "process id (see 'periscope ps')")->required()->check(CLI::PositiveNumber);

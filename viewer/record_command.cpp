@@ -146,6 +146,7 @@ int run_record(pid_t pid, const RecordOptions& o, const CommonOptions& options) 
     print_error(gone + "; the file holds what was sampled up to its last checkpoint");
     return kExitPartial;
   }
+  if (!profile.problem.empty()) return kExitPartial;  // sampling stopped early (said above): shorter than asked
   return kExitOk;
 }
 

@@ -77,6 +77,7 @@ class Sampler {
   void rescan_threads(bool check_every_thread = false);
   void drain();
   bool arm(pid_t tid, ThreadState& state);
+  bool arm_cpu(pid_t tid, ThreadState& state);  // arm's CPU-mode half, inside the send guard
   void disarm(ThreadState& state);
   // Whether `tid` blocks the sampling signal now; if so it is disarmed and named in the profile.
   bool leave_out_if_blocking(pid_t tid, ThreadState& state);

@@ -37,6 +37,13 @@ std::atomic<bool> g_sampling{false};
 std::atomic<uint64_t> g_lost_reentry{0};
 std::atomic<int> g_perf_fds[kMaxPerfFds];  // 0 free, else fd + 1: closed by a fork child
 std::atomic<int> g_perf_fds_used{0};       // so that a fork child without any skips the table
+// The CPU timers armed now (timer_t values, 0 free), for the host-takes-the-signal path, which
+// must stop every source of the signal from the host's own thread.
+constexpr size_t kMaxTimers = 4096;
+std::atomic<intptr_t> g_timers[kMaxTimers];
+// Set when the host changed the signal's action while sampling: the sources were stopped from
+// the host's thread; the agent's next tick ends the profile and says why.
+std::atomic<bool> g_silenced_by_host{false};
 __attribute__((tls_model("initial-exec"))) thread_local bool t_in_handler = false;
 __attribute__((tls_model("initial-exec"))) thread_local uint64_t t_jitter_state = 0;
 // The mean sampling period (ns) and the perf descriptors that are ours, by number, for the
@@ -163,6 +170,42 @@ void forget_perf_fd(int fd) {
   }
 }
 
+void remember_timer(timer_t timer) {
+  const auto value = reinterpret_cast<intptr_t>(timer);
+  for (auto& slot : g_timers) {
+    intptr_t expected = 0;
+    if (slot.compare_exchange_strong(expected, value)) return;
+  }
+}
+
+void forget_timer(timer_t timer) {
+  const auto value = reinterpret_cast<intptr_t>(timer);
+  for (auto& slot : g_timers) {
+    intptr_t expected = value;
+    if (slot.compare_exchange_strong(expected, 0)) return;
+  }
+}
+
+// async-signal-safe: ioctl and timer_settime. Runs on a host thread that is changing the sampling
+// signal's action: no perf event or timer may send it any more. The agent's tick cleans up.
+void silence_for_host() {
+  g_silenced_by_host.store(true);
+  g_sampling.store(false);
+  if (g_perf_fds_used.load() != 0) {
+    for (auto& slot : g_perf_fds) {
+      const int value = slot.load();
+      if (value > 0 && fd_is_kind(value - 1, "anon_inode:[perf_event]")) {
+        (void)::ioctl(value - 1, PERF_EVENT_IOC_DISABLE, 0);
+      }
+    }
+  }
+  const itimerspec stopped{};
+  for (auto& slot : g_timers) {
+    const intptr_t value = slot.load();
+    if (value != 0) (void)::timer_settime(reinterpret_cast<timer_t>(value), 0, &stopped, nullptr);
+  }
+}
+
 int perf_event_paranoid() {
   int level = -9;
   if (FILE* f = std::fopen("/proc/sys/kernel/perf_event_paranoid", "r")) {
@@ -206,7 +249,10 @@ std::string Sampler::install(int requested) {
   int sig = 0;
   // From the top: stack capture takes the bottom.
   auto error = install_realtime_handler(requested, SignalSearch::kFromTop, "profiling", on_sample_signal, &sig);
-  if (error.empty()) g_signal.store(sig);
+  if (error.empty()) {
+    g_signal.store(sig);
+    guard_signal(sig, on_sample_signal, silence_for_host);
+  }
   return error;
 }
 
@@ -260,6 +306,7 @@ std::string Sampler::start(SampleMode mode, int hz, bool timers_only) {
   last_wall_tick_ = {};
   queued_at_start_ = queued_signals_of_uid();
   discard_queued_ = false;
+  g_silenced_by_host.store(false);
   running_ = true;
   g_sampling.store(true);
   profile_.clock = mode == SampleMode::kWall ? "wall clock, every thread"
@@ -299,8 +346,16 @@ bool Sampler::leave_out_if_blocking(pid_t tid, ThreadState& state) {
 
 bool Sampler::arm(pid_t tid, ThreadState& state) {
   if (leave_out_if_blocking(tid, state)) return true;  // kept in the list, unarmed: re-checked later
+  if (mode_ == SampleMode::kWall) return state.armed = true;
+  // Guarded: a host thread taking the signal now waits for this arming, then stops its source.
+  if (!begin_guarded_send(g_signal.load())) return true;  // unarmed: the next tick ends the profile
+  const bool armed = arm_cpu(tid, state);
+  end_guarded_send(g_signal.load());
+  return armed;
+}
+
+bool Sampler::arm_cpu(pid_t tid, ThreadState& state) {
   state.armed = true;
-  if (mode_ == SampleMode::kWall) return true;
   const uint64_t period_ns = 1000000000ull / static_cast<uint64_t>(hz_);
   if (use_perf_) {
     perf_event_attr attr{};
@@ -332,7 +387,7 @@ bool Sampler::arm(pid_t tid, ThreadState& state) {
     for (auto& [other, s] : per_thread_) {
       if (s.perf_fd >= 0) {
         disarm(s);
-        arm(other, s);
+        arm_cpu(other, s);
       }
     }
   }
@@ -340,14 +395,16 @@ bool Sampler::arm(pid_t tid, ThreadState& state) {
   sev.sigev_notify = SIGEV_THREAD_ID;
   sev.sigev_signo = g_signal.load();
   sev._sigev_un._tid = tid;
-  if (::timer_create(thread_cpu_clock(tid), &sev, &state.timer) != 0) return false;
+  if (::timer_create(thread_cpu_clock(tid), &sev, &state.timer) != 0) return state.armed = false;
+  remember_timer(state.timer);
   itimerspec spec{};
   spec.it_interval.tv_sec = static_cast<time_t>(period_ns / 1000000000ull);
   spec.it_interval.tv_nsec = static_cast<long>(period_ns % 1000000000ull);
   spec.it_value = spec.it_interval;
   if (::timer_settime(state.timer, 0, &spec, nullptr) != 0) {
+    forget_timer(state.timer);
     ::timer_delete(state.timer);
-    return false;
+    return state.armed = false;
   }
   state.has_timer = true;
   return true;
@@ -365,6 +422,7 @@ void Sampler::disarm(ThreadState& state) {
     state.perf_fd = -1;
   }
   if (state.has_timer) {
+    forget_timer(state.timer);
     ::timer_delete(state.timer);
     state.has_timer = false;
   }
@@ -427,7 +485,7 @@ void Sampler::send_wall_signals() {
       continue;
     }
     state.last_cpu_ns = cpu;
-    if (::syscall(SYS_tgkill, pid, tid, sig) == 0) {
+    if (send_guarded(pid, tid, sig)) {
       ++signals_sent_;
       state.awaiting = true;
     }
@@ -439,6 +497,10 @@ void Sampler::tick() {
   // Right before the next signal, every time: the host may have reset or taken the signal.
   if (!handler_installed(g_signal.load(), on_sample_signal)) {
     return give_up(replaced_handler_words(g_signal.load()) + "; sampling stopped");
+  }
+  if (g_silenced_by_host.load()) {  // and put periscope's handler back since (a save and restore)
+    return give_up("the host changed the action of signal " + std::to_string(g_signal.load()) +
+                   " while sampling; sampling stopped");
   }
   auto now = std::chrono::steady_clock::now();
   // CPU mode (the kernel sends, every 50 ms a tick): signals piling up in the uid's queue mean a

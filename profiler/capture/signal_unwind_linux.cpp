@@ -6,13 +6,15 @@
 #include <cerrno>
 #include <cstring>
 
+#include "profiler/signal_delivery.h"
+
 namespace periscope {
 
 namespace {
 
 bool signal_is_free(int sig) {
   struct sigaction current {};
-  return ::sigaction(sig, nullptr, &current) == 0 && !(current.sa_flags & SA_SIGINFO) &&
+  return agent_sigaction(sig, nullptr, &current) == 0 && !(current.sa_flags & SA_SIGINFO) &&
          current.sa_handler == SIG_DFL;
 }
 
@@ -60,7 +62,7 @@ std::string install_realtime_handler(int requested, SignalSearch search, const c
   action.sa_sigaction = handler;
   action.sa_flags = SA_SIGINFO | SA_RESTART;
   sigfillset(&action.sa_mask);
-  if (::sigaction(sig, &action, nullptr) != 0) return std::string("sigaction: ") + std::strerror(errno);
+  if (agent_sigaction(sig, &action, nullptr) != 0) return std::string("sigaction: ") + std::strerror(errno);
   *installed = sig;
   return {};
 }

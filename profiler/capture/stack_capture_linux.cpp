@@ -131,7 +131,10 @@ std::string StackCapture::install(int requested) {
   if (g_signal.load() != 0) return {};
   int sig = 0;
   auto error = install_realtime_handler(requested, SignalSearch::kFromBottom, "stack capture", on_capture_signal, &sig);
-  if (error.empty()) g_signal.store(sig);
+  if (error.empty()) {
+    g_signal.store(sig);
+    guard_signal(sig, on_capture_signal, nullptr);  // only tgkill sends it: the guard is enough
+  }
   return error;
 }
 
@@ -194,10 +197,15 @@ std::vector<CapturedStack> StackCapture::capture(const std::vector<pid_t>& tids,
     } else if (auto why = reason_not_to_signal(tids[i], sig, &out[i].status); !why.empty()) {
       slot.state.store(kAbandoned);
       out[i].detail = std::move(why);
-    } else if (::syscall(SYS_tgkill, pid, tids[i], sig) != 0) {
+    } else if (!send_guarded(pid, tids[i], sig)) {
       slot.state.store(kAbandoned);
-      out[i].status = CapturedStack::Status::kExited;
-      out[i].detail = errno == ESRCH ? "exited during capture" : std::string("tgkill: ") + std::strerror(errno);
+      if (taken_by_host(sig)) {  // between the check and the send: a host thread's sigaction
+        out[i].status = CapturedStack::Status::kNotSignalled;
+        out[i].detail = replaced_handler_words(sig) + "; not signalled";
+      } else {
+        out[i].status = CapturedStack::Status::kExited;
+        out[i].detail = errno == ESRCH ? "exited during capture" : std::string("tgkill: ") + std::strerror(errno);
+      }
     } else {
       g_signals_sent.fetch_add(1, std::memory_order_relaxed);
     }

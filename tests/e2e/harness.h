@@ -56,6 +56,9 @@ class Process {
   bool reaped_ = false;
 };
 
+// The whole file, or "" if it cannot be read.
+std::string slurp(const std::string& path);
+
 struct RunResult {
   int exit_code = -1;
   std::string out;

@@ -12,6 +12,8 @@
 #include <thread>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include "tests/e2e/harness.h"
 
 namespace periscope::test {
@@ -127,6 +129,46 @@ TEST(HostileHost, OwnHandlersNeverReceiveTheAgentsSignals) {
   EXPECT_NE((stacks.out + stacks.err).find("replaced"), std::string::npos) << stacks.out << stacks.err;
   EXPECT_EQ((stacks.out + stacks.err).find("did not answer"), std::string::npos) << stacks.out;
   EXPECT_NE(record.exit_code, 0) << record.err;
+}
+
+// Samples the hot worker at a high rate until the window holds some, then has the host change the
+// sampling signal's action in the middle of the recording; returns the record's result.
+RunResult record_while_host_changes_signals(Hostile& host, const SocketDir& dir, const std::string& change) {
+  Process rec({cli_path(), "record", host.pid_text(), "-d", "30", "--rate", "4999", "-o", dir.path() + "/cpu.folded"},
+              {});
+  EXPECT_TRUE(wait_until([&] {
+    auto status = periscope({"exec", "--json", host.pid_text(), "profile", "status"});
+    auto j = nlohmann::json::parse(status.out, nullptr, false);
+    return j.is_object() && j.value("running", false) && j.value("samples", 0) > 500;
+  }, 30s)) << rec.stderr_text();
+  EXPECT_EQ(host.command(change), "ok");
+  RunResult r;
+  r.exit_code = rec.wait(20s).value_or(-1);
+  r.err = rec.stderr_text();
+  return r;
+}
+
+// The kernel sends the sampling signal by itself (perf_event): a check every tick left a window in
+// which a host resetting its dispositions mid-profile died of "Real-time signal N".
+TEST(HostileHost, ResetSignalsDuringARecordDoesNotKillTheHost) {
+  SocketDir dir;
+  Hostile host(dir);
+  auto r = record_while_host_changes_signals(host, dir, "reset-signals");
+  EXPECT_TRUE(host.alive()) << "the host died: " << host.process().stderr_text();
+  EXPECT_EQ(r.exit_code, 6) << "a record that ended early says so: " << r.err;
+  EXPECT_NE(r.err.find("replaced"), std::string::npos) << r.err;
+  EXPECT_NE(slurp(dir.path() + "/cpu.folded").find("hostile_hot_loop"), std::string::npos)
+      << "what was sampled before is written";
+  EXPECT_EQ(host.command("handled"), "handled 0");
+}
+
+TEST(HostileHost, OwnHandlersInstalledDuringARecordNeverReceiveTheAgentsSignal) {
+  SocketDir dir;
+  Hostile host(dir);
+  auto r = record_while_host_changes_signals(host, dir, "own-handlers");
+  EXPECT_TRUE(host.alive()) << host.process().stderr_text();
+  EXPECT_EQ(host.command("handled"), "handled 0") << "a signal the agent asked for reached the host's handler";
+  EXPECT_EQ(r.exit_code, 6) << r.err;
 }
 
 TEST(HostileHost, ThreadsThatBlockSignalsQueueNothingAndAreNamedInTheProfile) {

@@ -20,7 +20,7 @@ namespace {
 constexpr int kWorkers = 2;
 
 long cpu_ticks(pid_t pid) {
-  std::string stat = slurp_file("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
   auto close_paren = stat.rfind(')');
   if (close_paren == std::string::npos) return 0;
   std::istringstream rest(stat.substr(close_paren + 2));
@@ -117,7 +117,7 @@ class Nginx : public RealServer {
   }
 
   std::string log_tail() const override {
-    return "\nerror.log ends:\n" + last_lines(slurp_file(dir_.file("error.log")), 8);
+    return "\nerror.log ends:\n" + last_lines(slurp(dir_.file("error.log")), 8);
   }
 
  private:

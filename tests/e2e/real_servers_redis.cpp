@@ -47,7 +47,7 @@ class Redis : public RealServer {
   }
 
   std::string log_tail() const override {
-    return "\nredis.log ends:\n" + last_lines(slurp_file(dir_.file("redis.log")), 8);
+    return "\nredis.log ends:\n" + last_lines(slurp(dir_.file("redis.log")), 8);
   }
 
  private:

@@ -66,13 +66,6 @@ WorkShares work_shares(const std::string& folded) {
   return s;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 TEST(Record, CpuProfileMatchesTheKnownWorkload) {
   SocketDir dir;
   ProfiledHost host(dir);

@@ -1,5 +1,7 @@
 #include "tests/e2e/server_process.h"
 
+#include "tests/e2e/harness.h"
+
 #include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
@@ -54,7 +56,7 @@ void become_subreaper() {
 }
 
 std::optional<pid_t> read_pidfile(const std::string& path) {
-  std::string text = slurp_file(path);
+  std::string text = slurp(path);
   if (text.empty() || text.back() != '\n') return std::nullopt;  // not written to its end yet
   long pid = std::strtol(text.c_str(), nullptr, 10);
   if (pid <= 0 || pid > INT_MAX) return std::nullopt;
@@ -119,7 +121,7 @@ std::vector<pid_t> children_of(pid_t parent) {
 }
 
 std::string cmdline_of(pid_t pid) {
-  std::string text = slurp_file("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string text = slurp("/proc/" + std::to_string(pid) + "/cmdline");
   std::replace(text.begin(), text.end(), '\0', ' ');
   while (!text.empty() && text.back() == ' ') text.pop_back();
   return text;
@@ -140,13 +142,6 @@ std::string exe_of(pid_t pid) {
   char buf[PATH_MAX];
   ssize_t n = ::readlink(("/proc/" + std::to_string(pid) + "/exe").c_str(), buf, sizeof buf - 1);
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-}
-
-std::string slurp_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::string last_lines(const std::string& text, int count) {

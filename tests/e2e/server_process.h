@@ -68,7 +68,6 @@ std::string cmdline_of(pid_t pid);  // arguments joined by spaces (a server's re
 std::string user_of(pid_t pid);     // the real uid's user name
 std::string exe_of(pid_t pid);      // the executable's resolved path
 
-std::string slurp_file(const std::string& path);
 std::string last_lines(const std::string& text, int count);
 
 }  // namespace periscope::test
