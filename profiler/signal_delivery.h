@@ -54,6 +54,8 @@ bool send_guarded(pid_t pid, pid_t tid, int sig);
 // begin must be followed by end once the source is registered where the silencer finds it.
 bool begin_guarded_send(int sig);
 void end_guarded_send(int sig);
+// Waits until no send or arming of `sig` is in flight (the agent's thread, stopping a profile).
+void wait_for_guarded_sends(int sig);
 // async-signal-safe. Whether the host changed the action of `sig` since the agent installed it.
 bool taken_by_host(int sig);
 

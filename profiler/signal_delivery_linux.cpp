@@ -94,6 +94,12 @@ void end_guarded_send(int sig) {
   if (Guarded* g = guarded(sig)) g->sends_in_flight.fetch_sub(1);
 }
 
+void wait_for_guarded_sends(int sig) {
+  if (Guarded* g = guarded(sig)) {
+    while (g->sends_in_flight.load() != 0) ::sched_yield();
+  }
+}
+
 // async-signal-safe: atomics and tgkill.
 bool send_guarded(pid_t pid, pid_t tid, int sig) {
   if (!begin_guarded_send(sig)) return false;

@@ -71,10 +71,18 @@ class Sampler {
 
   // In a fork child: the parent's sampling state is not ours; close its perf descriptors.
   static void reset_in_fork_child();
+  // On a thread that has just started (before the host's start routine; agent/src/hooks/): while a
+  // CPU profile runs, arms the thread itself so it is sampled from its first millisecond, and
+  // hands its perf event or timer to the agent's thread. A thread that blocks the signal is left
+  // to the rescan (which names it). Costs one atomic load when nothing samples.
+  static void arm_new_thread();
+  // Whether a CPU profile runs, so that new threads should arm themselves (one atomic load).
+  static bool samples_new_threads();
 
  private:
   struct ThreadState;
   void rescan_threads(bool check_every_thread = false);
+  void adopt_self_armed();  // takes over what threads that armed themselves handed over
   void drain();
   bool arm(pid_t tid, ThreadState& state);
   bool arm_cpu(pid_t tid, ThreadState& state);  // arm's CPU-mode half, inside the send guard
@@ -92,6 +100,7 @@ class Sampler {
   std::map<pid_t, ThreadState> per_thread_;
   std::chrono::steady_clock::time_point last_rescan_;
   uint64_t signals_sent_ = 0;
+  uint64_t threads_started_seen_ = 0;  // g_threads_started at the last rescan
   uint64_t lost_at_start_ = 0;
   long queued_at_start_ = 0;     // the uid's queued signals when sampling started (SigQ)
   bool discard_queued_ = false;  // a thread was found blocking: drop what was queued to it

@@ -13,6 +13,7 @@
 #include <ctime>
 #include <fcntl.h>
 #include <linux/perf_event.h>
+#include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
@@ -44,6 +45,21 @@ std::atomic<intptr_t> g_timers[kMaxTimers];
 // Set when the host changed the signal's action while sampling: the sources were stopped from
 // the host's thread; the agent's next tick ends the profile and says why.
 std::atomic<bool> g_silenced_by_host{false};
+// CPU mode: whether perf_event is used (else CPU timers), for threads that arm themselves.
+std::atomic<bool> g_use_perf{true};
+// Threads started while sampling (agent/src/hooks/thread_hooks.cpp) arm themselves at once, so a
+// thread that lives 10 ms is sampled from its first millisecond, not from the next rescan; they
+// hand their perf event or timer to the agent's thread here. state: 0 free, 1 arming, 2 armed.
+struct SelfArmed {
+  std::atomic<int> state{0};
+  pid_t tid = 0;
+  int perf_fd = -1;
+  timer_t timer{};
+  bool has_timer = false;
+};
+constexpr size_t kMaxSelfArmed = 256;
+SelfArmed g_self_armed[kMaxSelfArmed];
+std::atomic<uint64_t> g_threads_started{0};  // while sampling: the agent rescans when it moves
 __attribute__((tls_model("initial-exec"))) thread_local bool t_in_handler = false;
 __attribute__((tls_model("initial-exec"))) thread_local uint64_t t_jitter_state = 0;
 // The mean sampling period (ns) and the perf descriptors that are ours, by number, for the
@@ -223,6 +239,52 @@ uint64_t thread_cpu_ns(pid_t tid) {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+// A task-clock perf event on `tid` (0: the calling thread) whose overflows send `sig` to `owner`;
+// -1 when not allowed or the thread is gone (errno says which).
+int open_perf_sampler(pid_t tid, pid_t owner, int sig, uint64_t first_period_ns) {
+  perf_event_attr attr{};
+  attr.type = PERF_TYPE_SOFTWARE;
+  attr.size = sizeof attr;
+  attr.config = PERF_COUNT_SW_TASK_CLOCK;
+  attr.sample_period = first_period_ns;
+  attr.disabled = 1;
+  attr.wakeup_events = 1;
+  // Not exclude_kernel, which perf_event_paranoid 2 would allow a non-root process: with it a
+  // sample due while the thread is in the kernel is dropped, and a postgres postmaster (its time
+  // in system calls) recorded 0 samples. CPU timers count the kernel's time too.
+  const int fd = static_cast<int>(::syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC));
+  if (fd < 0) return -1;
+  f_owner_ex owner_ex{F_OWNER_TID, owner};
+  if (::fcntl(fd, F_SETOWN_EX, &owner_ex) == 0 && ::fcntl(fd, F_SETSIG, sig) == 0 &&
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_ASYNC | O_NONBLOCK) == 0 &&
+      ::ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) == 0) {
+    return fd;
+  }
+  const int saved = errno;
+  ::close(fd);
+  errno = saved;
+  return -1;
+}
+
+// A timer on `tid`'s CPU clock that sends `sig` to it, first after `first_ns`, then every `period_ns`.
+bool open_cpu_timer(pid_t tid, int sig, uint64_t first_ns, uint64_t period_ns, timer_t* out) {
+  sigevent sev{};
+  sev.sigev_notify = SIGEV_THREAD_ID;
+  sev.sigev_signo = sig;
+  sev._sigev_un._tid = tid;
+  if (::timer_create(thread_cpu_clock(tid), &sev, out) != 0) return false;
+  remember_timer(*out);  // before it runs: the host-takes-the-signal path must find it
+  itimerspec spec{};
+  spec.it_interval.tv_sec = static_cast<time_t>(period_ns / 1000000000ull);
+  spec.it_interval.tv_nsec = static_cast<long>(period_ns % 1000000000ull);
+  spec.it_value.tv_sec = static_cast<time_t>(first_ns / 1000000000ull);
+  spec.it_value.tv_nsec = static_cast<long>(first_ns % 1000000000ull);
+  if (::timer_settime(*out, 0, &spec, nullptr) == 0) return true;
+  forget_timer(*out);
+  ::timer_delete(*out);
+  return false;
+}
+
 }  // namespace
 
 size_t RawProfile::KeyHash::operator()(const Key& k) const {
@@ -275,6 +337,41 @@ double Sampler::handler_cost_ns(double quantile) {
   return 0;
 }
 
+bool Sampler::samples_new_threads() {
+  return g_sampling.load(std::memory_order_relaxed) && g_period_ns.load(std::memory_order_relaxed) != 0;
+}
+
+void Sampler::arm_new_thread() {
+  if (!g_sampling.load(std::memory_order_relaxed)) return;
+  g_threads_started.fetch_add(1);
+  const int sig = g_signal.load();
+  const uint64_t mean = g_period_ns.load();
+  if (mean == 0) return;  // wall mode: the agent's next tick adds it
+  sigset_t mask;
+  if (::pthread_sigmask(SIG_SETMASK, nullptr, &mask) != 0 || sigismember(&mask, sig) == 1) return;  // named by the rescan
+  if (!begin_guarded_send(sig)) return;
+  SelfArmed* slot = nullptr;
+  for (auto& candidate : g_self_armed) {
+    int free_slot = 0;
+    if (candidate.state.compare_exchange_strong(free_slot, 1)) {
+      slot = &candidate;
+      break;
+    }
+  }
+  if (slot && g_sampling.load()) {  // checked again inside the guard: stop() waits for us
+    const pid_t tid = current_tid();
+    slot->tid = tid;
+    slot->has_timer = false;
+    slot->perf_fd = g_use_perf.load() ? open_perf_sampler(0, tid, sig, next_period_ns(mean)) : -1;
+    if (slot->perf_fd >= 0) remember_perf_fd(slot->perf_fd);
+    else slot->has_timer = open_cpu_timer(tid, sig, next_period_ns(mean), mean, &slot->timer);
+    slot->state.store(slot->perf_fd >= 0 || slot->has_timer ? 2 : 0);
+  } else if (slot) {
+    slot->state.store(0);
+  }
+  end_guarded_send(sig);
+}
+
 Sampler::Sampler() = default;
 
 Sampler::~Sampler() { stop(); }
@@ -294,6 +391,7 @@ std::string Sampler::start(SampleMode mode, int hz, bool timers_only) {
   hz_ = hz;
   g_period_ns.store(mode == SampleMode::kCpu ? 1000000000ull / static_cast<uint64_t>(hz) : 0);
   use_perf_ = !timers_only;
+  g_use_perf.store(use_perf_);
   profile_ = RawProfile{};
   profile_.mode = mode;
   profile_.hz = hz;
@@ -322,10 +420,12 @@ std::string Sampler::start(SampleMode mode, int hz, bool timers_only) {
 
 void Sampler::stop() {
   if (!running_) return;
+  g_sampling.store(false);  // threads starting from now do not arm themselves...
+  wait_for_guarded_sends(g_signal.load());  // ...and those arming now finish first
+  adopt_self_armed();
   for (auto& [tid, state] : per_thread_) disarm(state);
   per_thread_.clear();
   drain();
-  g_sampling.store(false);
   // Nothing stays queued after a profile: a thread that blocked the signal would hold it for good.
   discard_queued(g_signal.load(), on_sample_signal);
   running_ = false;
@@ -358,32 +458,16 @@ bool Sampler::arm_cpu(pid_t tid, ThreadState& state) {
   state.armed = true;
   const uint64_t period_ns = 1000000000ull / static_cast<uint64_t>(hz_);
   if (use_perf_) {
-    perf_event_attr attr{};
-    attr.type = PERF_TYPE_SOFTWARE;
-    attr.size = sizeof attr;
-    attr.config = PERF_COUNT_SW_TASK_CLOCK;
-    attr.sample_period = period_ns;
-    attr.disabled = 1;
-    attr.wakeup_events = 1;
-    // Not exclude_kernel, which perf_event_paranoid 2 would allow a non-root process: with it a
-    // sample due while the thread is in the kernel is dropped, and a postgres postmaster (its time
-    // in system calls) recorded 0 samples. CPU timers count the kernel's time too.
-    int fd = static_cast<int>(::syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC));
+    const int fd = open_perf_sampler(tid, tid, g_signal.load(), next_period_ns(period_ns));
     if (fd >= 0) {
-      f_owner_ex owner{F_OWNER_TID, tid};
-      if (::fcntl(fd, F_SETOWN_EX, &owner) == 0 && ::fcntl(fd, F_SETSIG, g_signal.load()) == 0 &&
-          ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_ASYNC | O_NONBLOCK) == 0 &&
-          ::ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) == 0) {
-        state.perf_fd = fd;
-        state.perf_id = FdIdentity::of(fd).value_or(FdIdentity{});
-        remember_perf_fd(fd);
-        return true;
-      }
-      ::close(fd);
-    } else if (errno == ESRCH) {
-      return false;  // gone already
+      state.perf_fd = fd;
+      state.perf_id = FdIdentity::of(fd).value_or(FdIdentity{});
+      remember_perf_fd(fd);
+      return true;
     }
+    if (errno == ESRCH) return false;  // gone already
     use_perf_ = false;  // not allowed here (perf_event_paranoid, seccomp): timers from now on
+    g_use_perf.store(false);
     for (auto& [other, s] : per_thread_) {
       if (s.perf_fd >= 0) {
         disarm(s);
@@ -391,19 +475,7 @@ bool Sampler::arm_cpu(pid_t tid, ThreadState& state) {
       }
     }
   }
-  sigevent sev{};
-  sev.sigev_notify = SIGEV_THREAD_ID;
-  sev.sigev_signo = g_signal.load();
-  sev._sigev_un._tid = tid;
-  if (::timer_create(thread_cpu_clock(tid), &sev, &state.timer) != 0) return state.armed = false;
-  remember_timer(state.timer);
-  itimerspec spec{};
-  spec.it_interval.tv_sec = static_cast<time_t>(period_ns / 1000000000ull);
-  spec.it_interval.tv_nsec = static_cast<long>(period_ns % 1000000000ull);
-  spec.it_value = spec.it_interval;
-  if (::timer_settime(state.timer, 0, &spec, nullptr) != 0) {
-    forget_timer(state.timer);
-    ::timer_delete(state.timer);
+  if (!open_cpu_timer(tid, g_signal.load(), next_period_ns(period_ns), period_ns, &state.timer)) {
     return state.armed = false;
   }
   state.has_timer = true;
@@ -428,8 +500,30 @@ void Sampler::disarm(ThreadState& state) {
   }
 }
 
+void Sampler::adopt_self_armed() {
+  for (auto& slot : g_self_armed) {
+    if (slot.state.load() != 2) continue;
+    ThreadState handed;
+    handed.perf_fd = slot.perf_fd;
+    handed.perf_id = slot.perf_fd >= 0 ? FdIdentity::of(slot.perf_fd).value_or(FdIdentity{}) : FdIdentity{};
+    handed.timer = slot.timer;
+    handed.has_timer = slot.has_timer;
+    handed.armed = true;
+    slot.state.store(0);
+    auto [it, added] = per_thread_.try_emplace(slot.tid);
+    if (!added && it->second.armed) {
+      disarm(handed);  // the agent armed it too, in the moment between its start and its own arming
+      continue;
+    }
+    handed.last_cpu_s = it->second.last_cpu_s;
+    it->second = std::move(handed);
+  }
+}
+
 void Sampler::rescan_threads(bool check_every_thread) {
   last_rescan_ = std::chrono::steady_clock::now();
+  threads_started_seen_ = g_threads_started.load();
+  adopt_self_armed();  // first: a thread that armed itself is not armed again
   const pid_t self = current_tid();  // the agent's thread blocks every signal: never sample it
   for (auto& [tid, state] : per_thread_) state.seen = false;
   for (const auto& t : list_threads(::getpid())) {
@@ -508,7 +602,11 @@ void Sampler::tick() {
   // and ticks up to 10,000 times a second: no /proc read there.
   const long queued = mode_ == SampleMode::kCpu ? queued_signals_of_uid() : -1;
   const bool piling_up = queued >= 0 && queued_at_start_ >= 0 && queued - queued_at_start_ > 64;
-  if (piling_up || now - last_rescan_ >= std::chrono::milliseconds(100)) rescan_threads(piling_up);
+  // New threads arm themselves in CPU mode; in wall mode they wait for a rescan: a thread started
+  // since the last one brings the next within 10 ms.
+  const bool started = g_threads_started.load() != threads_started_seen_ &&
+                       now - last_rescan_ >= std::chrono::milliseconds(10);
+  if (piling_up || started || now - last_rescan_ >= std::chrono::milliseconds(100)) rescan_threads(piling_up);
   if (mode_ == SampleMode::kWall) {
     const auto interval = std::chrono::nanoseconds(1000000000 / hz_);
     if (last_wall_tick_ != std::chrono::steady_clock::time_point{}) {
@@ -564,6 +662,9 @@ RawProfile Sampler::take() {
 
 void Sampler::reset_in_fork_child() {
   g_sampling.store(false);
+  for (auto& slot : g_self_armed) {  // a parent's thread's; its perf descriptor is closed below
+    if (slot.state.load(std::memory_order_relaxed) != 0) slot.state.store(0);
+  }
   // Reads before writes: a fork child that writes to a page copies it, and fork cost is the host's.
   if (g_perf_fds_used.load() == 0) return;
   g_perf_fds_used.store(0);

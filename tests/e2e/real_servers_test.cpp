@@ -129,6 +129,28 @@ TEST_P(RealServerTest, PsListsEveryProcess) {
                    << "\nthe server's processes:\n  " << join(seen, "\n  ") << server_->log_tail();
 }
 
+// nginx and postgres set their titles over argv and pad the rest with NULs ("nginx: worker
+// process", "postgres: 15/main: checkpointer"): ps shows the title as the process set it, and
+// info the arguments without the padding.
+TEST_P(RealServerTest, PsShowsTitlesAndInfoArgvWithoutPadding) {
+  auto listed = agents_listed();
+  for (const auto& p : server_->processes()) {
+    SCOPED_TRACE(describe(p));
+    if (!listed.count(p.pid) || !process_running(p.pid)) continue;  // PsListsEveryProcess says so
+    const std::string title = listed[p.pid].value("title", "");
+    EXPECT_EQ(title, cmdline_of(p.pid)) << "the title as the process set it, with no trailing padding";
+    if (GetParam() == "nginx" || GetParam() == "postgres") {
+      EXPECT_NE(title.find(p.role), std::string::npos) << title;  // "worker" in "nginx: worker process"
+    }
+    auto info = periscope({"exec", "--json", std::to_string(p.pid), "info"});
+    if (info.exit_code != 0) continue;  // a backend that ended meanwhile
+    auto argv = nlohmann::json::parse(info.out)["cmdline"];
+    ASSERT_TRUE(argv.is_array()) << info.out;
+    EXPECT_LT(argv.size(), 16u) << "padding shown as empty arguments: " << argv.dump();
+    for (const auto& word : argv) EXPECT_FALSE(word.get<std::string>().empty()) << argv.dump();
+  }
+}
+
 TEST_P(RealServerTest, AgentStacksAgreeWithPtrace) {
   for (const auto& p : server_->processes()) {
     SCOPED_TRACE(describe(p));
