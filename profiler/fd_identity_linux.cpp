@@ -3,7 +3,6 @@
 #include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "profiler/proc_reader.h"
@@ -49,13 +48,9 @@ std::optional<FdIdentity> FdIdentity::of(int fd) {
   id.ino = st.st_ino;
   read_kind(fd, id.kind);
   if (id.anonymous()) {
-    f_owner_ex owner{};
-    if (::fcntl(fd, F_GETOWN_EX, &owner) == 0 && owner.pid == 0) {
-      const f_owner_ex mark{F_OWNER_TID, static_cast<pid_t>(::syscall(SYS_gettid))};
-      if (::fcntl(fd, F_SETOWN_EX, &mark) == 0) owner = mark;
-    }
-    id.owner_type = owner.type;
-    id.owner = owner.pid;
+    int mark = ::fcntl(fd, F_GETSIG);
+    if (mark == 0 && ::fcntl(fd, F_SETSIG, kFdMarkSignal) == 0) mark = kFdMarkSignal;
+    id.mark = mark > 0 ? mark : 0;
   }
   return id;
 }
@@ -65,10 +60,7 @@ bool FdIdentity::still_at(int fd) const {
   struct stat st {};
   if (fd < 0 || ::fstat(fd, &st) != 0 || st.st_dev != dev || st.st_ino != ino) return false;
   if (!anonymous()) return true;
-  if (owner != 0) {  // the mark travels with the description, not with the number
-    f_owner_ex now{};
-    if (::fcntl(fd, F_GETOWN_EX, &now) != 0 || now.type != owner_type || now.pid != owner) return false;
-  }
+  if (mark != 0 && ::fcntl(fd, F_GETSIG) != mark) return false;  // the mark travels with the description
   char now[48];
   read_kind(fd, now);
   return now[0] == '\0' ? true : std::strcmp(now, kind) == 0;  // unreadable /proc: dev and ino decide

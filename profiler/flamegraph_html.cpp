@@ -140,7 +140,9 @@ function showMatch(root, re) {
 const threads = [...new Set(PROFILE.stacks.map(s => s.thread))].filter(t => t).sort();
 for (const t of threads) { const o = document.createElement('option'); o.value = o.textContent = t; $('thread').appendChild(o); }
 $('meta').textContent = `${PROFILE.mode} profile, ${PROFILE.hz} Hz, ${PROFILE.seconds.toFixed(1)} s, ` +
-  `${PROFILE.samples} samples, ${PROFILE.lost} lost, ${PROFILE.threads} threads`;
+  `${PROFILE.samples} samples, ${PROFILE.lost} lost, ${PROFILE.threads} threads` +
+  (PROFILE.costs && PROFILE.costs.process_cpu_s > 0 ? `; sampling: handler ${PROFILE.costs.handler_p50_us.toFixed(1)} us median, ` +
+   `${(100 * PROFILE.costs.handler_s / PROFILE.costs.process_cpu_s).toFixed(2)}% of the process's CPU time` : '');
 for (const id of ['thread', 'reverse', 'icicle']) $(id).onchange = () => { zoom = null; render(); };
 $('search').oninput = render;
 $('reset').onclick = () => { zoom = null; render(); };

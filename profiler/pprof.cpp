@@ -104,7 +104,11 @@ std::string to_pprof(const Profile& p) {
     function.field_varint(3, static_cast<uint64_t>(strings.index(name)));
     profile.field_bytes(5, function.bytes());
   }
-  const int64_t comment = strings.index("periscope: " + p.clock + ", " + std::to_string(p.lost) + " samples lost");
+  std::vector<uint64_t> comments{static_cast<uint64_t>(
+      strings.index("periscope: " + p.clock + ", " + std::to_string(p.lost) + " samples lost"))};
+  if (auto costs = describe_costs(p); !costs.empty()) {
+    comments.push_back(static_cast<uint64_t>(strings.index("periscope sampling: " + costs)));
+  }
   for (const auto& s : strings.strings()) profile.field_bytes(6, s);
   const auto now = std::chrono::system_clock::now().time_since_epoch();
   const auto duration_ns = static_cast<uint64_t>(p.seconds * 1e9);
@@ -113,7 +117,7 @@ std::string to_pprof(const Profile& p) {
   profile.field_varint(10, duration_ns);                                               // duration_nanos
   profile.field_bytes(11, value_type(strings, kind, "nanoseconds"));                  // period_type
   profile.field_varint(12, period_ns);                                                // period
-  profile.field_packed(13, {static_cast<uint64_t>(comment)});                         // comment
+  profile.field_packed(13, comments);                                                  // comment
   return profile.bytes();
 }
 

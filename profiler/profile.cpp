@@ -1,5 +1,6 @@
 #include "profiler/profile.h"
 
+#include <cstdio>
 #include <map>
 
 namespace periscope {
@@ -9,7 +10,32 @@ nlohmann::json profile_to_json(const Profile& p) {
   for (const auto& s : p.stacks) stacks.push_back({{"thread", s.thread}, {"frames", s.frames}, {"count", s.count}});
   return {{"mode", p.mode},         {"hz", p.hz},           {"clock", p.clock}, {"seconds", p.seconds},
           {"samples", p.samples},   {"lost", p.lost},       {"threads", p.threads}, {"stacks", stacks},
-          {"unsampled", p.unsampled}, {"problem", p.problem}};
+          {"unsampled", p.unsampled}, {"problem", p.problem},
+          {"costs", {{"lost_buffer_full", p.costs.lost_buffer_full},
+                     {"lost_in_handler", p.costs.lost_in_handler},
+                     {"lost_missed_ticks", p.costs.lost_missed_ticks},
+                     {"handler_p50_us", p.costs.handler_p50_us},
+                     {"handler_p99_us", p.costs.handler_p99_us},
+                     {"handler_s", p.costs.handler_s},
+                     {"process_cpu_s", p.costs.process_cpu_s}}}};
+}
+
+std::string describe_costs(const Profile& p) {
+  const SamplingCosts& c = p.costs;
+  if (!c.known()) return {};
+  char text[256];
+  std::snprintf(text, sizeof text, "handler %.1f us median, %.1f us p99, %.2f%% of the process's CPU time",
+                c.handler_p50_us, c.handler_p99_us, c.process_cpu_s > 0 ? 100 * c.handler_s / c.process_cpu_s : 0.0);
+  std::string out = text;
+  std::string lost;
+  auto add = [&](uint64_t n, const char* why) {
+    if (n > 0) lost += (lost.empty() ? "" : ", ") + std::to_string(n) + " " + why;
+  };
+  add(c.lost_buffer_full, "ring full");
+  add(c.lost_in_handler, "inside the handler");
+  add(c.lost_missed_ticks, "wall ticks missed");
+  if (!lost.empty()) out += "; lost " + lost;
+  return out;
 }
 
 std::string why_no_samples(const Profile& p) {
@@ -31,6 +57,15 @@ Profile profile_from_json(const nlohmann::json& j) {
   p.threads = j.value("threads", size_t{0});
   p.unsampled = j.value("unsampled", std::vector<std::string>{});
   p.problem = j.value("problem", "");
+  if (auto c = j.find("costs"); c != j.end() && c->is_object()) {
+    p.costs.lost_buffer_full = c->value("lost_buffer_full", uint64_t{0});
+    p.costs.lost_in_handler = c->value("lost_in_handler", uint64_t{0});
+    p.costs.lost_missed_ticks = c->value("lost_missed_ticks", uint64_t{0});
+    p.costs.handler_p50_us = c->value("handler_p50_us", 0.0);
+    p.costs.handler_p99_us = c->value("handler_p99_us", 0.0);
+    p.costs.handler_s = c->value("handler_s", 0.0);
+    p.costs.process_cpu_s = c->value("process_cpu_s", 0.0);
+  }
   for (const auto& s : j.at("stacks")) {
     p.stacks.push_back({s.value("thread", ""), s.at("frames").get<std::vector<std::string>>(), s.at("count").get<uint64_t>()});
   }

@@ -65,8 +65,9 @@ std::string render_tree(const Profile& p, bool bottom_up, double min_percent) {
   }
   if (p.hz > 0) out += " at " + std::to_string(p.hz) + " Hz";
   if (p.threads > 0) out += ", " + std::to_string(p.threads) + (p.threads == 1 ? " thread" : " threads");
-  out += std::string(" (") + (bottom_up ? "bottom-up: where time is spent, then who called it" : "top-down") +
-         ")\n  total    self  function\n";
+  out += std::string(" (") + (bottom_up ? "bottom-up: where time is spent, then who called it" : "top-down") + ")\n";
+  if (auto costs = describe_costs(p); !costs.empty()) out += "sampling: " + costs + "\n";
+  out += "  total    self  function\n";
   if (root.total == 0) return out + "(no samples)\n";
   std::vector<std::pair<const std::string*, const Node*>> kids;
   for (const auto& [n, child] : root.children) kids.push_back({&n, child.get()});

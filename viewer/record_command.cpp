@@ -142,6 +142,7 @@ int run_record(pid_t pid, const RecordOptions& o, const CommonOptions& options) 
                static_cast<unsigned long long>(profile.samples), static_cast<unsigned long long>(profile.lost),
                profile.seconds, profile.stacks.size(), profile.clock.c_str(),
                g_interrupted.load() ? " (interrupted)" : "");
+  if (auto costs = describe_costs(profile); !costs.empty()) print_untrusted("sampling: " + costs + "\n", stderr);
   if (!gone.empty()) {
     print_error(gone + "; the file holds what was sampled up to its last checkpoint");
     return kExitPartial;

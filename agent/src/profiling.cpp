@@ -36,10 +36,23 @@ struct Window {
   bool running = true;
   std::chrono::steady_clock::time_point joined;
   uint64_t base_samples = 0, base_lost = 0, base_signals = 0;
+  RawProfile::Accounting base_accounting;
   std::unordered_map<RawProfile::Key, uint64_t, RawProfile::KeyHash> base_stacks;
   RawProfile frozen;
   uint64_t frozen_signals = 0;
 };
+
+// A window's share of the sampler's counts: what was counted since it joined.
+RawProfile::Accounting minus(const RawProfile::Accounting& now, const RawProfile::Accounting& base) {
+  auto less = [](uint64_t a, uint64_t b) { return a - std::min(a, b); };
+  RawProfile::Accounting out;
+  out.lost_buffer_full = less(now.lost_buffer_full, base.lost_buffer_full);
+  out.lost_in_handler = less(now.lost_in_handler, base.lost_in_handler);
+  out.lost_missed_ticks = less(now.lost_missed_ticks, base.lost_missed_ticks);
+  out.handler_ns = less(now.handler_ns, base.handler_ns);
+  out.process_cpu_s = std::max(0.0, now.process_cpu_s - base.process_cpu_s);
+  return out;
+}
 
 constexpr size_t kClosedWindowsKept = 8;
 constexpr uint64_t kWholeRunOwner = kAnySession - 1;  // PERISCOPE_PROFILE's: no client stops it
@@ -76,6 +89,7 @@ class Profiling {
     w.base_samples = now.samples;
     w.base_lost = now.lost;
     w.base_signals = sampler_.signals_sent();
+    w.base_accounting = now.accounting;
     w.base_stacks.reserve(now.stacks.size());
     for (const auto& [key, count] : now.stacks) w.base_stacks.emplace(key, count);
     windows_.emplace(w.id, std::move(w));
@@ -137,7 +151,20 @@ class Profiling {
 
   ProfilingTotals totals() {
     const RawProfile& p = sampler_.peek();
-    return {earlier_.samples + p.samples, earlier_.lost + p.lost, earlier_.signals + sampler_.signals_sent()};
+    const RawProfile::Accounting& a = p.accounting;
+    ProfilingTotals t = earlier_;
+    t.samples += p.samples;
+    t.lost += p.lost;
+    t.signals += sampler_.signals_sent();
+    t.lost_buffer_full += a.lost_buffer_full;
+    t.lost_in_handler += a.lost_in_handler;
+    t.lost_missed_ticks += a.lost_missed_ticks;
+    t.handler_ns += a.handler_ns;
+    t.unsampled_threads = p.unsampled.size();
+    t.handler_p50_ns = Sampler::handler_cost_ns(0.5);
+    t.handler_p99_ns = Sampler::handler_cost_ns(0.99);
+    t.overhead_ratio = a.process_cpu_s > 0 ? static_cast<double>(a.handler_ns) / 1e9 / a.process_cpu_s : 0;
+    return t;
   }
 
   asio::io_context& io() { return io_; }
@@ -168,6 +195,7 @@ class Profiling {
     out.lost = now.lost - std::min(now.lost, w.base_lost);
     out.unsampled = now.unsampled;
     out.problem = now.problem;
+    out.accounting = minus(now.accounting, w.base_accounting);
     for (const auto& [key, count] : now.stacks) {
       auto base = w.base_stacks.find(key);
       const uint64_t before = base == w.base_stacks.end() ? 0 : base->second;
@@ -285,6 +313,13 @@ Profile profile_of(const RawProfile& raw, size_t threads, NameStack name_stack) 
   for (const auto& [tid, why] : raw.unsampled) covered.insert(tid);
   p.threads = std::max(threads, covered.size());
   p.problem = raw.problem;
+  p.costs.lost_buffer_full = raw.accounting.lost_buffer_full;
+  p.costs.lost_in_handler = raw.accounting.lost_in_handler;
+  p.costs.lost_missed_ticks = raw.accounting.lost_missed_ticks;
+  p.costs.handler_s = static_cast<double>(raw.accounting.handler_ns) / 1e9;
+  p.costs.process_cpu_s = raw.accounting.process_cpu_s;
+  p.costs.handler_p50_us = Sampler::handler_cost_ns(0.5) / 1000;  // of the sampler's run
+  p.costs.handler_p99_us = Sampler::handler_cost_ns(0.99) / 1000;
   std::map<pid_t, std::string> names;
   for (const auto& [tid, why] : raw.unsampled) p.unsampled.push_back(thread_label(tid, names) + ": " + why);
   for (const auto& [key, count] : raw.stacks) p.stacks.push_back({thread_label(key.tid, names), name_stack(key.pcs), count});

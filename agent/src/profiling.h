@@ -85,6 +85,13 @@ struct ProfilingTotals {
   uint64_t samples = 0;
   uint64_t lost = 0;
   uint64_t signals = 0;
+  uint64_t lost_buffer_full = 0, lost_in_handler = 0, lost_missed_ticks = 0;
+  uint64_t handler_ns = 0;
+  // Of the sampler's current (or last) run: threads it could not sample, the handler's own time
+  // per sample, and that time as a share of the process's CPU time.
+  size_t unsampled_threads = 0;
+  double handler_p50_ns = 0, handler_p99_ns = 0;
+  double overhead_ratio = 0;
 };
 ProfilingTotals profiling_totals(Profiling& profiling);
 

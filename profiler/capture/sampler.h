@@ -44,6 +44,14 @@ struct RawProfile {
   std::map<pid_t, std::string> unsampled;
   // Why sampling stopped before it was asked to, or empty: "the host replaced ...".
   std::string problem;
+  // What sampling cost and missed, counted since the sampler started (a window subtracts its base).
+  struct Accounting {
+    uint64_t lost_buffer_full = 0;   // the ring was full: the agent's thread drained too late
+    uint64_t lost_in_handler = 0;    // a signal arrived while the handler ran on that thread
+    uint64_t lost_missed_ticks = 0;  // wall mode: ticks the agent's thread was too busy to give
+    uint64_t handler_ns = 0;         // time spent in the sampling handler, all threads
+    double process_cpu_s = 0;        // the process's CPU time (all threads, kernel included)
+  } accounting;
 };
 
 class Sampler {
@@ -101,7 +109,9 @@ class Sampler {
   std::chrono::steady_clock::time_point last_rescan_;
   uint64_t signals_sent_ = 0;
   uint64_t threads_started_seen_ = 0;  // g_threads_started at the last rescan
-  uint64_t lost_at_start_ = 0;
+  uint64_t dropped_at_start_ = 0;  // the ring's drop count when sampling started
+  uint64_t reentry_at_start_ = 0;  // samples lost inside the handler, likewise
+  double cpu_at_start_ = 0;        // the process's CPU seconds when sampling started
   long queued_at_start_ = 0;     // the uid's queued signals when sampling started (SigQ)
   bool discard_queued_ = false;  // a thread was found blocking: drop what was queued to it
   // Wall mode: ticks the agent's thread was too busy to give, counted as one lost sample per

@@ -70,6 +70,7 @@ std::atomic<bool> g_perf_fd_ours[kPerfFdFlags];
 // How long the handler takes, in log2(ns) buckets with 4 sub-steps each (for p50/p99).
 constexpr int kCostBuckets = 128;
 std::atomic<uint64_t> g_handler_cost[kCostBuckets];
+std::atomic<uint64_t> g_handler_ns{0};  // their sum
 
 // async-signal-safe: clock_gettime is, and CLOCK_MONOTONIC comes from the vDSO.
 uint64_t now_ns() {
@@ -87,6 +88,7 @@ void record_cost(uint64_t ns) {
     bucket = std::min(kCostBuckets - 1, log2 * 4 + sub);
   }
   g_handler_cost[bucket].fetch_add(1, std::memory_order_relaxed);
+  g_handler_ns.fetch_add(ns, std::memory_order_relaxed);
 }
 
 pid_t current_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
@@ -232,6 +234,12 @@ int perf_event_paranoid() {
 }
 
 clockid_t thread_cpu_clock(pid_t tid) { return static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6); }
+
+double process_cpu_seconds() {
+  timespec ts{};
+  if (::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
 
 uint64_t thread_cpu_ns(pid_t tid) {
   timespec ts{};
@@ -397,8 +405,11 @@ std::string Sampler::start(SampleMode mode, int hz, bool timers_only) {
   profile_.hz = hz;
   profile_.started = std::chrono::steady_clock::now();
   profile_.lost = 0;
-  lost_at_start_ = ring->dropped() + g_lost_reentry.load();
+  dropped_at_start_ = ring->dropped();
+  reentry_at_start_ = g_lost_reentry.load();
+  cpu_at_start_ = process_cpu_seconds();
   for (auto& b : g_handler_cost) b.store(0, std::memory_order_relaxed);
+  g_handler_ns.store(0, std::memory_order_relaxed);
   signals_sent_ = 0;
   missed_wall_samples_ = 0;
   last_wall_tick_ = {};
@@ -636,7 +647,13 @@ void Sampler::drain() {
     profile_.stacks[{r.tid, std::move(pcs)}] += r.weight;
     profile_.samples += r.weight;
   });
-  profile_.lost = ring->dropped() + g_lost_reentry.load() - lost_at_start_ + missed_wall_samples_;
+  RawProfile::Accounting& a = profile_.accounting;
+  a.lost_buffer_full = ring->dropped() - dropped_at_start_;
+  a.lost_in_handler = g_lost_reentry.load() - reentry_at_start_;
+  a.lost_missed_ticks = missed_wall_samples_;
+  a.handler_ns = g_handler_ns.load(std::memory_order_relaxed);
+  if (running_) a.process_cpu_s = process_cpu_seconds() - cpu_at_start_;  // frozen once stopped
+  profile_.lost = a.lost_buffer_full + a.lost_in_handler + a.lost_missed_ticks;
   if (mode_ == SampleMode::kCpu) signals_sent_ = profile_.samples;
 }
 

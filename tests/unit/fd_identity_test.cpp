@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <fcntl.h>
 #include <sys/eventfd.h>
+#include <optional>
+#include <thread>
 #include <unistd.h>
 
 #include "profiler/fd_identity.h"
@@ -59,13 +61,23 @@ TEST(FdIdentity, AHostsNewEventfdOnTheAgentsOldNumberIsNotTheAgents) {
   ::close(hosts);
 }
 
-TEST(FdIdentity, APerfEventKeepsTheOwnerItWasGiven) {
+TEST(FdIdentity, APerfEventKeepsTheSignalItWasGiven) {
   const int event = ::eventfd(0, EFD_CLOEXEC);
-  const f_owner_ex sampled{F_OWNER_TID, ::getpid()};
-  ASSERT_EQ(::fcntl(event, F_SETOWN_EX, &sampled), 0);
+  ASSERT_EQ(::fcntl(event, F_SETSIG, 40), 0);  // as the sampler sets its perf events'
   auto id = FdIdentity::of(event);
   ASSERT_TRUE(id);
-  EXPECT_EQ(id->owner, ::getpid()) << "an owner already set is the mark; it is not replaced";
+  EXPECT_EQ(id->mark, 40) << "a signal already set is the mark; it is not replaced";
+  EXPECT_TRUE(id->still_at(event));
+  ::close(event);
+}
+
+// The mark must outlive whoever set it: a fork child closes its parent's agent descriptors after
+// the parent has exited (a daemonizing redis), and the agent's starter thread ends at once.
+TEST(FdIdentity, TheMarkOutlivesTheThreadThatSetIt) {
+  const int event = ::eventfd(0, EFD_CLOEXEC);
+  std::optional<FdIdentity> id;
+  std::thread([&] { id = FdIdentity::of(event); }).join();
+  ASSERT_TRUE(id);
   EXPECT_TRUE(id->still_at(event));
   ::close(event);
 }

@@ -25,8 +25,25 @@ void add_profiler_metrics(const LiveParts& parts, Families& out) {
   out.push_back(counter_family("periscope_profile_samples_total", "Profiler samples taken."));
   add_sample(out.back(), static_cast<double>(totals.samples));
   out.push_back(counter_family("periscope_profile_samples_lost_total",
-                               "Profiler samples dropped (buffer full, or taken inside the agent's own handler)."));
-  add_sample(out.back(), static_cast<double>(totals.lost));
+                               "Profiler samples dropped, by reason: the sample ring was full, a signal came while "
+                               "the handler ran on that thread, a wall-clock tick the agent's thread missed."));
+  add_sample(out.back(), static_cast<double>(totals.lost_buffer_full), {{"reason", "buffer_full"}});
+  add_sample(out.back(), static_cast<double>(totals.lost_in_handler), {{"reason", "in_handler"}});
+  add_sample(out.back(), static_cast<double>(totals.lost_missed_ticks), {{"reason", "missed_tick"}});
+  out.push_back(counter_family("periscope_profile_handler_seconds_total",
+                               "Time the process's threads spent in the sampling handler (unwinding included)."));
+  add_sample(out.back(), static_cast<double>(totals.handler_ns) / 1e9);
+  out.push_back(gauge_family("periscope_profile_handler_quantile_seconds",
+                             "The sampling handler's time per sample in the current or last profile."));
+  add_sample(out.back(), totals.handler_p50_ns / 1e9, {{"quantile", "0.5"}});
+  add_sample(out.back(), totals.handler_p99_ns / 1e9, {{"quantile", "0.99"}});
+  out.push_back(gauge_family("periscope_profile_overhead_ratio",
+                             "Sampling handler time over the process's CPU time, current or last profile (the kernel's "
+                             "timer and signal delivery are not included)."));
+  add_sample(out.back(), totals.overhead_ratio);
+  out.push_back(gauge_family("periscope_profile_threads_unsampled",
+                             "Threads the current or last profile could not sample (they block the signal)."));
+  add_sample(out.back(), static_cast<double>(totals.unsampled_threads));
   StackCapture::Counters captures = StackCapture::counters();
   out.push_back(counter_family("periscope_signals_sent_total", "Signals the agent sent to the process's threads."));
   add_sample(out.back(), static_cast<double>(totals.signals), {{"purpose", "profile"}});
