@@ -5,10 +5,20 @@
 //                                (pass the figure `calibrate` printed, so that every run of a
 //                                comparison does the same work and it lasts ~SECONDS on this machine)
 // Each prints the main thread's CPU seconds for the work, its wall seconds, the process's CPU.
+//   FLOOR_HZ=N (with fixed): the floor a sampling profiler cannot go below, for comparison: a
+//                                task-clock perf event on the thread at N Hz whose signal runs an
+//                                empty handler; prints floor_samples too.
 //   cpu_workload shares SECONDS  one thread: work_a 60%, work_b 30%, work_c 10% of its CPU time
 //   cpu_workload twins SECONDS   two identical busy threads, twin_left and twin_right
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <fcntl.h>
+#include <linux/perf_event.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <cstdlib>
 #include <ctime>
 #include <string>
@@ -59,6 +69,33 @@ __attribute__((noinline, noipa)) void twin_right(double seconds) {
   for (uint64_t end = thread_cpu_ns() + static_cast<uint64_t>(seconds * 1e9); thread_cpu_ns() < end;) deep(36, 2000);
 }
 
+std::atomic<unsigned long> g_floor_samples{0};
+
+void on_floor_signal(int, siginfo_t*, void*) { g_floor_samples.fetch_add(1, std::memory_order_relaxed); }
+
+// The kernel's part of a sample and nothing else: a perf event whose overflow signal runs a handler
+// that only counts. False if perf_event is not allowed here.
+bool start_floor_sampling(int hz) {
+  const int sig = SIGRTMIN + 4;
+  struct sigaction action {};
+  action.sa_sigaction = on_floor_signal;
+  action.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&action.sa_mask);
+  if (sigaction(sig, &action, nullptr) != 0) return false;
+  perf_event_attr attr{};
+  attr.type = PERF_TYPE_SOFTWARE;
+  attr.size = sizeof attr;
+  attr.config = PERF_COUNT_SW_TASK_CLOCK;
+  attr.sample_period = 1000000000ull / static_cast<uint64_t>(hz);
+  attr.disabled = 1;
+  attr.wakeup_events = 1;
+  const int fd = static_cast<int>(syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC));
+  if (fd < 0) return false;
+  f_owner_ex owner{F_OWNER_TID, static_cast<pid_t>(syscall(SYS_gettid))};
+  return fcntl(fd, F_SETOWN_EX, &owner) == 0 && fcntl(fd, F_SETSIG, sig) == 0 &&
+         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC) == 0 && ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) == 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -86,6 +123,10 @@ int main(int argc, char** argv) {
     // A fixed count of rounds keeps the work identical across the runs of a comparison.
     const double per_second = argc > 3 ? std::atof(argv[3]) : 500;
     const unsigned long rounds = static_cast<unsigned long>(seconds * per_second);
+    if (const char* floor_hz = std::getenv("FLOOR_HZ"); floor_hz && !start_floor_sampling(std::atoi(floor_hz))) {
+      std::fprintf(stderr, "cpu_workload: perf_event is not allowed here\n");
+      return 1;
+    }
     for (unsigned long r = 0; r < rounds; ++r) deep(38, 1000000);
   } else if (mode == "shares") {
     periscope_targets::RoundScale scale;  // rounds of 5-15 ms, 10 on average: see round_scale.h
@@ -110,5 +151,6 @@ int main(int argc, char** argv) {
               static_cast<double>(thread_cpu_ns() - work_started) / 1e9,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_started).count(),
               process_cpu_seconds());
+  if (std::getenv("FLOOR_HZ")) std::printf("floor_samples %lu\n", g_floor_samples.load());
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -79,6 +80,16 @@ TEST(Record, CpuProfileMatchesTheKnownWorkload) {
   EXPECT_NEAR(shares.b, 30, 6);
   EXPECT_NEAR(shares.c, 10, 4);
   EXPECT_GE(shares.of_total, 0.95) << "CPU time goes to the worker; the blocked thread costs none";
+  // The profile accounts for itself: the handler's time per sample and its share of the CPU.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.err, m, std::regex(R"(sampling: handler ([0-9.]+) us median, ([0-9.]+) us p99, ([0-9.]+)% of the process's CPU time)")))
+      << r.err;
+  EXPECT_GT(std::stod(m[1]), 0.0);
+  EXPECT_LE(std::stod(m[1]), std::stod(m[2]));
+  EXPECT_GT(std::stod(m[3]), 0.0);
+  EXPECT_LT(std::stod(m[3]), 10.0) << "the handler is not what the process spends its time on";
+  auto view = periscope({"view", out});
+  EXPECT_EQ(view.out.find("sampling:"), std::string::npos) << "a folded file does not know its costs";
 }
 
 TEST(Record, CpuTimersTakeOverWherePerfEventIsNotUsed) {

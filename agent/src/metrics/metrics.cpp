@@ -33,10 +33,12 @@ void add_profiler_metrics(const LiveParts& parts, Families& out) {
   out.push_back(counter_family("periscope_profile_handler_seconds_total",
                                "Time the process's threads spent in the sampling handler (unwinding included)."));
   add_sample(out.back(), static_cast<double>(totals.handler_ns) / 1e9);
-  out.push_back(gauge_family("periscope_profile_handler_quantile_seconds",
-                             "The sampling handler's time per sample in the current or last profile."));
-  add_sample(out.back(), totals.handler_p50_ns / 1e9, {{"quantile", "0.5"}});
-  add_sample(out.back(), totals.handler_p99_ns / 1e9, {{"quantile", "0.99"}});
+  out.push_back(gauge_family("periscope_profile_handler_p50_seconds",
+                             "The sampling handler's median time per sample in the current or last profile."));
+  add_sample(out.back(), totals.handler_p50_ns / 1e9);
+  out.push_back(gauge_family("periscope_profile_handler_p99_seconds",
+                             "The sampling handler's 99th percentile time per sample in the current or last profile."));
+  add_sample(out.back(), totals.handler_p99_ns / 1e9);
   out.push_back(gauge_family("periscope_profile_overhead_ratio",
                              "Sampling handler time over the process's CPU time, current or last profile (the kernel's "
                              "timer and signal delivery are not included)."));
