@@ -5,6 +5,8 @@
 //                                (pass the figure `calibrate` printed, so that every run of a
 //                                comparison does the same work and it lasts ~SECONDS on this machine)
 // Each prints the main thread's CPU seconds for the work, its wall seconds, the process's CPU.
+//   PIN_CPU=N: the main thread (the one that works) runs on CPU N only; threads started before
+//                                main (a preloaded agent's) keep their own affinity.
 //   FLOOR_HZ=N (with fixed): the floor a sampling profiler cannot go below, for comparison: a
 //                                task-clock perf event on the thread at N Hz whose signal runs an
 //                                empty handler; prints floor_samples too.
@@ -16,6 +18,8 @@
 #include <cstdio>
 #include <fcntl.h>
 #include <linux/perf_event.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -99,6 +103,12 @@ bool start_floor_sampling(int hz) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (const char* cpu = std::getenv("PIN_CPU")) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(std::atoi(cpu), &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+  }
   std::string mode = argc > 1 ? argv[1] : "fixed";
   double seconds = argc > 2 ? std::atof(argv[2]) : 2;
   const uint64_t work_started = thread_cpu_ns();

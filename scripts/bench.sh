@@ -97,12 +97,14 @@ row "stacks of 1000 threads (agent)" "$warm ms" "faster than eu-stack" "eu-stack
 row "stacks of 1000 threads (agent)" "$warm ms" "faster than gdb" "gdb: $gdb ms" "$(ratio "$gdb" "$warm") faster"
 row "stacks of 1000 threads (--ptrace)" "$ptr ms" "faster than eu-stack" "eu-stack -p: $eu ms" "$(ratio "$eu" "$ptr") faster"
 
-prof() { f profiler | awk -v n="$1 at $2 Hz" 'index($0, n) == 1 {print $(NF-2), $(NF-1)}'; }  # overhead%, us/sample
+prof() { f profiler | awk -v n="$1 at $2 Hz" 'index($0, n) == 1 {print $(NF-3), $(NF-2)}'; }  # overhead%, us/sample
 read -r o99 s99 < <(prof periscope 99); read -r g99 gs99 < <(prof gperf 99)
 read -r o999 s999 < <(prof periscope 999); read -r g999 gs999 < <(prof gperf 999)
 row "profiler overhead, 99 Hz" "$o99" "<= 1%" "gperftools: $g99" "-"
 row "profiler overhead, 999 Hz" "$o999" "<= 5%" "gperftools: $g999" "-"
 row "profiler cost per sample, 999 Hz" "$s999 us" "-" "gperftools: $gs999 us" "$(ratio "$s999" "$gs999")"
+own=$(f profiler | awk '/^periscope own part/ {print $9 " us, x" substr($19, 2)}')
+row "profiler own part of a sample (less the floor)" "${own% us,*} us" "<= 3 us" "floor: perf event, empty handler" "x${own##*x}"
 rate=$(f profiler | awk '$1 == "999" && $2 == "Hz" {print $NF}')
 row "profiler achieved rate at 999 Hz" "$rate" ">= 95%" "-" "-"
 acc=$(f profiler | awk -F: '/^60\/30\/10 workload/ {sub(/^ +/, "", $2); sub(/ +\(.*/, "", $2); print $2}')
