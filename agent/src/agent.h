@@ -1,6 +1,7 @@
 // The agent's lifecycle: one io thread (all signals blocked) running a Boost.Asio io_context that
 // serves the manhole socket. At most one agent per process; a forked child gets a fresh one.
-// What the built-in commands use of it, they get through live_parts() (registries.h).
+// The built-in commands are handed its parts (LiveParts, live_parts.h) when they are registered;
+// it fills them in when it starts and empties them when it stops.
 //
 // Threading: every function here is thread-safe (one lifecycle mutex) except the fork hooks,
 // which pthread_atfork calls.

@@ -1,6 +1,10 @@
 // `periscope record` and the agent's `profile` command on a known workload.
 #include <gtest/gtest.h>
 #include <cmath>
+#include <pthread.h>
+#include <sched.h>
+#include <filesystem>
+#include <atomic>
 #include <csignal>
 #include <fstream>
 #include <map>
@@ -132,6 +136,49 @@ TEST_P(PeriodicWork, DoesNotFoolTheSampler) {
   const double n = shares.work;
   ASSERT_GT(n, 0.7 * p.hz * p.seconds) << r.err;
   const double bound = 4 * 100 * std::sqrt(0.24 / n);
+  EXPECT_NEAR(shares.a, 60, bound) << r.err;
+  EXPECT_NEAR(shares.b, 30, bound) << r.err;
+  EXPECT_NEAR(shares.c, 10, bound) << r.err;
+}
+
+// The tid of the thread of `pid` named `name`, 0 if none.
+pid_t thread_named(pid_t pid, const std::string& name) {
+  const std::string task = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& entry : std::filesystem::directory_iterator(task)) {
+    if (slurp(entry.path().string() + "/comm") == name + "\n") return std::stoi(entry.path().filename().string());
+  }
+  return 0;
+}
+
+// A production machine is contended: the worker shares its core with a busy neighbour. With a
+// fixed sampling period the shares drifted (65/22/13 at 97 Hz); perf_event with random periods
+// reads 60/30/10 alone and contended. Bounds: 4 standard deviations, as PeriodicWork.
+TEST(Record, SharesHoldWhenTheThreadSharesItsCoreWithABusyNeighbour) {
+  if (agent_preload().find("tsan") != std::string::npos) GTEST_SKIP() << "sampling accuracy is measured without TSan";
+  const int cpus = static_cast<int>(std::thread::hardware_concurrency());
+  if (cpus < 1) GTEST_SKIP() << "unknown CPU count";
+  SocketDir dir;
+  ProfiledHost host(dir);
+  const pid_t worker = thread_named(host.process.pid(), "worker");
+  ASSERT_GT(worker, 0);
+  cpu_set_t core;
+  CPU_ZERO(&core);
+  CPU_SET(cpus - 1, &core);
+  ASSERT_EQ(::sched_setaffinity(worker, sizeof core, &core), 0);
+  std::atomic<bool> done{false};
+  std::thread neighbour([&] {
+    ::pthread_setaffinity_np(::pthread_self(), sizeof core, &core);
+    volatile unsigned long spin = 0;
+    while (!done.load(std::memory_order_relaxed)) spin = spin + 1;
+  });
+  const std::string out = dir.path() + "/contended.folded";
+  auto r = periscope({"record", host.pid(), "-d", "4", "--rate", "997", "-o", out});
+  done = true;
+  neighbour.join();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const WorkShares shares = work_shares(slurp(out));
+  ASSERT_GT(shares.work, 800) << "about half of 997 Hz x 4 s: " << r.err;
+  const double bound = 4 * 100 * std::sqrt(0.24 / shares.work);
   EXPECT_NEAR(shares.a, 60, bound) << r.err;
   EXPECT_NEAR(shares.b, 30, bound) << r.err;
   EXPECT_NEAR(shares.c, 10, bound) << r.err;
