@@ -69,6 +69,10 @@ void before_host_takes(int sig);
 // The host put periscope's handler back (a save-and-restore): the signal is usable again.
 void host_restored(int sig);
 
+// In a fork child whose agent starts: the guards are this process's now (sends in flight were the
+// parent's threads'). Until then a child's changes pass through untouched.
+void adopt_signal_guards_in_fork_child();
+
 // The agent's own changes of dispositions go through this (the process's first sigaction, so a
 // sanitizer's interceptor sees them as before), marked so that the interposer lets them pass.
 int agent_sigaction(int sig, const struct sigaction* action, struct sigaction* old);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <dlfcn.h>
 #include <sched.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -32,6 +33,25 @@ struct Guarded {
 };
 constexpr int kMaxGuarded = 4;
 Guarded g_guarded[kMaxGuarded];
+// The process whose agent guards these signals. A fork child (or a vfork child, which shares this
+// memory) has no perf event or timer of ours sending it anything and no agent thread: until its own
+// agent adopts the guards, its changes pass straight through and write nothing here.
+std::atomic<pid_t> g_guard_pid{0};
+
+bool guards_are_ours() { return ::getpid() == g_guard_pid.load(); }
+
+// async-signal-safe: sched_yield, then nanosleep (a SCHED_FIFO caller on the in-flight thread's
+// CPU would never let it run by yielding).
+void wait_for_zero(const std::atomic<int>& in_flight) {
+  for (int spins = 0; in_flight.load() != 0; ++spins) {
+    if (spins < 1000) {
+      ::sched_yield();
+    } else {
+      const timespec pause{0, 20000};
+      ::nanosleep(&pause, nullptr);
+    }
+  }
+}
 
 // async-signal-safe: a scan of a fixed array.
 Guarded* guarded(int sig) {
@@ -41,7 +61,7 @@ Guarded* guarded(int sig) {
   return nullptr;
 }
 
-thread_local bool t_agent_changes_signals = false;
+__attribute__((tls_model("initial-exec"))) thread_local bool t_agent_changes_signals = false;
 
 using SigactionFn = int (*)(int, const struct sigaction*, struct sigaction*);
 
@@ -76,6 +96,15 @@ void guard_signal(int sig, SignalHandler handler, void (*silence)()) {
   g->handler.store(handler);
   g->silence.store(silence);
   g->taken.store(false);
+  g_guard_pid.store(::getpid());
+}
+
+void adopt_signal_guards_in_fork_child() {
+  if (g_guard_pid.load() == 0) return;
+  for (auto& g : g_guarded) {
+    if (g.sends_in_flight.load() != 0) g.sends_in_flight.store(0);  // the parent's threads' sends
+  }
+  g_guard_pid.store(::getpid());
 }
 
 // async-signal-safe: atomics.
@@ -95,9 +124,7 @@ void end_guarded_send(int sig) {
 }
 
 void wait_for_guarded_sends(int sig) {
-  if (Guarded* g = guarded(sig)) {
-    while (g->sends_in_flight.load() != 0) ::sched_yield();
-  }
+  if (Guarded* g = guarded(sig)) wait_for_zero(g->sends_in_flight);
 }
 
 // async-signal-safe: atomics and tgkill.
@@ -116,24 +143,28 @@ bool taken_by_host(int sig) {
   return g && g->taken.load();
 }
 
-// async-signal-safe: a thread-local flag and atomics.
+// async-signal-safe: a thread-local flag, atomics, getpid.
 bool host_takes_signal(int sig, SignalHandler handler, int flags) {
   if (t_agent_changes_signals) return false;
   Guarded* g = guarded(sig);
-  return g && !((flags & SA_SIGINFO) && handler == g->handler.load());
+  // Taken already: nothing of ours sends it any more, and the host's own queued signals are its own.
+  if (!g || g->taken.load() || !guards_are_ours()) return false;
+  return !((flags & SA_SIGINFO) && handler == g->handler.load());
 }
 
-// async-signal-safe: the silencer (ioctl, timer_settime), atomics and sched_yield.
+// async-signal-safe: the silencer (ioctl, timer_settime), atomics, sched_yield and nanosleep.
 void before_host_takes(int sig) {
   Guarded* g = guarded(sig);
   if (!g) return;
   g->taken.store(true);
-  while (g->sends_in_flight.load() != 0) ::sched_yield();  // a send or an arming that passed its check
+  wait_for_zero(g->sends_in_flight);  // a send or an arming that passed its check
   if (auto silence = g->silence.load()) silence();
 }
 
-// async-signal-safe: an atomic store.
+// async-signal-safe: an atomic store. Not for the agent's own changes (discard_queued puts the
+// handler back after a moment of SIG_IGN: that is no host restoring it).
 void host_restored(int sig) {
+  if (t_agent_changes_signals) return;
   if (Guarded* g = guarded(sig)) g->taken.store(false);
 }
 
@@ -175,16 +206,22 @@ long queued_signals_of_uid() {
 }
 
 bool discard_queued(int sig, SignalHandler handler) {
+  // Guarded like a send: a host thread taking the signal now waits for this to finish, so the
+  // agent never puts its handler back over the host's.
+  if (!begin_guarded_send(sig)) return false;
   struct sigaction ours {};
-  if (agent_sigaction(sig, nullptr, &ours) != 0 || !(ours.sa_flags & SA_SIGINFO) || ours.sa_sigaction != handler) {
-    return false;
+  bool done = false;
+  if (agent_sigaction(sig, nullptr, &ours) == 0 && (ours.sa_flags & SA_SIGINFO) && ours.sa_sigaction == handler) {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    if (agent_sigaction(sig, &ignore, nullptr) == 0) {
+      agent_sigaction(sig, &ours, nullptr);
+      done = true;
+    }
   }
-  struct sigaction ignore {};
-  ignore.sa_handler = SIG_IGN;
-  sigemptyset(&ignore.sa_mask);
-  if (agent_sigaction(sig, &ignore, nullptr) != 0) return false;
-  agent_sigaction(sig, &ours, nullptr);
-  return true;
+  end_guarded_send(sig);
+  return done;
 }
 
 }  // namespace periscope

@@ -35,6 +35,7 @@ constexpr size_t kMaxPerfFds = 4096;
 std::atomic<int> g_signal{0};
 std::atomic<SampleRing*> g_ring{nullptr};
 std::atomic<bool> g_sampling{false};
+std::atomic<pid_t> g_sampling_pid{0};  // the process that set g_sampling (a fork child copies it)
 std::atomic<uint64_t> g_lost_reentry{0};
 std::atomic<int> g_perf_fds[kMaxPerfFds];  // 0 free, else fd + 1: closed by a fork child
 std::atomic<int> g_perf_fds_used{0};       // so that a fork child without any skips the table
@@ -52,8 +53,9 @@ std::atomic<bool> g_use_perf{true};
 // hand their perf event or timer to the agent's thread here. state: 0 free, 1 arming, 2 armed.
 struct SelfArmed {
   std::atomic<int> state{0};
-  pid_t tid = 0;
+  std::atomic<pid_t> tid{0};
   int perf_fd = -1;
+  FdIdentity perf_id;  // taken at once: by the agent's next rescan the host may own the number
   timer_t timer{};
   bool has_timer = false;
 };
@@ -176,15 +178,18 @@ void on_sample_signal(int, siginfo_t* info, void* ucontext) {
   errno = saved_errno;
 }
 
-void remember_perf_fd(int fd) {
-  if (fd < kPerfFdFlags) g_perf_fd_ours[fd].store(true);
+// async-signal-safe: atomics. False when the table is full: the caller does not arm (a source
+// the host-takes-the-signal path could not find must not exist).
+bool remember_perf_fd(int fd) {
   for (auto& slot : g_perf_fds) {
     int expected = 0;
     if (slot.compare_exchange_strong(expected, fd + 1)) {
+      if (fd < kPerfFdFlags) g_perf_fd_ours[fd].store(true);
       g_perf_fds_used.fetch_add(1);
-      return;
+      return true;
     }
   }
+  return false;
 }
 
 void forget_perf_fd(int fd) {
@@ -198,16 +203,19 @@ void forget_perf_fd(int fd) {
   }
 }
 
-void remember_timer(timer_t timer) {
-  const auto value = reinterpret_cast<intptr_t>(timer);
+// Timers are kept as their value + 1: glibc hands out the kernel's ids, and a process's first is 0.
+// async-signal-safe: atomics. False when the table is full.
+bool remember_timer(timer_t timer) {
+  const intptr_t value = reinterpret_cast<intptr_t>(timer) + 1;
   for (auto& slot : g_timers) {
     intptr_t expected = 0;
-    if (slot.compare_exchange_strong(expected, value)) return;
+    if (slot.compare_exchange_strong(expected, value)) return true;
   }
+  return false;
 }
 
 void forget_timer(timer_t timer) {
-  const auto value = reinterpret_cast<intptr_t>(timer);
+  const intptr_t value = reinterpret_cast<intptr_t>(timer) + 1;
   for (auto& slot : g_timers) {
     intptr_t expected = value;
     if (slot.compare_exchange_strong(expected, 0)) return;
@@ -230,7 +238,7 @@ void silence_for_host() {
   const itimerspec stopped{};
   for (auto& slot : g_timers) {
     const intptr_t value = slot.load();
-    if (value != 0) (void)::timer_settime(reinterpret_cast<timer_t>(value), 0, &stopped, nullptr);
+    if (value != 0) (void)::timer_settime(reinterpret_cast<timer_t>(value - 1), 0, &stopped, nullptr);
   }
 }
 
@@ -291,7 +299,10 @@ bool open_cpu_timer(pid_t tid, int sig, uint64_t first_ns, uint64_t period_ns, t
   sev.sigev_signo = sig;
   sev._sigev_un._tid = tid;
   if (::timer_create(thread_cpu_clock(tid), &sev, out) != 0) return false;
-  remember_timer(*out);  // before it runs: the host-takes-the-signal path must find it
+  if (!remember_timer(*out)) {  // before it runs: the host-takes-the-signal path must find it
+    ::timer_delete(*out);
+    return false;
+  }
   itimerspec spec{};
   spec.it_interval.tv_sec = static_cast<time_t>(period_ns / 1000000000ull);
   spec.it_interval.tv_nsec = static_cast<long>(period_ns % 1000000000ull);
@@ -355,39 +366,50 @@ double Sampler::handler_cost_ns(double quantile) {
   return 0;
 }
 
-bool Sampler::samples_new_threads() {
-  return g_sampling.load(std::memory_order_relaxed) && g_period_ns.load(std::memory_order_relaxed) != 0;
-}
+bool Sampler::samples_new_threads() { return g_sampling.load(std::memory_order_relaxed); }
 
 void Sampler::arm_new_thread() {
   if (!g_sampling.load(std::memory_order_relaxed)) return;
+  if (::getpid() != g_sampling_pid.load()) return;  // a fork child: its parent was sampling, not it
   g_threads_started.fetch_add(1);
   const int sig = g_signal.load();
   const uint64_t mean = g_period_ns.load();
   if (mean == 0) return;  // wall mode: the agent's next tick adds it
-  sigset_t mask;
-  if (::pthread_sigmask(SIG_SETMASK, nullptr, &mask) != 0 || sigismember(&mask, sig) == 1) return;  // named by the rescan
-  if (!begin_guarded_send(sig)) return;
-  SelfArmed* slot = nullptr;
-  for (auto& candidate : g_self_armed) {
-    int free_slot = 0;
-    if (candidate.state.compare_exchange_strong(free_slot, 1)) {
-      slot = &candidate;
-      break;
+  sigset_t all, old;
+  sigfillset(&all);
+  if (::pthread_sigmask(SIG_SETMASK, &all, &old) != 0) return;
+  // A thread that starts with the signal blocked is left to the rescan, which names it. Every
+  // signal stays blocked meanwhile: a host handler that changed the sampling signal's action on
+  // this thread while it holds the guard would wait for itself.
+  if (sigismember(&old, sig) != 1 && begin_guarded_send(sig)) {
+    SelfArmed* slot = nullptr;
+    for (auto& candidate : g_self_armed) {
+      int free_slot = 0;
+      if (candidate.state.compare_exchange_strong(free_slot, 1)) {
+        slot = &candidate;
+        break;
+      }
     }
+    if (slot && g_sampling.load()) {  // checked again inside the guard: stop() waits for us
+      const pid_t tid = current_tid();
+      slot->tid.store(tid);
+      slot->has_timer = false;
+      slot->perf_fd = g_use_perf.load() ? open_perf_sampler(0, tid, sig, next_period_ns(mean)) : -1;
+      if (slot->perf_fd >= 0 && !remember_perf_fd(slot->perf_fd)) {
+        ::close(slot->perf_fd);
+        slot->perf_fd = -1;
+      } else if (slot->perf_fd >= 0) {
+        slot->perf_id = FdIdentity::of(slot->perf_fd).value_or(FdIdentity{});
+      } else {
+        slot->has_timer = open_cpu_timer(tid, sig, next_period_ns(mean), mean, &slot->timer);
+      }
+      slot->state.store(slot->perf_fd >= 0 || slot->has_timer ? 2 : 0);
+    } else if (slot) {
+      slot->state.store(0);
+    }
+    end_guarded_send(sig);
   }
-  if (slot && g_sampling.load()) {  // checked again inside the guard: stop() waits for us
-    const pid_t tid = current_tid();
-    slot->tid = tid;
-    slot->has_timer = false;
-    slot->perf_fd = g_use_perf.load() ? open_perf_sampler(0, tid, sig, next_period_ns(mean)) : -1;
-    if (slot->perf_fd >= 0) remember_perf_fd(slot->perf_fd);
-    else slot->has_timer = open_cpu_timer(tid, sig, next_period_ns(mean), mean, &slot->timer);
-    slot->state.store(slot->perf_fd >= 0 || slot->has_timer ? 2 : 0);
-  } else if (slot) {
-    slot->state.store(0);
-  }
-  end_guarded_send(sig);
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 Sampler::Sampler() = default;
@@ -426,6 +448,7 @@ std::string Sampler::start(SampleMode mode, int hz, bool timers_only) {
   queued_at_start_ = queued_signals_of_uid();
   discard_queued_ = false;
   g_silenced_by_host.store(false);
+  g_sampling_pid.store(::getpid());
   running_ = true;
   g_sampling.store(true);
   profile_.clock = mode == SampleMode::kWall ? "wall clock, every thread"
@@ -447,6 +470,7 @@ void Sampler::stop() {
   for (auto& [tid, state] : per_thread_) disarm(state);
   per_thread_.clear();
   drain();
+  profile_.accounting.process_cpu_s = process_cpu_seconds() - cpu_at_start_;  // frozen from now on
   // Nothing stays queued after a profile: a thread that blocked the signal would hold it for good.
   discard_queued(g_signal.load(), on_sample_signal);
   running_ = false;
@@ -480,10 +504,13 @@ bool Sampler::arm_cpu(pid_t tid, ThreadState& state) {
   const uint64_t period_ns = 1000000000ull / static_cast<uint64_t>(hz_);
   if (use_perf_) {
     const int fd = open_perf_sampler(tid, tid, g_signal.load(), next_period_ns(period_ns));
+    if (fd >= 0 && !remember_perf_fd(fd)) {  // 4096 sampled threads: this one is left out
+      ::close(fd);
+      return state.armed = false;
+    }
     if (fd >= 0) {
       state.perf_fd = fd;
       state.perf_id = FdIdentity::of(fd).value_or(FdIdentity{});
-      remember_perf_fd(fd);
       return true;
     }
     if (errno == ESRCH) return false;  // gone already
@@ -521,17 +548,25 @@ void Sampler::disarm(ThreadState& state) {
   }
 }
 
+// Whether `tid` is arming itself or has armed itself since the last adoption.
+static bool arming_itself(pid_t tid) {
+  for (const auto& slot : g_self_armed) {
+    if (slot.state.load() != 0 && slot.tid.load() == tid) return true;
+  }
+  return false;
+}
+
 void Sampler::adopt_self_armed() {
   for (auto& slot : g_self_armed) {
     if (slot.state.load() != 2) continue;
     ThreadState handed;
     handed.perf_fd = slot.perf_fd;
-    handed.perf_id = slot.perf_fd >= 0 ? FdIdentity::of(slot.perf_fd).value_or(FdIdentity{}) : FdIdentity{};
+    handed.perf_id = slot.perf_id;
     handed.timer = slot.timer;
     handed.has_timer = slot.has_timer;
     handed.armed = true;
     slot.state.store(0);
-    auto [it, added] = per_thread_.try_emplace(slot.tid);
+    auto [it, added] = per_thread_.try_emplace(slot.tid.load());
     if (!added && it->second.armed) {
       disarm(handed);  // the agent armed it too, in the moment between its start and its own arming
       continue;
@@ -554,7 +589,9 @@ void Sampler::rescan_threads(bool check_every_thread) {
     state.seen = true;
     const bool ran = t.cpu_seconds != state.last_cpu_s;
     state.last_cpu_s = t.cpu_seconds;
-    if (added) {
+    if (added && arming_itself(t.tid)) {
+      state.last_cpu_s = -1;  // the next rescan adopts what it armed (adoption comes first)
+    } else if (added) {
       if (!arm(t.tid, state)) per_thread_.erase(it);
     } else if (state.armed && (ran || check_every_thread)) {
       leave_out_if_blocking(t.tid, state);  // a thread queues perf signals only while it runs
@@ -662,7 +699,6 @@ void Sampler::drain() {
   a.lost_in_handler = g_lost_reentry.load() - reentry_at_start_;
   a.lost_missed_ticks = missed_wall_samples_;
   a.handler_ns = g_handler_ns.load(std::memory_order_relaxed);
-  if (running_) a.process_cpu_s = process_cpu_seconds() - cpu_at_start_;  // frozen once stopped
   profile_.lost = a.lost_buffer_full + a.lost_in_handler + a.lost_missed_ticks;
   if (mode_ == SampleMode::kCpu) signals_sent_ = profile_.samples;
 }
@@ -670,6 +706,8 @@ void Sampler::drain() {
 const RawProfile& Sampler::peek() {
   drain();
   if (running_) {
+    // Read here, not at every drain: the kernel sums it over every thread of the process.
+    profile_.accounting.process_cpu_s = process_cpu_seconds() - cpu_at_start_;
     profile_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - profile_.started).count();
   }
   return profile_;
@@ -692,6 +730,10 @@ void Sampler::reset_in_fork_child() {
   for (auto& slot : g_self_armed) {  // a parent's thread's; its perf descriptor is closed below
     if (slot.state.load(std::memory_order_relaxed) != 0) slot.state.store(0);
   }
+  for (auto& slot : g_timers) {  // the parent's timers: fork does not copy them
+    if (slot.load(std::memory_order_relaxed) != 0) slot.store(0);
+  }
+  adopt_signal_guards_in_fork_child();
   // Reads before writes: a fork child that writes to a page copies it, and fork cost is the host's.
   if (g_perf_fds_used.load() == 0) return;
   g_perf_fds_used.store(0);

@@ -141,6 +141,7 @@ std::string StackCapture::install(int requested) {
 int StackCapture::signal_number() { return g_signal.load(); }
 
 void StackCapture::reset_in_fork_child() {
+  adopt_signal_guards_in_fork_child();
   // The parent's agent thread may have held the lock or been changing the set: start with new
   // ones and leak the old. A batch it published belongs to threads that do not exist here.
   capture_mutex() = new std::mutex;

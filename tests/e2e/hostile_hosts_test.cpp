@@ -162,6 +162,17 @@ TEST(HostileHost, ResetSignalsDuringARecordDoesNotKillTheHost) {
   EXPECT_EQ(host.command("handled"), "handled 0");
 }
 
+// CPU timers instead of perf events (hosts where perf_event is not allowed): the process's first
+// POSIX timer has id 0, which the silencer's table once took for a free slot.
+TEST(HostileHost, ResetSignalsDuringATimerRecordDoesNotKillTheHost) {
+  SocketDir dir;
+  Hostile host(dir, {{"PERISCOPE_PROFILE_CLOCK", "timer"}});
+  auto r = record_while_host_changes_signals(host, dir, "reset-signals");
+  EXPECT_TRUE(host.alive()) << "the host died: " << host.process().stderr_text();
+  EXPECT_EQ(r.exit_code, 6) << r.err;
+  EXPECT_NE(r.err.find("per-thread CPU timer"), std::string::npos) << r.err;
+}
+
 TEST(HostileHost, OwnHandlersInstalledDuringARecordNeverReceiveTheAgentsSignal) {
   SocketDir dir;
   Hostile host(dir);

@@ -11,6 +11,7 @@
 // agent is preloaded or linked. Calls that are not about a guarded signal pass straight through.
 // async-signal-safe (hosts call sigaction in handlers): atomics, ioctl, timer_settime and the
 // next sigaction; the next functions are resolved at load, before main.
+#include <cerrno>
 #include <csignal>
 #include <dlfcn.h>
 
@@ -50,28 +51,42 @@ extern "C" __attribute__((visibility("default"))) int sigaction(int sig, const s
   const bool siginfo = (action->sa_flags & SA_SIGINFO) != 0;
   if (!periscope::host_takes_signal(sig, siginfo ? action->sa_sigaction : nullptr, action->sa_flags)) {
     const int r = g_next_sigaction(sig, action, old);
+    const int saved_errno = errno;
     if (r == 0 && siginfo) periscope::host_restored(sig);  // no-op unless it put periscope's handler back
+    errno = saved_errno;
     return r;
   }
+  const int saved_errno = errno;  // the hook's own calls must not show in the host's errno
   periscope::before_host_takes(sig);
   struct sigaction previous = drop_queued(sig);
+  errno = saved_errno;
   const int r = g_next_sigaction(sig, action, nullptr);
   if (r != 0) {
-    g_next_sigaction(sig, &previous, nullptr);  // refused (bad flags): as it was
+    const int refused = errno;
+    g_next_sigaction(sig, &previous, nullptr);  // refused (bad flags): as it was, periscope's again
+    periscope::host_restored(sig);
+    errno = refused;
     return r;
   }
   if (old) *old = previous;
+  errno = saved_errno;
   return 0;
 }
 
 extern "C" __attribute__((visibility("default"))) sighandler_t signal(int sig, sighandler_t handler) noexcept {
   resolve_next();
   if (!periscope::host_takes_signal(sig, nullptr, 0)) return g_next_signal(sig, handler);
+  const int saved_errno = errno;
   periscope::before_host_takes(sig);
   struct sigaction previous = drop_queued(sig);
+  errno = saved_errno;
   if (g_next_signal(sig, handler) == SIG_ERR) {
+    const int refused = errno;
     g_next_sigaction(sig, &previous, nullptr);
+    periscope::host_restored(sig);
+    errno = refused;
     return SIG_ERR;
   }
+  errno = saved_errno;
   return previous.sa_handler;  // the union's other member for a SA_SIGINFO handler, as signal() gives it
 }
