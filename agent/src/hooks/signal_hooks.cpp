@@ -9,6 +9,9 @@
 //
 // Exported from libperiscope.so (exports.map), so they interpose for the whole process when the
 // agent is preloaded or linked. Calls that are not about a guarded signal pass straight through.
+// Not built with ThreadSanitizer: its runtime calls the next sigaction in the process (ours)
+// from its own initialisation, before any constructor, where dlsym crashes it; and TSan keeps
+// the process's handlers itself, so the host's changes never reach the kernel as such.
 // async-signal-safe (hosts call sigaction in handlers): atomics, ioctl, timer_settime and the
 // next sigaction; the next functions are resolved at load, before main.
 #include <cerrno>
@@ -16,6 +19,8 @@
 #include <dlfcn.h>
 
 #include "profiler/signal_delivery.h"
+
+#if !defined(__SANITIZE_THREAD__)
 
 namespace {
 
@@ -90,3 +95,5 @@ extern "C" __attribute__((visibility("default"))) sighandler_t signal(int sig, s
   errno = saved_errno;
   return previous.sa_handler;  // the union's other member for a SA_SIGINFO handler, as signal() gives it
 }
+
+#endif
