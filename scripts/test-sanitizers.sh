@@ -40,7 +40,7 @@ case "$MODE" in
     # Hostile hosts: a profile of a spinning thread, and fork children that start threads (TSan
     # does not support threads after a multi-threaded fork; die_after_fork=0 lets them run).
     signal_tests+='|HostileHost\.ThreadsThatBlock|HostileHost\.AWorkerForked|HostileHost\.ForkAfterClose|HttpFork\.'
-    signal_tests+='|HostileHost\..*DuringARecord'
+    signal_tests+='|HostileHost\..*During(A|ATimer)Record'
     # The signal path's own unit tests: captures and samples of spinning threads.
     signal_tests+='|^Capture\.|^SamplerWeights\.|^WatchdogStates\.'
     ctest --test-dir "$BUILD_DIR" -j2 --output-on-failure --timeout 300 -E "$signal_tests"
