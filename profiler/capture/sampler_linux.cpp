@@ -109,15 +109,15 @@ uint64_t next_period_ns(uint64_t mean) {
   return mean / 2 + x % (mean + 1);
 }
 
-// A new period is drawn after one sample in kRedrawOdds on average (at random, so the runs of
-// equal periods have random lengths too). Setting a period restarts the event's hrtimer, which
-// costs ~15 us on this VM (the timer hardware is the hypervisor's): after every sample that was
-// most of the handler's time, 16 us instead of 1, and each restart dropped the time the signal
-// took to arrive (92.6% of the rate at 1000 Hz, 98.4% now). Runs of equal periods cannot
-// phase-lock: between them the phase moves by a random amount. Work of exactly 1 ms rounds at
-// 1000 Hz reads the same with a draw after every sample and after one in 16 (58.4/30.0/11.7
-// and 57.8/30.2/11.9, ~9,500 samples; tests/e2e/record_test.cpp PeriodicWork).
-constexpr uint64_t kRedrawOdds = 16;
+// A new period is drawn after every sample (kRedrawOdds 1). Setting a period restarts the event's
+// hrtimer, ~15 us on this VM (the timer hardware is the hypervisor's): most of the handler's time
+// (16 us median instead of 1), and the restart drops the time the signal took to arrive (93% of
+// the rate at 1000 Hz). Drawing after one sample in 16 instead made the handler 1 us and the rate
+// 98%, but runs of equal periods are correlated samples: when a run's period is close to the
+// period of the host's work, its samples land at nearly the same phase, and the PeriodicWork
+// tests read 55/36/9 and 71/.. for 60/30/10 (outside 4 standard deviations of independent
+// samples). A profile that is right costs more than one that is cheap: every sample draws.
+constexpr uint64_t kRedrawOdds = 1;
 
 // async-signal-safe: at most one ioctl or timer_settime system call. Sometimes draws the period
 // until the next samples, on the perf event or CPU timer that sent this signal.
