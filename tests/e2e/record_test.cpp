@@ -159,8 +159,8 @@ TEST(Record, SharesHoldWhenTheThreadSharesItsCoreWithABusyNeighbour) {
   if (cpus < 1) GTEST_SKIP() << "unknown CPU count";
   SocketDir dir;
   ProfiledHost host(dir);
-  const pid_t worker = thread_named(host.process.pid(), "worker");
-  ASSERT_GT(worker, 0);
+  pid_t worker = 0;  // the target names its thread as it starts, maybe after it said "ready"
+  ASSERT_TRUE(wait_until([&] { return (worker = thread_named(host.process.pid(), "worker")) > 0; }, 10s));
   cpu_set_t core;
   CPU_ZERO(&core);
   CPU_SET(cpus - 1, &core);
