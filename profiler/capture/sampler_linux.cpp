@@ -109,28 +109,26 @@ uint64_t next_period_ns(uint64_t mean) {
   return mean / 2 + x % (mean + 1);
 }
 
-// A new period is drawn after every sample (kRedrawOdds 1). Setting a period restarts the event's
-// hrtimer, ~15 us on this VM (the timer hardware is the hypervisor's): most of the handler's time
-// (16 us median instead of 1), and the restart drops the time the signal took to arrive (93% of
-// the rate at 1000 Hz). Drawing after one sample in 16 instead made the handler 1 us and the rate
-// 98%, but runs of equal periods are correlated samples: when a run's period is close to the
-// period of the host's work, its samples land at nearly the same phase, and the PeriodicWork
-// tests read 55/36/9 and 71/.. for 60/30/10 (outside 4 standard deviations of independent
-// samples). A profile that is right costs more than one that is cheap: every sample draws.
-constexpr uint64_t kRedrawOdds = 1;
-
-// async-signal-safe: at most one ioctl or timer_settime system call. Sometimes draws the period
-// until the next samples, on the perf event or CPU timer that sent this signal.
+// A new period is drawn after every sample. Setting a period restarts the event's hrtimer, ~15 us
+// on this VM (the timer hardware is the hypervisor's): most of the handler's time (16 us median
+// instead of 1), and the restart drops the time the signal took to arrive (93% of the rate at
+// 1000 Hz). Drawing after one sample in 16 instead made the handler 1 us and the rate 98%, but
+// runs of equal periods are correlated samples: when a run's period is close to the period of the
+// host's work, its samples land at nearly the same phase, and the PeriodicWork tests read 55/36/9
+// and 71/.. for 60/30/10 (outside 4 standard deviations of independent samples). A profile that
+// is right costs more than one that is cheap.
+//
+// async-signal-safe: one ioctl or timer_settime system call. Draws the period until the sample
+// after this one, on the perf event or CPU timer that sent this signal.
 void draw_next_period(const siginfo_t* info) {
   const uint64_t mean = g_period_ns.load(std::memory_order_relaxed);
   if (mean == 0) return;
   const uint64_t period = next_period_ns(mean);
-  if ((t_jitter_state >> 17) % kRedrawOdds != 0) return;  // bits next_period_ns did not use up
   if (info->si_code == SI_TIMER) {
     itimerspec spec{};
     spec.it_value.tv_sec = static_cast<time_t>(period / 1000000000ull);
     spec.it_value.tv_nsec = static_cast<long>(period % 1000000000ull);
-    spec.it_interval = spec.it_value;  // the same period until the next draw, as perf keeps it
+    spec.it_interval = spec.it_value;  // if a draw is ever missed, the same period again
     (void)::syscall(SYS_timer_settime, info->si_timerid, 0, &spec, nullptr);
   } else if (info->si_code > 0 && info->si_fd >= 0 && info->si_fd < kPerfFdFlags &&
              g_perf_fd_ours[info->si_fd].load(std::memory_order_relaxed)) {
@@ -660,8 +658,8 @@ void Sampler::tick() {
   // and ticks up to 10,000 times a second: no /proc read there.
   const long queued = mode_ == SampleMode::kCpu ? queued_signals_of_uid() : -1;
   const bool piling_up = queued >= 0 && queued_at_start_ >= 0 && queued - queued_at_start_ > 64;
-  // New threads arm themselves in CPU mode; in wall mode they wait for a rescan: a thread started
-  // since the last one brings the next within 10 ms.
+  // A thread started since the last rescan brings the next within 10 ms: in wall mode it is
+  // signalled from then on; in CPU mode (it armed itself) its event is adopted and its slot freed.
   const bool started = g_threads_started.load() != threads_started_seen_ &&
                        now - last_rescan_ >= std::chrono::milliseconds(10);
   if (piling_up || started || now - last_rescan_ >= std::chrono::milliseconds(100)) rescan_threads(piling_up);
