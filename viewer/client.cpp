@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "profiler/process_info.h"
 #include "protocol/protocol.h"
 #include "viewer/cli_errors.h"
 #include "viewer/discovery.h"
@@ -31,8 +32,15 @@ int connect_socket(const std::string& path, pid_t pid) {
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw CliError(kExitConnection, std::string("socket: ") + std::strerror(errno));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
-  int err = errno;
+  // An agent that is starting has bound its socket and listens a moment later: a refusal is
+  // asked again for up to 0.5 s before the socket is called stale.
+  int err = 0;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
+    err = errno;
+    if (err != ECONNREFUSED || !process_exists(pid)) break;
+    ::usleep(10 * 1000);
+  }
   ::close(fd);
   const std::string who = "process " + std::to_string(pid);
   if (err == EACCES || err == EPERM) {

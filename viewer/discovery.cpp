@@ -23,7 +23,9 @@ struct UnixSocket {
   std::string path;
 };
 
-std::vector<UnixSocket> listening_unix_sockets() {
+// Listening, or bound and about to listen: an agent is between bind() and listen() for a moment,
+// and a viewer that looks then must find it (connect retries its refusal, client.cpp).
+std::vector<UnixSocket> bound_unix_sockets() {
   std::vector<UnixSocket> out;
   auto text = proc::read_file("/proc/net/unix", 64 << 20);
   if (!text) return out;
@@ -39,7 +41,9 @@ std::vector<UnixSocket> listening_unix_sockets() {
     std::getline(fields, path);
     path.erase(0, path.find_first_not_of(' '));
     if (path.empty() || path[0] != '/') continue;
-    if ((std::strtoul(flags.c_str(), nullptr, 16) & kSocketListening) == 0) continue;
+    const bool listening = (std::strtoul(flags.c_str(), nullptr, 16) & kSocketListening) != 0;
+    const bool unconnected = type == "0001" && state == "01";  // a bound stream socket, no peer yet
+    if (!listening && !unconnected) continue;
     out.push_back({inode, path});
   }
   return out;
@@ -82,7 +86,7 @@ bool is_socket_file(const std::string& path) {
 
 std::vector<AgentEndpoint> find_agents() {
   std::vector<AgentEndpoint> out;
-  for (const auto& socket : listening_unix_sockets()) {
+  for (const auto& socket : bound_unix_sockets()) {
     auto pid = protocol::pid_from_socket_name(base_name(socket.path));
     if (pid && is_agent_socket(*pid, socket)) out.push_back({*pid, socket.path});
   }

@@ -1,5 +1,5 @@
 // Finding processes that carry an agent: every listening Unix socket named "<pid>.sock" (from
-// /proc/net/unix) whose pid is alive, confirmed through /proc/<pid>/fd where we may read it.
+// /proc/net/unix; or bound, about to listen) whose pid is alive, confirmed through /proc/<pid>/fd where we may read it.
 // Works for agents of every user and any PERISCOPE_SOCKET_DIR, as long as they share our
 // network namespace; default directories are checked as a fallback.
 #pragma once

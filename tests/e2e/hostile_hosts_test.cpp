@@ -238,9 +238,12 @@ TEST(HostileHost, AWorkerForkedAtOnceByAForkedMasterGetsAnAgentToo) {
   std::string master_word, worker_word;
   pid_t master = 0, worker = 0;
   ASSERT_TRUE(answer >> master_word >> master >> worker_word >> worker) << answer.str();
-  EXPECT_TRUE(wait_until([&] { return file_exists(dir.socket_for(master)); })) << "the master has no agent";
-  EXPECT_TRUE(wait_until([&] { return file_exists(dir.socket_for(worker)); })) << "the worker has no agent";
-  EXPECT_EQ(periscope({"exec", std::to_string(worker), "info"}).exit_code, 0);
+  EXPECT_TRUE(wait_until([&] { return file_exists(dir.socket_for(master)); }))
+      << "the master has no agent: " << host.process().stderr_text();
+  EXPECT_TRUE(wait_until([&] { return file_exists(dir.socket_for(worker)); }))
+      << "the worker has no agent: " << host.process().stderr_text();
+  auto info = periscope({"exec", std::to_string(worker), "info"});
+  EXPECT_EQ(info.exit_code, 0) << info.err << host.process().stderr_text();
 }
 
 TEST(HostileHost, AfterCloseFromTheAgentRestartsOnFreshDescriptorsAndIdles) {
