@@ -73,6 +73,11 @@ void host_restored(int sig);
 // parent's threads'). Until then a child's changes pass through untouched.
 void adopt_signal_guards_in_fork_child();
 
+// Gives `sig` back (an agent that is ejected): no send starts any more, queued ones are dropped,
+// and the action is the default again, as it was when the agent took it. False, touching nothing,
+// when the host had replaced `handler`. Call after every source of the signal has stopped.
+bool release_signal(int sig, SignalHandler handler);
+
 // The agent's own changes of dispositions go through this (the process's first sigaction, so a
 // sanitizer's interceptor sees them as before), marked so that the interposer lets them pass.
 int agent_sigaction(int sig, const struct sigaction* action, struct sigaction* old);

@@ -224,4 +224,25 @@ bool discard_queued(int sig, SignalHandler handler) {
   return done;
 }
 
+// Marked taken first, so no new send or arming starts; then what is queued goes (SIG_IGN discards
+// it) and the default action the signal had before the agent took it comes back.
+bool release_signal(int sig, SignalHandler handler) {
+  Guarded* g = guarded(sig);
+  if (g) {
+    g->taken.store(true);
+    wait_for_zero(g->sends_in_flight);
+  }
+  struct sigaction current {};
+  if (agent_sigaction(sig, nullptr, &current) != 0 || !(current.sa_flags & SA_SIGINFO) ||
+      current.sa_sigaction != handler) {
+    return false;  // the host has put its own there: it stays
+  }
+  struct sigaction action {};
+  sigemptyset(&action.sa_mask);
+  action.sa_handler = SIG_IGN;
+  if (agent_sigaction(sig, &action, nullptr) != 0) return false;
+  action.sa_handler = SIG_DFL;
+  return agent_sigaction(sig, &action, nullptr) == 0;
+}
+
 }  // namespace periscope

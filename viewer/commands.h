@@ -62,4 +62,14 @@ struct MetricsOptions {
 };
 int run_metrics(pid_t pid, const MetricsOptions& metrics, const CommonOptions& options);
 
+struct InjectOptions {
+  std::string library;                // libperiscope.so to load (default: beside periscope)
+  std::string http;                   // PERISCOPE_HTTP for the injected agent
+  std::string socket_dir;             // PERISCOPE_SOCKET_DIR for it
+  std::vector<std::string> settings;  // more NAME=VALUE (PERISCOPE_ prefix optional)
+  std::chrono::milliseconds wait{std::chrono::seconds(3)};  // to find a thread at a safe point
+};
+int run_inject(pid_t pid, const InjectOptions& inject, const CommonOptions& options);
+int run_eject(pid_t pid, const CommonOptions& options);
+
 }  // namespace periscope::viewer

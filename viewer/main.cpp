@@ -36,6 +36,9 @@ Examples:
   periscope record 4242 --wall -o wall.speedscope.json   every thread, running or blocked
   periscope record 4242 -d 10 -o cpu.pb.gz           for go tool pprof
   periscope top 4242                    live: the hottest functions, refreshed every second
+  periscope inject 4242                 load the agent into a process started without it
+  periscope inject 4242 --http 127.0.0.1:9464        ...with its HTTP endpoint
+  periscope eject 4242                  stop that agent again
   periscope metrics 4242                Prometheus metrics, readable (--raw: the text format)
   periscope metrics 4242 request_duration            only metrics whose name contains this
   periscope ps --prometheus-sd -o /etc/prometheus/periscope.json   targets for Prometheus' file_sd_configs
@@ -145,6 +148,23 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 100.0));
   view->add_option("-o,--output", view_options.output, "convert to this file (format by extension)");
 
+  auto* inject = app.add_subcommand("inject", "load the agent into a running process started without it "
+                                              "(ptrace + dlopen on one thread; the others never stop)");
+  InjectOptions inject_options;
+  double inject_wait_s = 3;
+  add_pid(inject, pid);
+  inject->add_option("--http", inject_options.http, "the agent serves HTTP on [HOST:]PORT (PERISCOPE_HTTP)");
+  inject->add_option("--socket-dir", inject_options.socket_dir, "the agent's socket directory (PERISCOPE_SOCKET_DIR)");
+  inject->add_option("--set", inject_options.settings,
+                     "any other setting as NAME=VALUE, e.g. --set SLOW_MS=500 (repeatable; see docs/configuration.md)");
+  inject->add_option("--lib", inject_options.library, "the libperiscope.so to load (default: the one beside periscope)");
+  inject->add_option("--wait", inject_wait_s, "seconds to wait for a thread at a safe point (default 3)")
+      ->check(CLI::Range(0.1, 600.0));
+
+  auto* eject = app.add_subcommand("eject", "stop the agent of a process (threads, sockets, signal handlers go; "
+                                            "its code stays mapped)");
+  add_pid(eject, pid);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -169,6 +189,11 @@ int main(int argc, char** argv) {
     if (*record) return run_record(pid, record_options, common);
     if (*view) return run_view(view_options);
     if (*top) return run_top(pid, top_options, common);
+    if (*inject) {
+      inject_options.wait = std::chrono::milliseconds(static_cast<long>(inject_wait_s * 1000));
+      return run_inject(pid, inject_options, common);
+    }
+    if (*eject) return run_eject(pid, common);
     if (*exec) {
       auto words = exec->remaining();
       if (words.empty()) {

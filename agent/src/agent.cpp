@@ -47,6 +47,7 @@ namespace {
 
 struct Agent {
   Options options;
+  bool injected = false;
   std::string socket_dir;
   pid_t owner_pid = 0;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
@@ -130,6 +131,7 @@ void start_http_when_parent_is_gone(Agent& agent) {
 Status start_locked(const Options& options, pid_t forked_from);
 void reset_capture_after_fork();
 std::optional<AgentFacts> facts_of_running_agent();
+void eject_from_command();
 
 // The built-in commands and /metrics reach this agent's parts through live_parts() (registries.h).
 void hand_parts_to_commands(Agent& agent) {
@@ -363,9 +365,25 @@ PERISCOPE_FORK_PATH void start_in_background_after_fork(const Agent* parent_agen
 
 Status start_agent(const Options& options) { return start_agent_forked_from(options, 0); }
 
+Status start_injected_agent(const Options& options) {
+  Status s = start_agent_forked_from(options, 0);
+  std::lock_guard lock(g_lifecycle);
+  if (s.ok() && g_agent) g_agent->injected = true;
+  return s;
+}
+
+void eject_agent() {
+  stop_agent();
+  std::lock_guard lock(g_lifecycle);
+  if (g_agent) return;  // started again meanwhile
+  StackCapture::uninstall();
+  Sampler::uninstall();
+}
+
 Status start_agent_forked_from(const Options& options, pid_t forked_from) {
   try {
-    static const bool facts_wired = (live_parts().facts = facts_of_running_agent, true);
+    static const bool facts_wired =
+        (live_parts().facts = facts_of_running_agent, live_parts().eject = eject_from_command, true);
     (void)facts_wired;
     command_registry();  // built-ins exist before the first session
     std::lock_guard lock(g_lifecycle);
@@ -443,7 +461,17 @@ std::optional<AgentFacts> facts_of_running_agent() {
   f.profile_signal = Sampler::signal_number();
   f.options = g_agent->options;
   f.socket_dir = g_agent->socket_dir;
+  f.injected = g_agent->injected;
   return f;
+}
+
+// The `eject` command runs on the agent's thread, which stop_agent joins: a thread of its own
+// does it, once the reply has gone out.
+void eject_from_command() {
+  manhole::start_quiet_thread([] {
+    ::usleep(100 * 1000);
+    eject_agent();
+  }).detach();
 }
 
 }  // namespace

@@ -14,7 +14,12 @@
 namespace periscope::agent {
 
 Status start_agent(const Options& options);
+// An agent loaded into a running process by `periscope inject` (inject_entry.cpp).
+Status start_injected_agent(const Options& options);
 void stop_agent();
+// stop_agent, then the signals go back to their default actions: nothing of the agent runs
+// any more, its code stays mapped. From any thread but the agent's own.
+void eject_agent();
 bool agent_running();
 std::string agent_socket_path();
 

@@ -9,12 +9,19 @@ namespace periscope {
 
 namespace {
 
-const char* env(const char* name) {
-  const char* v = std::getenv(name);
-  return (v && *v) ? v : nullptr;
-}
+// The PERISCOPE_* settings, from the environment or from what `periscope inject` passed.
+struct Settings {
+  const agent::SettingLookup& lookup;
 
-bool env_flag(const char* name, bool fallback) {
+  const char* env(const char* name) const {
+    const char* v = lookup(name);
+    return (v && *v) ? v : nullptr;
+  }
+  bool env_flag(const char* name, bool fallback) const;
+  long env_int(const char* name, long fallback, long min, long max) const;
+};
+
+bool Settings::env_flag(const char* name, bool fallback) const {
   const char* v = env(name);
   if (!v) return fallback;
   if (!std::strcmp(v, "1") || !strcasecmp(v, "on") || !strcasecmp(v, "true") || !strcasecmp(v, "yes")) return true;
@@ -23,7 +30,7 @@ bool env_flag(const char* name, bool fallback) {
   return fallback;
 }
 
-long env_int(const char* name, long fallback, long min, long max) {
+long Settings::env_int(const char* name, long fallback, long min, long max) const {
   const char* v = env(name);
   if (!v) return fallback;
   char* end = nullptr;
@@ -39,48 +46,51 @@ long env_int(const char* name, long fallback, long min, long max) {
 
 }  // namespace
 
-Options Options::from_env() {
+Options Options::from_env() { return agent::options_from(std::getenv); }
+
+namespace agent {
+
+Options options_from(const SettingLookup& lookup) {
+  const Settings settings{lookup};
   Options o;
   try {
-    o.enabled = !env_flag("PERISCOPE_DISABLE", false);
-    if (const char* d = env("PERISCOPE_SOCKET_DIR")) o.socket_dir = d;
-    o.max_connections = static_cast<int>(env_int("PERISCOPE_MAX_CONNECTIONS", o.max_connections, 1, 1000));
-    o.idle_timeout = std::chrono::seconds(env_int("PERISCOPE_IDLE_TIMEOUT", o.idle_timeout.count(), 1, 86400 * 7));
-    o.restart_after_fork = env_flag("PERISCOPE_FORK", o.restart_after_fork);
-    o.verbose = env_flag("PERISCOPE_VERBOSE", o.verbose);
-    o.stack_signal = static_cast<int>(env_int("PERISCOPE_STACK_SIGNAL", o.stack_signal, 0, 64));
+    o.enabled = !settings.env_flag("PERISCOPE_DISABLE", false);
+    if (const char* d = settings.env("PERISCOPE_SOCKET_DIR")) o.socket_dir = d;
+    o.max_connections = static_cast<int>(settings.env_int("PERISCOPE_MAX_CONNECTIONS", o.max_connections, 1, 1000));
+    o.idle_timeout = std::chrono::seconds(settings.env_int("PERISCOPE_IDLE_TIMEOUT", o.idle_timeout.count(), 1, 86400 * 7));
+    o.restart_after_fork = settings.env_flag("PERISCOPE_FORK", o.restart_after_fork);
+    o.verbose = settings.env_flag("PERISCOPE_VERBOSE", o.verbose);
+    o.stack_signal = static_cast<int>(settings.env_int("PERISCOPE_STACK_SIGNAL", o.stack_signal, 0, 64));
     o.stack_timeout =
-        std::chrono::milliseconds(env_int("PERISCOPE_STACK_TIMEOUT_MS", o.stack_timeout.count(), 1, 60000));
+        std::chrono::milliseconds(settings.env_int("PERISCOPE_STACK_TIMEOUT_MS", o.stack_timeout.count(), 1, 60000));
     o.command_timeout =
-        std::chrono::milliseconds(env_int("PERISCOPE_COMMAND_TIMEOUT_MS", o.command_timeout.count(), 1, 600000));
-    if (const char* v = env("PERISCOPE_PROFILE")) o.profile = v;
-    if (const char* v = env("PERISCOPE_PROFILE_OUT")) o.profile_out = v;
-    if (const char* clock = env("PERISCOPE_PROFILE_CLOCK")) {
+        std::chrono::milliseconds(settings.env_int("PERISCOPE_COMMAND_TIMEOUT_MS", o.command_timeout.count(), 1, 600000));
+    if (const char* v = settings.env("PERISCOPE_PROFILE")) o.profile = v;
+    if (const char* v = settings.env("PERISCOPE_PROFILE_OUT")) o.profile_out = v;
+    if (const char* clock = settings.env("PERISCOPE_PROFILE_CLOCK")) {
       if (std::strcmp(clock, "timer") == 0) o.profile_timers_only = true;
       else if (std::strcmp(clock, "perf") != 0) agent::log_line(std::string("ignoring PERISCOPE_PROFILE_CLOCK='") + clock + "': expected perf or timer");
     }
-    o.profile_signal = static_cast<int>(env_int("PERISCOPE_PROFILE_SIGNAL", o.profile_signal, 0, 64));
+    o.profile_signal = static_cast<int>(settings.env_int("PERISCOPE_PROFILE_SIGNAL", o.profile_signal, 0, 64));
     o.slow_threshold =
-        std::chrono::milliseconds(env_int("PERISCOPE_SLOW_MS", o.slow_threshold.count(), 0, 86400000));
+        std::chrono::milliseconds(settings.env_int("PERISCOPE_SLOW_MS", o.slow_threshold.count(), 0, 86400000));
     o.slow_interval =
-        std::chrono::milliseconds(env_int("PERISCOPE_SLOW_INTERVAL_MS", o.slow_interval.count(), 10, 3600000));
-    o.slow_keep = static_cast<int>(env_int("PERISCOPE_SLOW_KEEP", o.slow_keep, 1, 100000));
-    if (const char* log = env("PERISCOPE_SLOW_LOG")) o.slow_log = log;
-    o.slow_stderr = env_flag("PERISCOPE_SLOW_STDERR", o.slow_stderr);
-    o.max_inflight = static_cast<int>(env_int("PERISCOPE_SLOW_MAX_INFLIGHT", o.max_inflight, 16, 1 << 22));
-    o.max_request_names = static_cast<int>(env_int("PERISCOPE_SLOW_MAX_NAMES", o.max_request_names, 1, 10000));
-    if (const char* http = env("PERISCOPE_HTTP")) o.http = http;
+        std::chrono::milliseconds(settings.env_int("PERISCOPE_SLOW_INTERVAL_MS", o.slow_interval.count(), 10, 3600000));
+    o.slow_keep = static_cast<int>(settings.env_int("PERISCOPE_SLOW_KEEP", o.slow_keep, 1, 100000));
+    if (const char* log = settings.env("PERISCOPE_SLOW_LOG")) o.slow_log = log;
+    o.slow_stderr = settings.env_flag("PERISCOPE_SLOW_STDERR", o.slow_stderr);
+    o.max_inflight = static_cast<int>(settings.env_int("PERISCOPE_SLOW_MAX_INFLIGHT", o.max_inflight, 16, 1 << 22));
+    o.max_request_names = static_cast<int>(settings.env_int("PERISCOPE_SLOW_MAX_NAMES", o.max_request_names, 1, 10000));
+    if (const char* http = settings.env("PERISCOPE_HTTP")) o.http = http;
     o.http_max_connections =
-        static_cast<int>(env_int("PERISCOPE_HTTP_MAX_CONNECTIONS", o.http_max_connections, 1, 1000));
-    o.http_timeout = std::chrono::milliseconds(env_int("PERISCOPE_HTTP_TIMEOUT_MS", o.http_timeout.count(), 10, 600000));
-    if (const char* file = env("PERISCOPE_HTTP_TOKEN_FILE")) o.http_token_file = file;
-    if (const char* hosts = env("PERISCOPE_HTTP_HOSTS")) o.http_hosts = hosts;
+        static_cast<int>(settings.env_int("PERISCOPE_HTTP_MAX_CONNECTIONS", o.http_max_connections, 1, 1000));
+    o.http_timeout = std::chrono::milliseconds(settings.env_int("PERISCOPE_HTTP_TIMEOUT_MS", o.http_timeout.count(), 10, 600000));
+    if (const char* file = settings.env("PERISCOPE_HTTP_TOKEN_FILE")) o.http_token_file = file;
+    if (const char* hosts = settings.env("PERISCOPE_HTTP_HOSTS")) o.http_hosts = hosts;
   } catch (...) {
   }
   return o;
 }
-
-namespace agent {
 
 nlohmann::json describe_options(const Options& o, const std::string& socket_dir) {
   return {{"socket_dir", socket_dir},

@@ -38,6 +38,7 @@ struct AgentFacts {
   int profile_signal = 0;
   Options options;         // as the agent runs with them; `info` shows them (describe_options)
   std::string socket_dir;
+  bool injected = false;   // started by `periscope inject`, not by LD_PRELOAD or the host
 };
 
 struct LiveParts {
@@ -47,6 +48,7 @@ struct LiveParts {
   std::atomic<const HttpCounters*> http{nullptr};
   std::atomic<int64_t> stack_timeout_ms{Options{}.stack_timeout.count()};
   std::function<std::optional<AgentFacts>()> facts;  // set once, by the agent's lifecycle
+  std::function<void()> eject;  // set once: stops the agent from a thread of its own, soon after
 };
 
 }  // namespace periscope::agent

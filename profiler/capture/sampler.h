@@ -59,6 +59,9 @@ class Sampler {
   // Installs the handler on `signal` (0: a free real-time signal). Empty on success, else why not.
   [[nodiscard]] static std::string install(int signal);
   static int signal_number();
+  // Gives the signal back (the default action again, nothing queued) once no sampler runs; an
+  // ejected agent. install() may take it anew.
+  static void uninstall();
   // The handler's own cost per sample since the last start: quantile 0.5 is the median.
   static double handler_cost_ns(double quantile);
 

@@ -347,6 +347,11 @@ std::string Sampler::install(int requested) {
 
 int Sampler::signal_number() { return g_signal.load(); }
 
+void Sampler::uninstall() {
+  const int sig = g_signal.exchange(0);
+  if (sig != 0) (void)release_signal(sig, on_sample_signal);
+}
+
 double Sampler::handler_cost_ns(double quantile) {
   uint64_t total = 0;
   for (const auto& b : g_handler_cost) total += b.load(std::memory_order_relaxed);

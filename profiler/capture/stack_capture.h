@@ -34,6 +34,9 @@ class StackCapture {
   // Refuses a signal that already has a handler. Empty on success, else why not.
   [[nodiscard]] static std::string install(int signal);
   static int signal_number();  // 0 while not installed
+  // Gives the signal back (the default action again, nothing queued); install() may take it anew.
+  // The agent's thread, with no capture running (an ejected agent).
+  static void uninstall();
   // Captures the stacks of `tids` of this process, all at once; each thread gets `timeout` to answer.
   static std::vector<CapturedStack> capture(const std::vector<pid_t>& tids, std::chrono::milliseconds timeout,
                                             size_t max_depth = kMaxStackDepth);

@@ -140,6 +140,14 @@ std::string StackCapture::install(int requested) {
 
 int StackCapture::signal_number() { return g_signal.load(); }
 
+void StackCapture::uninstall() {
+  std::lock_guard lock(*capture_mutex());
+  const int sig = g_signal.exchange(0);
+  if (sig == 0) return;
+  wait_for_handlers_to_leave();
+  (void)release_signal(sig, on_capture_signal);
+}
+
 void StackCapture::reset_in_fork_child() {
   adopt_signal_guards_in_fork_child();
   // The parent's agent thread may have held the lock or been changing the set: start with new

@@ -53,7 +53,8 @@ Reply info(const LiveParts& parts) {
       {"threads", std::to_string(proc->threads)},
   };
   if (agent) {
-    rows.push_back({"agent", "periscope " + agent->version + ", up " + format_duration(agent->uptime_s)});
+    rows.push_back({"agent", "periscope " + agent->version + ", up " + format_duration(agent->uptime_s) +
+                                 (agent->injected ? " (injected)" : "")});
     rows.push_back({"socket", agent->socket});
     rows.push_back({"http", agent->http.empty() ? "off" : "http://" + agent->http + "/"});
     if (sessions) {
@@ -77,6 +78,7 @@ nlohmann::json agent_json(const AgentFacts& agent, const manhole::ServerCounters
                      {"agent_uptime_s", agent.uptime_s},
                      {"stack_signal", agent.stack_signal},
                      {"profile_signal", agent.profile_signal},
+                     {"injected", agent.injected},
                      {"config", describe_options(agent.options, agent.socket_dir)}};
   if (sessions) {
     out["sessions_active"] = sessions->active.load();
@@ -107,7 +109,18 @@ std::string add_process_commands(manhole::CommandRegistry& registry, const LiveP
       !err.empty()) {
     return err;
   }
-  return registry.add({"threads", "", "every thread: tid, name, state, CPU time", threads});
+  if (auto err = registry.add({"threads", "", "every thread: tid, name, state, CPU time", threads}); !err.empty()) {
+    return err;
+  }
+  // Answers first; the agent stops a moment later, so that this reply still reaches the client.
+  return registry.add({"eject", "",
+                       "stop the agent: threads, sockets, signal handlers and timers go; the code stays "
+                       "mapped (periscope inject starts it again)",
+                       [&parts](const Args&) {
+                         if (!parts.eject) return Reply::failure("eject: not available");
+                         parts.eject();
+                         return Reply::success("ejecting: the agent stops now", nlohmann::json{{"ejecting", true}});
+                       }});
 }
 
 }  // namespace periscope::agent
