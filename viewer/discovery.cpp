@@ -122,8 +122,9 @@ std::string require_agent_socket(pid_t pid) {
   auto info = read_process_info(pid);
   std::string name = info ? " (" + info->name + ")" : "";
   throw CliError(kExitNoProcess, "process " + std::to_string(pid) + name +
-                                     " has no periscope agent; start it with LD_PRELOAD=libperiscope.so "
-                                     "or call periscope::start()");
+                                     " has no periscope agent; load one now with 'periscope inject " +
+                                     std::to_string(pid) + "' (or add --inject to this command), or start it "
+                                     "with LD_PRELOAD=libperiscope.so");
 }
 
 }  // namespace periscope::viewer

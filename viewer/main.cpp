@@ -6,6 +6,7 @@
 #include "profiler/sampling_rate.h"
 #include "viewer/cli_errors.h"
 #include "viewer/commands.h"
+#include "viewer/discovery.h"
 
 using namespace periscope::viewer;
 
@@ -62,6 +63,7 @@ int main(int argc, char** argv) {
   app.footer(kExamples);
   app.set_version_flag("--version", "periscope " PERISCOPE_VERSION_STRING);
   app.require_subcommand(1);
+  app.fallthrough();  // the global options (--inject, --json...) may come after the subcommand too
 
   CommonOptions common;
   double timeout_s = 30;
@@ -85,6 +87,7 @@ int main(int argc, char** argv) {
   exec->add_flag("--json", common.json, "print the reply's data as JSON (put options before PID)");
   add_pid(exec, pid);
   exec->prefix_command();  // everything after PID is the command, even words that start with '-'
+  exec->fallthrough(false);  // ...so nothing of it goes to the global options
   exec->footer("COMMAND [ARGS...] follow PID; 'periscope exec PID help' lists the commands.");
 
   auto* stacks = app.add_subcommand("stacks", "every thread's stack: through the agent if the process has one, "
@@ -165,6 +168,10 @@ int main(int argc, char** argv) {
                                             "its code stays mapped)");
   add_pid(eject, pid);
 
+  bool inject_first = false;
+  app.add_flag("--inject", inject_first,
+               "commands that need an agent load one first (periscope inject) if the process has none");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -180,6 +187,10 @@ int main(int argc, char** argv) {
   common.timeout = std::chrono::milliseconds(static_cast<long>(timeout_s * 1000));
 
   try {
+    const bool needs_agent = *metrics || *attach || *slow || *inflight || *record || *top || *exec || *stacks;
+    if (inject_first && needs_agent && !find_agent_socket(pid)) {
+      if (int rc = run_inject(pid, InjectOptions{}, common); rc != kExitOk) return rc;
+    }
     if (*ps) return run_ps(ps_options, common);
     if (*metrics) return run_metrics(pid, metrics_options, common);
     if (*attach) return run_attach(pid, common);

@@ -41,7 +41,7 @@ namespace periscope::agent {
 
 namespace asio = boost::asio;
 
-Status start_agent_forked_from(const Options& options, pid_t forked_from);
+Status start_agent_forked_from(const Options& options, pid_t forked_from, bool injected = false);
 
 namespace {
 
@@ -128,7 +128,7 @@ void start_http_when_parent_is_gone(Agent& agent) {
   if (agent.http) agent.http_parent = 0;
 }
 
-Status start_locked(const Options& options, pid_t forked_from);
+Status start_locked(const Options& options, pid_t forked_from, bool injected);
 void reset_capture_after_fork();
 std::optional<AgentFacts> facts_of_running_agent();
 void eject_from_command();
@@ -192,7 +192,7 @@ std::string process_name() {
 }
 
 // `forked_from`: the parent's pid when this is a fork child's agent, else 0.
-Status start_locked(const Options& options, pid_t forked_from) {
+Status start_locked(const Options& options, pid_t forked_from, bool injected) {
   if (g_agent) return Status::success();
   if (!options.enabled) return Status::failure("agent is disabled (PERISCOPE_DISABLE)");
   install_fork_handlers_once();
@@ -201,16 +201,18 @@ Status start_locked(const Options& options, pid_t forked_from) {
   const std::vector<int> fds_before = manhole::open_fd_numbers();
   auto agent = std::make_unique<Agent>();
   agent->options = options;
+  agent->injected = injected;
   agent->owner_pid = ::getpid();
   agent->socket_dir = options.socket_dir.empty() ? protocol::default_socket_dir() : options.socket_dir;
   if (auto err = protocol::prepare_socket_dir(agent->socket_dir); !err.empty()) {
     // A fork child that dropped privileges before its agent started (a root master's workers
-    // becoming www-data) cannot use its parent's directory: it gets one of its own uid's.
+    // becoming www-data) cannot use its parent's directory, nor can an agent injected into a
+    // daemon that dropped them after reading its environment: each gets one of its own uid's.
     const std::string own = "/tmp/periscope-" + std::to_string(::geteuid());
-    if (forked_from == 0 || own == agent->socket_dir || !protocol::prepare_socket_dir(own).empty()) {
+    if ((forked_from == 0 && !injected) || own == agent->socket_dir || !protocol::prepare_socket_dir(own).empty()) {
       return Status::failure(err);
     }
-    log_line("agent: " + err + "; this forked child uses " + own + " instead");
+    log_line("agent: " + err + "; this " + (injected ? "injected agent" : "forked child") + " uses " + own + " instead");
     agent->socket_dir = own;
   }
   if (forked_from == 0) protocol::remove_stale_sockets(agent->socket_dir);  // not on every fork
@@ -365,12 +367,7 @@ PERISCOPE_FORK_PATH void start_in_background_after_fork(const Agent* parent_agen
 
 Status start_agent(const Options& options) { return start_agent_forked_from(options, 0); }
 
-Status start_injected_agent(const Options& options) {
-  Status s = start_agent_forked_from(options, 0);
-  std::lock_guard lock(g_lifecycle);
-  if (s.ok() && g_agent) g_agent->injected = true;
-  return s;
-}
+Status start_injected_agent(const Options& options) { return start_agent_forked_from(options, 0, true); }
 
 void eject_agent() {
   stop_agent();
@@ -380,14 +377,14 @@ void eject_agent() {
   Sampler::uninstall();
 }
 
-Status start_agent_forked_from(const Options& options, pid_t forked_from) {
+Status start_agent_forked_from(const Options& options, pid_t forked_from, bool injected) {
   try {
     static const bool facts_wired =
         (live_parts().facts = facts_of_running_agent, live_parts().eject = eject_from_command, true);
     (void)facts_wired;
     command_registry();  // built-ins exist before the first session
     std::lock_guard lock(g_lifecycle);
-    return start_locked(options, forked_from);
+    return start_locked(options, forked_from, injected);
   } catch (const std::exception& e) {
     return Status::failure(std::string("agent failed to start: ") + e.what());
   } catch (...) {

@@ -92,13 +92,18 @@ std::string why_real_server_cannot_run(const std::string& name) {
   return {};
 }
 
-std::unique_ptr<RealServer> start_real_server(const std::string& name, const SocketDir& sockets) {
+namespace {
+bool g_preload_agent = true;  // what agent_env() gives the server being started
+}  // namespace
+
+std::unique_ptr<RealServer> start_real_server(const std::string& name, const SocketDir& sockets, bool preload_agent) {
   become_subreaper();  // daemons fork away from their launcher; we still want their exit status
+  g_preload_agent = preload_agent;
   return known().at(name).start(sockets);
 }
 
 Env agent_env(const SocketDir& sockets) {
-  return {{"LD_PRELOAD", agent_preload()}, {"PERISCOPE_SOCKET_DIR", sockets.path()}};
+  return {{"LD_PRELOAD", g_preload_agent ? agent_preload() : std::string()}, {"PERISCOPE_SOCKET_DIR", sockets.path()}};
 }
 
 }  // namespace periscope::test

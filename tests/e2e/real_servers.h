@@ -65,11 +65,14 @@ std::string shutdown_verdict(const std::string& role, pid_t pid, std::optional<i
 std::vector<std::string> real_server_names();
 // Why `name` cannot run on this machine (not installed, not root), or empty.
 std::string why_real_server_cannot_run(const std::string& name);
-// Starts `name` with the agent preloaded and its sockets in `sockets`, and waits until it serves.
-// Throws std::runtime_error, with the server's own words, when it does not come up.
-std::unique_ptr<RealServer> start_real_server(const std::string& name, const SocketDir& sockets);
+// Starts `name` with the agent preloaded (or, `preload_agent` false, without it: for `periscope
+// inject`) and its sockets in `sockets`, and waits until it serves. Throws std::runtime_error,
+// with the server's own words, when it does not come up.
+std::unique_ptr<RealServer> start_real_server(const std::string& name, const SocketDir& sockets,
+                                              bool preload_agent = true);
 
-// What every server's environment gets: LD_PRELOAD=<agent> and PERISCOPE_SOCKET_DIR=<sockets>.
+// What every server's environment gets: LD_PRELOAD=<agent> (empty without the agent) and
+// PERISCOPE_SOCKET_DIR=<sockets>.
 Env agent_env(const SocketDir& sockets);
 
 // One per server, in real_servers_<name>.cpp.
