@@ -1,5 +1,7 @@
 // `periscope inject PID` and `periscope eject PID`: load the agent into a running process that
 // was started without it, and stop it again. How and what the host sees: docs/inject.md.
+#include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -175,6 +177,13 @@ int run_inject(pid_t pid, const InjectOptions& inject, const CommonOptions& opti
   if (auto socket = find_agent_socket(pid)) {
     std::printf("%s already has a periscope agent (socket %s)\n", process_words(pid).c_str(), socket->c_str());
     return kExitOk;
+  }
+  // Before anything else: a refusal should name its real cause (the library's path through
+  // /proc/PID/root is unreadable too when ptrace is not allowed).
+  char root[PATH_MAX];
+  if (::readlink(("/proc/" + std::to_string(pid) + "/root").c_str(), root, sizeof root) < 0 &&
+      (errno == EACCES || errno == EPERM)) {
+    throw CliError(kExitPermission, ptrace_refusal(pid, EPERM));
   }
   const std::string settings = settings_text(inject);
   const std::string library = library_as_seen_by(pid, agent_library(inject.library));

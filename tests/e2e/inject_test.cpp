@@ -1,0 +1,214 @@
+// `periscope inject` and `eject` on programs started without the agent: an idle one, a busy
+// multi-threaded one, python3; and every refusal (an agent already there, a static binary,
+// another tracer, another user, no such process), after which the host runs on.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <cstring>
+#include <dirent.h>
+#include <fstream>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <thread>
+
+#include "tests/e2e/harness.h"
+
+namespace periscope::test {
+namespace {
+
+// Inject loads libperiscope.so into a process that has no sanitizer runtime: a sanitizer
+// build's agent cannot be loaded there (the runtime must come first).
+#define SKIP_UNLESS_INJECT_CAN_LOAD()                                                                       \
+  do {                                                                                                      \
+    SKIP_UNLESS_PTRACE_ALLOWED();                                                                           \
+    if (agent_preload() != agent_path()) GTEST_SKIP() << "a sanitizer build's agent needs its runtime first"; \
+  } while (0)
+
+// A program started without the agent, talking over stdin/stdout.
+class Plain {
+ public:
+  explicit Plain(std::vector<std::string> argv) : process_(std::move(argv), {{"LD_PRELOAD", ""}}) {
+    auto ready = process_.read_line();
+    EXPECT_TRUE(ready && *ready == "ready") << process_.stderr_text();
+  }
+  pid_t pid() const { return process_.pid(); }
+  std::string pid_text() const { return std::to_string(process_.pid()); }
+  std::string ask(const std::string& command) {
+    process_.write_stdin(command + "\n");
+    return process_.read_line().value_or("(no answer)");
+  }
+  long number(const std::string& command) {
+    std::string answer = ask(command);
+    return std::strtol(answer.c_str() + answer.find(' ') + 1, nullptr, 10);
+  }
+  bool alive() { return ::kill(process_.pid(), 0) == 0 && !process_.wait(0ms); }
+  Process& process() { return process_; }
+
+ private:
+  Process process_;
+};
+
+int thread_count(pid_t pid) {
+  int n = 0;
+  if (DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/task").c_str())) {
+    while (dirent* e = ::readdir(d)) n += e->d_name[0] != '.';
+    ::closedir(d);
+  }
+  return n;
+}
+
+// The real-time signals from SIGRTMIN on (where the agent's are) that have a handler. glibc
+// takes 32 and 33 for itself when the first thread starts: not ours to compare.
+std::string realtime_handlers(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("SigCgt:", 0) != 0) continue;
+    const unsigned long long caught = std::stoull(line.substr(7), nullptr, 16);
+    std::string out;
+    for (int sig = SIGRTMIN; sig <= SIGRTMAX; ++sig) {
+      if (caught & (1ULL << (sig - 1))) out += std::to_string(sig) + " ";
+    }
+    return out;
+  }
+  return "?";
+}
+
+double rounds_per_second(Plain& target, std::chrono::milliseconds window) {
+  const long before = target.number("rounds");
+  const auto start = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(window);  // a measurement window, not synchronization
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return static_cast<double>(target.number("rounds") - before) / seconds;
+}
+
+TEST(Inject, AnIdleProgramGetsAWorkingAgentAndEjectLeavesItAsItWas) {
+  SKIP_UNLESS_INJECT_CAN_LOAD();
+  Plain target({target_path("inject_target"), "0"});
+  const int threads_before = thread_count(target.pid());
+  const std::string handlers_before = realtime_handlers(target.pid());
+
+  auto r = periscope({"inject", target.pid_text()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("(in read)"), std::string::npos) << "the main thread waits in read(2): " << r.out;
+  auto info = periscope({"exec", target.pid_text(), "info"});
+  EXPECT_NE(info.out.find("(injected)"), std::string::npos) << info.out << info.err;
+  auto stacks = periscope({"stacks", target.pid_text()});
+  EXPECT_NE(stacks.out.find("captured in-process by the agent"), std::string::npos) << stacks.out;
+  EXPECT_NE(stacks.out.find("main"), std::string::npos) << stacks.out;
+  auto record = periscope({"record", target.pid_text(), "--wall", "-d", "1", "-o", "/dev/null.folded"});
+  EXPECT_NE(record.err.find("samples"), std::string::npos) << record.err;
+
+  auto eject = periscope({"eject", target.pid_text()});
+  EXPECT_EQ(eject.exit_code, 0) << eject.err;
+  EXPECT_EQ(thread_count(target.pid()), threads_before) << "the agent's threads are still there";
+  EXPECT_EQ(realtime_handlers(target.pid()), handlers_before) << "signal handlers not given back";
+  auto gone = periscope({"exec", target.pid_text(), "info"});
+  EXPECT_EQ(gone.exit_code, 3) << gone.out;
+  // The read(2) the main thread was in went on as if nothing happened: no EINTR, and it answers.
+  EXPECT_EQ(target.ask("eintr"), "eintr 0");
+
+  auto again = periscope({"inject", target.pid_text()});
+  EXPECT_EQ(again.exit_code, 0) << "inject after eject: " << again.err;
+  EXPECT_EQ(periscope({"exec", target.pid_text(), "info"}).exit_code, 0);
+}
+
+TEST(Inject, ABusyProgramKeepsItsPaceAndIsProfiled) {
+  SKIP_UNLESS_INJECT_CAN_LOAD();
+  Plain target({target_path("inject_target"), "2"});
+  const double before = rounds_per_second(target, 500ms);
+  auto r = periscope({"inject", target.pid_text()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string file = ::testing::TempDir() + "/inject_busy.folded";
+  auto record = periscope({"record", target.pid_text(), "-d", "1", "-o", file});
+  EXPECT_EQ(record.exit_code, 0) << record.err;
+  EXPECT_NE(slurp(file).find("inject_target_work"), std::string::npos) << record.err;
+  const double during = rounds_per_second(target, 500ms);
+  EXPECT_EQ(periscope({"eject", target.pid_text()}).exit_code, 0);
+  const double after = rounds_per_second(target, 500ms);
+  std::cout << "rounds/s before " << before << ", with the injected agent " << during << ", after eject " << after
+            << "; " << r.out << std::flush;
+  // The workers were never stopped: they go on (the pace itself is bench/inject_bench.sh's).
+  EXPECT_GT(during, 0);
+  EXPECT_GT(after, 0);
+  EXPECT_EQ(target.ask("eintr"), "eintr 0") << "a sleep or a read was interrupted";
+}
+
+TEST(Inject, Python) {
+  SKIP_UNLESS_INJECT_CAN_LOAD();
+  if (::access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/python3";
+  const char* script =
+      "import sys, threading\n"
+      "def spin():\n"
+      "    x = 0\n"
+      "    while True:\n"
+      "        x += 1\n"
+      "threading.Thread(target=spin, daemon=True).start()\n"
+      "print('ready', flush=True)\n"
+      "for line in sys.stdin:\n"
+      "    print('alive', flush=True)\n";
+  Plain python({"/usr/bin/python3", "-c", script});
+  auto r = periscope({"inject", python.pid_text()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string file = ::testing::TempDir() + "/inject_python.folded";
+  auto record = periscope({"record", python.pid_text(), "-d", "1", "-o", file});
+  EXPECT_EQ(record.exit_code, 0) << record.err;
+  EXPECT_NE(slurp(file).find("_PyEval_EvalFrameDefault"), std::string::npos) << record.err << slurp(file).substr(0, 500);
+  EXPECT_EQ(periscope({"eject", python.pid_text()}).exit_code, 0);
+  EXPECT_EQ(python.ask("still there?"), "alive");
+}
+
+TEST(Inject, AProcessWithAnAgentIsLeftAlone) {
+  SocketDir dir;
+  AgentTarget target(dir);
+  auto r = periscope({"inject", std::to_string(target.pid())});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("already has a periscope agent"), std::string::npos) << r.out;
+}
+
+TEST(Inject, AStaticBinaryIsRefusedAndRunsOn) {
+  Plain target({target_path("static_idle")});
+  auto r = periscope({"inject", target.pid_text()});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.err.find("statically linked"), std::string::npos) << r.err;
+  EXPECT_TRUE(target.alive());
+}
+
+TEST(Inject, AnotherTracerIsNamed) {
+  SKIP_UNLESS_PTRACE_ALLOWED();
+  Plain target({target_path("inject_target"), "0"});
+  ASSERT_EQ(::ptrace(PTRACE_SEIZE, target.pid(), nullptr, nullptr), 0) << std::strerror(errno);
+  auto r = periscope({"inject", target.pid_text()});
+  ::ptrace(PTRACE_DETACH, target.pid(), nullptr, nullptr);
+  EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
+  EXPECT_NE(r.err.find("already traced by PID " + std::to_string(::getpid())), std::string::npos) << r.err;
+  EXPECT_EQ(target.ask("eintr"), "eintr 0");
+}
+
+TEST(Inject, AnotherUsersProcessIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root, to run periscope as another user";
+  Plain target({target_path("inject_target"), "0"});
+  auto r = periscope({"inject", target.pid_text()}, {}, 65534);
+  EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
+  EXPECT_NE(r.err.find("belongs to uid 0"), std::string::npos) << r.err;
+  EXPECT_TRUE(target.alive());
+}
+
+TEST(Inject, NoSuchProcess) {
+  auto r = periscope({"inject", "999999999"});
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_NE(r.err.find("no process"), std::string::npos) << r.err;
+}
+
+TEST(Inject, TheInjectFlagLoadsAnAgentForACommand) {
+  SKIP_UNLESS_INJECT_CAN_LOAD();
+  Plain target({target_path("inject_target"), "0"});
+  auto plain = periscope({"exec", target.pid_text(), "info"});
+  EXPECT_EQ(plain.exit_code, 3);
+  EXPECT_NE(plain.err.find("periscope inject " + target.pid_text()), std::string::npos) << plain.err;
+  auto r = periscope({"stacks", target.pid_text(), "--inject"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("captured in-process by the agent"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace periscope::test
