@@ -7,6 +7,7 @@
 #include <cstring>
 #include <dirent.h>
 #include <fstream>
+#include <sstream>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <thread>
@@ -131,6 +132,30 @@ TEST(Inject, ABusyProgramKeepsItsPaceAndIsProfiled) {
   EXPECT_GT(during, 0);
   EXPECT_GT(after, 0);
   EXPECT_EQ(target.ask("eintr"), "eintr 0") << "a sleep or a read was interrupted";
+}
+
+double process_cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string all((std::istreambuf_iterator<char>(in)), {});
+  std::istringstream fields(all.substr(all.rfind(')') + 2));
+  std::string skip;
+  for (int i = 0; i < 11; ++i) fields >> skip;  // state .. cmajflt
+  double utime = 0, stime = 0;
+  fields >> utime >> stime;
+  return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+TEST(Inject, ThreadsThatOnlyAllocateAreNotStoppedInsideMalloc) {
+  SKIP_UNLESS_INJECT_CAN_LOAD();
+  Plain target({target_path("inject_target"), "churn"});
+  auto r = periscope({"inject", target.pid_text()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("(in user code in " + target_path("inject_target")), std::string::npos) << r.out;
+  EXPECT_EQ(periscope({"exec", target.pid_text(), "info"}).exit_code, 0);
+  // A thread left holding malloc's lock would stop them all: their CPU time would stand still.
+  const double before = process_cpu_seconds(target.pid());
+  EXPECT_TRUE(wait_until([&] { return process_cpu_seconds(target.pid()) > before + 0.2; }, 5s))
+      << "the allocating threads stopped after inject";
 }
 
 TEST(Inject, Python) {

@@ -4,6 +4,9 @@
 // that returns EINTR is counted: an injector that does not restore an interrupted call exactly
 // shows up there.
 //
+// `inject_target churn` has no waiting thread at all: the main thread and two more allocate and
+// free in a loop forever (no stdin), so an injector must find a thread outside malloc.
+//
 //   rounds    -> "rounds N"   rounds completed by all workers so far
 //   eintr     -> "eintr N"    interrupted system calls seen
 //   quit      -> exits 0
@@ -67,7 +70,21 @@ bool read_line(std::string& line) {
 
 }  // namespace
 
+__attribute__((noinline)) void inject_target_churn() {
+  for (;;) {
+    std::vector<void*> blocks;
+    for (int i = 0; i < 64; ++i) blocks.push_back(std::malloc(static_cast<size_t>(16 + i * 24)));
+    for (void* b : blocks) std::free(b);
+  }
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "churn") {
+    reply("ready");
+    std::thread(inject_target_churn).detach();
+    std::thread(inject_target_churn).detach();
+    inject_target_churn();
+  }
   const int workers = argc > 1 ? std::atoi(argv[1]) : 0;
   std::vector<std::thread> threads;
   for (int i = 0; i < workers; ++i) threads.emplace_back(worker);

@@ -124,7 +124,7 @@ SafePoint stop_at_safe_point(pid_t pid, std::chrono::milliseconds wait) {
   const auto start = Clock::now();
   const auto deadline = start + wait;
   // Waiting threads are looked for without stopping anybody (/proc); user code needs a stop to
-  // see, and is tried only after half the time found no waiting thread.
+  // see, and is tried once a quarter second (or half the time) found no waiting thread.
   while (Clock::now() < deadline) {
     const auto tids = threads_main_first(pid);
     if (tids.empty()) {
@@ -135,7 +135,7 @@ SafePoint stop_at_safe_point(pid_t pid, std::chrono::milliseconds wait) {
       if (waiting_syscall_name(current_syscall(pid, tid)) && try_thread(pid, tid, Kind::kWaiting, out)) return out;
       if (out.denied) return out;
     }
-    if (Clock::now() - start > wait / 2) {
+    if (Clock::now() - start > std::min<std::chrono::milliseconds>(wait / 2, std::chrono::milliseconds(250))) {
       for (pid_t tid : tids) {
         if (try_thread(pid, tid, Kind::kUserCode, out)) return out;
         if (out.denied) return out;

@@ -27,9 +27,9 @@ __attribute__((tls_model("initial-exec"))) thread_local size_t t_slot_hint = 0;
 __attribute__((tls_model("initial-exec"))) thread_local pid_t t_tid = 0;
 
 // A tiny per-thread cache from name pointer to index: names are usually string literals.
-struct NameCacheEntry {
-  uint64_t table_id;  // an index means nothing in another table
+struct NameCacheEntry {  // 16 bytes: the agent's static TLS stays small (docs/inject.md)
   const char* pointer;
+  uint32_t table_id;  // an index means nothing in another table (the id's low half)
   uint32_t index;
 };
 __attribute__((tls_model("initial-exec"))) thread_local NameCacheEntry t_name_cache[8];
@@ -132,7 +132,7 @@ RequestTable::RequestTable(const RequestTableConfig& config)
 uint32_t RequestTable::index_of(const char* name) {
   if (!name) name = "";
   auto& cached = t_name_cache[(reinterpret_cast<uintptr_t>(name) >> 3) & 7];
-  if (cached.table_id == id_ && cached.pointer == name &&
+  if (cached.table_id == static_cast<uint32_t>(id_) && cached.pointer == name &&
       std::strncmp(names_[cached.index].name, name, kRequestNameBytes - 1) == 0) {
     return cached.index;
   }
@@ -161,7 +161,7 @@ uint32_t RequestTable::index_of(const char* name) {
       index = static_cast<uint32_t>(count);
     }
   }
-  cached = {id_, name, index};
+  cached = {name, static_cast<uint32_t>(id_), index};
   return index;
 }
 
