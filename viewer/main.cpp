@@ -156,6 +156,7 @@ int main(int argc, char** argv) {
   InjectOptions inject_options;
   double inject_wait_s = 3;
   add_pid(inject, pid);
+  inject->add_flag("--json", common.json, "print what was done as JSON (thread, stopped_us, where, socket)");
   inject->add_option("--http", inject_options.http, "the agent serves HTTP on [HOST:]PORT (PERISCOPE_HTTP)");
   inject->add_option("--socket-dir", inject_options.socket_dir, "the agent's socket directory (PERISCOPE_SOCKET_DIR)");
   inject->add_option("--set", inject_options.settings,
