@@ -182,6 +182,39 @@ TEST(Inject, Python) {
   EXPECT_EQ(python.ask("still there?"), "alive");
 }
 
+TEST(Inject, AFailureMidwayLeavesTheHostRunning) {
+  SKIP_UNLESS_INJECT_CAN_LOAD();
+  Plain target({target_path("inject_target"), "0"});
+  // Not a library at all: dlopen fails, and inject says what the loader said.
+  auto not_elf = periscope({"inject", target.pid_text(), "--lib", source_path("README.md")});
+  EXPECT_EQ(not_elf.exit_code, 1) << not_elf.out;
+  EXPECT_NE(not_elf.err.find("dlopen in process " + target.pid_text()), std::string::npos) << not_elf.err;
+  // A library, but not ours: loaded, then found to have no entry point.
+  auto not_ours = periscope({"inject", target.pid_text(), "--lib", "/lib/x86_64-linux-gnu/libz.so.1"});
+  EXPECT_EQ(not_ours.exit_code, 1) << not_ours.out;
+  EXPECT_NE(not_ours.err.find("no periscope_inject_start"), std::string::npos) << not_ours.err;
+  EXPECT_EQ(target.ask("eintr"), "eintr 0");
+  EXPECT_EQ(periscope({"inject", target.pid_text()}).exit_code, 0) << "a real inject after the failed ones";
+}
+
+TEST(Inject, ALibraryTheProcessCannotSeeIsCopiedIntoIt) {
+  SKIP_UNLESS_INJECT_CAN_LOAD();
+  if (::geteuid() != 0 || ::access("/usr/bin/unshare", X_OK) != 0) GTEST_SKIP() << "needs root and unshare";
+  // The process runs in a mount namespace of its own where the build directory (with our
+  // libperiscope.so) is hidden under an empty tmpfs; its program is a copy outside it.
+  const std::string program = ::testing::TempDir() + "/inject_target_copy";
+  ASSERT_EQ(run({"/bin/cp", target_path("inject_target"), program}).exit_code, 0);
+  const std::string hidden = agent_path().substr(0, agent_path().rfind('/'));
+  Plain target({"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                "mount -t tmpfs none '" + hidden + "' && exec '" + program + "' 0"});
+  ASSERT_FALSE(file_exists("/proc/" + target.pid_text() + "/root" + agent_path())) << "the library is not hidden";
+  auto r = periscope({"inject", target.pid_text()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(periscope({"exec", target.pid_text(), "info"}).exit_code, 0);
+  EXPECT_EQ(target.ask("eintr"), "eintr 0");
+  ::unlink(("/tmp/libperiscope-inject-" + target.pid_text() + ".so").c_str());
+}
+
 TEST(Inject, AProcessWithAnAgentIsLeftAlone) {
   SocketDir dir;
   AgentTarget target(dir);
