@@ -286,7 +286,7 @@ void restart_on_fresh_descriptors(Agent* agent, const std::string& lost) {
   manhole::release_all_tracked();
   set_request_table(nullptr);
   agent->thread.detach();  // this thread; it ends when we return, the old agent is leaked on purpose
-  Status s = start_agent_forked_from(agent->options, 0);
+  Status s = start_agent_forked_from(agent->options, 0, agent->injected);
   if (!s.ok()) log_line("agent did not restart: " + s.message());
 }
 

@@ -30,6 +30,7 @@ class TracedThread {
   long syscall_number() const;
   bool denied() const;  // stop() failed because ptrace itself was refused
   uint64_t pc() const;
+  uint64_t sp() const;
 
   // Copies bytes into the thread's stack, below the red zone, for the calls that follow; returns
   // their address in the tracee. Before the first call() only.
@@ -38,15 +39,17 @@ class TracedThread {
   std::string read_string(uint64_t address, size_t max_size);
 
   // Calls `function(args...)` (up to 6 integer arguments) on the thread with every signal but the
-  // faults blocked; *result is its return value. Empty on success. A call that does not return
-  // within `timeout` is an error, and the thread is then left inside it.
+  // faults blocked and a clean floating-point environment; *result is its return value. Empty on
+  // success. Between calls the thread waits in an event stop with its own state back, so that
+  // if this process dies the thread simply goes on. A call that does not return within
+  // `timeout` is an error, and the thread is then left inside it (finish_call waits again).
   [[nodiscard]] std::string call(uint64_t function, const std::vector<uint64_t>& args, uint64_t* result,
                                  std::chrono::milliseconds timeout);
   bool call_in_progress() const;
   // Waits again for a call that did not return in time.
   [[nodiscard]] std::string finish_call(uint64_t* result, std::chrono::milliseconds timeout);
 
-  // Puts back what was saved and detaches (a signal that arrived meanwhile is delivered). Empty
+  // Puts back what was saved and detaches (a signal that arrived between calls is sent again). Empty
   // on success. Never call while a call is in progress (the thread would return to nowhere).
   [[nodiscard]] std::string resume();
 

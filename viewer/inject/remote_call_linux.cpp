@@ -71,18 +71,86 @@ struct TracedThread::State {
   pid_t pid = 0;
   pid_t tid = 0;
   bool seized = false;
-  bool stopped = false;
+  bool stopped = false;  // in a ptrace-stop of ours: an event stop, harmless if we vanish
   bool in_call = false;
   bool denied = false;
   int mem_fd = -1;
   user_regs_struct saved{};
-  std::vector<uint8_t> xstate;
+  std::vector<uint8_t> xstate;  // NT_X86_XSTATE; empty where unavailable (then fpregs)
+  user_fpregs_struct fpregs{};
   uint64_t saved_mask = 0;
   uint64_t scratch = 0;  // lowest byte handed out by push_bytes; calls start below it
-  std::vector<int> held_signals;  // arrived while we held the thread: delivered when it goes
+  uint64_t call_sp = 0;  // rsp at the call's entry: the return trap must find it + 8
+  std::vector<int> held_signals;  // arrived between our calls: sent again when it goes
   Clock::time_point stopped_at{};
   Clock::time_point resumed_at{};
+
+  bool save();
+  bool restore(bool for_call);
+  std::string park();
 };
+
+// The thread's registers, vector state and signal mask, as it stopped.
+bool TracedThread::State::save() {
+  if (::ptrace(PTRACE_GETREGS, tid, nullptr, &saved) != 0) return false;
+  xstate.assign(kXstateBytes, 0);
+  iovec iov{xstate.data(), xstate.size()};
+  if (::ptrace(PTRACE_GETREGSET, tid, reinterpret_cast<void*>(NT_X86_XSTATE), &iov) == 0) {
+    xstate.resize(iov.iov_len);
+  } else {
+    xstate.clear();  // no XSAVE (noxsave, some VMs): x87 and SSE state only
+    if (::ptrace(PTRACE_GETFPREGS, tid, nullptr, &fpregs) != 0) return false;
+  }
+  return ::ptrace(PTRACE_GETSIGMASK, tid, reinterpret_cast<void*>(sizeof saved_mask), &saved_mask) == 0;
+}
+
+// Puts the saved vector state and signal mask back; `for_call`: a clean floating-point
+// environment instead (the code we call must not inherit unmasked exceptions or a full x87
+// stack), and every signal but the faults blocked.
+bool TracedThread::State::restore(bool for_call) {
+  std::vector<uint8_t> x = xstate;
+  user_fpregs_struct fp = fpregs;
+  if (for_call) {
+    // The legacy FXSAVE area both layouts start with: FCW, FSW, abridged FTW, ..., MXCSR at 24.
+    uint8_t* legacy = x.empty() ? reinterpret_cast<uint8_t*>(&fp) : x.data();
+    const uint16_t fcw = 0x37f, fsw = 0;
+    const uint32_t mxcsr = 0x1f80;
+    std::memcpy(legacy, &fcw, 2);
+    std::memcpy(legacy + 2, &fsw, 2);
+    legacy[4] = 0;  // every x87 register empty
+    std::memcpy(legacy + 24, &mxcsr, 4);
+  }
+  iovec iov{x.data(), x.size()};
+  const bool vectors = x.empty() ? ::ptrace(PTRACE_SETFPREGS, tid, nullptr, &fp) == 0
+                                 : ::ptrace(PTRACE_SETREGSET, tid, reinterpret_cast<void*>(NT_X86_XSTATE), &iov) == 0;
+  uint64_t mask = for_call ? call_signal_mask() : saved_mask;
+  const bool masked = ::ptrace(PTRACE_SETSIGMASK, tid, reinterpret_cast<void*>(sizeof mask), &mask) == 0;
+  return vectors && masked;
+}
+
+// After a call returned (the thread is in the delivery-stop of our return trap's fault): the
+// thread's own state back, and that stop turned into an event stop. Were the viewer to die now,
+// the kernel would deliver the pending fault and kill the host; from an event stop it simply
+// goes on where it was.
+std::string TracedThread::State::park() {
+  if (::ptrace(PTRACE_SETREGS, tid, nullptr, &saved) != 0 || !restore(false)) {
+    return std::string("cannot restore the thread's registers: ") + std::strerror(errno);
+  }
+  if (::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 || ::ptrace(PTRACE_CONT, tid, nullptr, nullptr) != 0) {
+    return std::string("cannot park the thread: ") + std::strerror(errno);
+  }
+  for (;;) {
+    const Stop stop = wait_for_stop(tid, Clock::now() + std::chrono::seconds(5));
+    if (stop.kind == Stop::kEvent) return {};
+    if (stop.kind == Stop::kGone) {
+      stopped = seized = false;
+      return "the thread ended";
+    }
+    if (stop.kind == Stop::kTimeout) return "the thread did not stop again";
+    held_signals.push_back(stop.signal);  // rare: only between two calls is the mask the host's
+    if (::ptrace(PTRACE_CONT, tid, nullptr, nullptr) != 0) return std::string("PTRACE_CONT: ") + std::strerror(errno);
+  }
+}
 
 TracedThread::TracedThread(pid_t pid, pid_t tid) : s_(std::make_unique<State>()) {
   s_->pid = pid;
@@ -90,9 +158,17 @@ TracedThread::TracedThread(pid_t pid, pid_t tid) : s_(std::make_unique<State>())
 }
 
 TracedThread::~TracedThread() {
-  if (s_->stopped && !s_->in_call) (void)resume();
-  else if (s_->seized && !s_->stopped) ::ptrace(PTRACE_DETACH, s_->tid, nullptr, nullptr);
-  if (s_->mem_fd >= 0) ::close(s_->mem_fd);
+  State& s = *s_;
+  if (s.stopped && !s.in_call) {
+    (void)resume();
+  } else if (s.seized && !s.stopped) {
+    // Asked to stop but not stopped yet (uninterruptible sleep, a frozen cgroup): detaching needs
+    // a stop. A moment's wait; otherwise the kernel lets it go when this process ends.
+    if (wait_for_stop(s.tid, Clock::now() + std::chrono::milliseconds(100)).kind == Stop::kEvent) {
+      ::ptrace(PTRACE_DETACH, s.tid, nullptr, nullptr);
+    }
+  }
+  if (s.mem_fd >= 0) ::close(s.mem_fd);
 }
 
 std::string TracedThread::stop(std::chrono::milliseconds timeout) {
@@ -107,23 +183,24 @@ std::string TracedThread::stop(std::chrono::milliseconds timeout) {
     return "cannot interrupt thread " + std::to_string(s.tid) + ": " + std::strerror(errno);
   }
   const Stop stop = wait_for_stop(s.tid, Clock::now() + timeout);
-  if (stop.kind == Stop::kGone) return "thread " + std::to_string(s.tid) + " ended";
-  if (stop.kind == Stop::kTimeout) {
-    return "thread " + std::to_string(s.tid) + " did not stop within " + std::to_string(timeout.count()) + " ms";
+  if (stop.kind == Stop::kGone) {
+    s.seized = false;
+    return "thread " + std::to_string(s.tid) + " ended";
   }
-  if (stop.kind == Stop::kSignal) s.held_signals.push_back(stop.signal);
+  if (stop.kind == Stop::kTimeout) {
+    return "thread " + std::to_string(s.tid) + " did not stop within " + std::to_string(timeout.count()) +
+           " ms (uninterruptible sleep, or a frozen process?)";
+  }
+  if (stop.kind == Stop::kSignal) {
+    // A signal on its way to the thread came first: let it go with it, untouched (its siginfo
+    // kept), and choose another time or thread.
+    ::ptrace(PTRACE_DETACH, s.tid, nullptr, reinterpret_cast<void*>(static_cast<intptr_t>(stop.signal)));
+    s.seized = false;
+    return "thread " + std::to_string(s.tid) + " was receiving signal " + std::to_string(stop.signal);
+  }
   s.stopped = true;
   s.stopped_at = Clock::now();
-  if (::ptrace(PTRACE_GETREGS, s.tid, nullptr, &s.saved) != 0) return std::string("PTRACE_GETREGS: ") + std::strerror(errno);
-  s.xstate.assign(kXstateBytes, 0);
-  iovec iov{s.xstate.data(), s.xstate.size()};
-  if (::ptrace(PTRACE_GETREGSET, s.tid, reinterpret_cast<void*>(NT_X86_XSTATE), &iov) != 0) {
-    return std::string("PTRACE_GETREGSET: ") + std::strerror(errno);
-  }
-  s.xstate.resize(iov.iov_len);
-  if (::ptrace(PTRACE_GETSIGMASK, s.tid, reinterpret_cast<void*>(sizeof s.saved_mask), &s.saved_mask) != 0) {
-    return std::string("PTRACE_GETSIGMASK: ") + std::strerror(errno);
-  }
+  if (!s.save()) return std::string("cannot read the thread's registers: ") + std::strerror(errno);
   s.mem_fd = ::open(("/proc/" + std::to_string(s.tid) + "/mem").c_str(), O_RDWR | O_CLOEXEC);
   if (s.mem_fd < 0) return std::string("cannot open the process's memory: ") + std::strerror(errno);
   s.scratch = (s.saved.rsp - kRedZone) & ~uint64_t{15};
@@ -132,6 +209,7 @@ std::string TracedThread::stop(std::chrono::milliseconds timeout) {
 
 long TracedThread::syscall_number() const { return static_cast<long>(s_->saved.orig_rax); }
 uint64_t TracedThread::pc() const { return s_->saved.rip; }
+uint64_t TracedThread::sp() const { return s_->saved.rsp; }
 bool TracedThread::denied() const { return s_->denied; }
 
 uint64_t TracedThread::push_bytes(const void* data, size_t size) {
@@ -162,16 +240,16 @@ std::string TracedThread::call(uint64_t function, const std::vector<uint64_t>& a
   r.orig_rax = ~uint64_t{0};  // not in a system call: the kernel must not "restart" our call
   r.eflags &= ~uint64_t{0x400};  // DF clear, as the ABI promises a callee
   // At a function's entry rsp + 8 is 16-byte aligned: the return address is the 8.
-  uint64_t sp = ((s.scratch - 256) & ~uint64_t{15}) - 8;
+  s.call_sp = ((s.scratch - 256) & ~uint64_t{15}) - 8;
   const uint64_t ret = kReturnAddress;
-  if (::pwrite(s.mem_fd, &ret, sizeof ret, static_cast<off_t>(sp)) != sizeof ret) {
+  if (::pwrite(s.mem_fd, &ret, sizeof ret, static_cast<off_t>(s.call_sp)) != sizeof ret) {
     return std::string("cannot write the thread's stack: ") + std::strerror(errno);
   }
-  r.rsp = sp;
-  uint64_t mask = call_signal_mask();
-  if (::ptrace(PTRACE_SETREGS, s.tid, nullptr, &r) != 0 ||
-      ::ptrace(PTRACE_SETSIGMASK, s.tid, reinterpret_cast<void*>(sizeof mask), &mask) != 0) {
-    return std::string("cannot set the thread's registers: ") + std::strerror(errno);
+  r.rsp = s.call_sp;
+  if (::ptrace(PTRACE_SETREGS, s.tid, nullptr, &r) != 0 || !s.restore(true)) {
+    const std::string err = std::string("cannot set the thread's registers: ") + std::strerror(errno);
+    (void)s.park();
+    return err;
   }
   if (::ptrace(PTRACE_CONT, s.tid, nullptr, nullptr) != 0) return std::string("PTRACE_CONT: ") + std::strerror(errno);
   s.in_call = true;
@@ -185,20 +263,30 @@ std::string TracedThread::finish_call(uint64_t* result, std::chrono::millisecond
     const Stop stop = wait_for_stop(s.tid, deadline);
     if (stop.kind == Stop::kTimeout) return "the call did not return within " + std::to_string(timeout.count()) + " ms";
     if (stop.kind == Stop::kGone) {
-      s.in_call = false;
-      s.stopped = false;
-      s.seized = false;
+      s.in_call = s.stopped = s.seized = false;
       return "the process ended during the call";
     }
-    if (stop.kind == Stop::kSignal && stop.signal == SIGSEGV) {
-      user_regs_struct now{};
-      if (::ptrace(PTRACE_GETREGS, s.tid, nullptr, &now) != 0) return std::string("PTRACE_GETREGS: ") + std::strerror(errno);
-      s.in_call = false;
-      if (now.rip != kReturnAddress) return "the call faulted at pc " + hex(now.rip);
-      *result = now.rax;
-      return {};
+    if (stop.kind == Stop::kSignal) {
+      siginfo_t info{};
+      const bool synchronous = ::ptrace(PTRACE_GETSIGINFO, s.tid, nullptr, &info) == 0 && info.si_code > 0;
+      if (synchronous) {  // a fault of the thread itself: our return trap, or a real one
+        user_regs_struct now{};
+        ::ptrace(PTRACE_GETREGS, s.tid, nullptr, &now);
+        s.in_call = false;
+        const bool returned = stop.signal == SIGSEGV && info.si_addr == nullptr && now.rip == kReturnAddress &&
+                              now.rsp == s.call_sp + 8;
+        const std::string parked = s.park();
+        if (!returned) {
+          return "the call faulted (signal " + std::to_string(stop.signal) + " at pc " + hex(now.rip) +
+                 "); the thread was put back where it was, but what the call had done so far (locks it "
+                 "took) stays: the process may not be sound";
+        }
+        if (!parked.empty()) return parked;
+        *result = now.rax;
+        return {};
+      }
+      s.held_signals.push_back(stop.signal);  // SIGSTOP: the rest are blocked during the call
     }
-    if (stop.kind == Stop::kSignal) s.held_signals.push_back(stop.signal);
     if (::ptrace(PTRACE_CONT, s.tid, nullptr, nullptr) != 0) return std::string("PTRACE_CONT: ") + std::strerror(errno);
   }
 }
@@ -210,19 +298,13 @@ std::string TracedThread::resume() {
   if (!s.stopped) return {};
   if (s.in_call) return "a call is in progress";
   std::string err;
-  iovec iov{s.xstate.data(), s.xstate.size()};
-  if (::ptrace(PTRACE_SETREGS, s.tid, nullptr, &s.saved) != 0) err = std::string("PTRACE_SETREGS: ") + std::strerror(errno);
-  if (!s.xstate.empty() && ::ptrace(PTRACE_SETREGSET, s.tid, reinterpret_cast<void*>(NT_X86_XSTATE), &iov) != 0) {
-    err = std::string("PTRACE_SETREGSET: ") + std::strerror(errno);
+  if (::ptrace(PTRACE_SETREGS, s.tid, nullptr, &s.saved) != 0 || !s.restore(false)) {
+    err = std::string("cannot restore the thread's registers: ") + std::strerror(errno);
   }
-  if (::ptrace(PTRACE_SETSIGMASK, s.tid, reinterpret_cast<void*>(sizeof s.saved_mask), &s.saved_mask) != 0) {
-    err = std::string("PTRACE_SETSIGMASK: ") + std::strerror(errno);
-  }
-  const int first = s.held_signals.empty() ? 0 : s.held_signals.front();
-  if (::ptrace(PTRACE_DETACH, s.tid, nullptr, reinterpret_cast<void*>(static_cast<intptr_t>(first))) != 0 && err.empty()) {
+  if (::ptrace(PTRACE_DETACH, s.tid, nullptr, nullptr) != 0 && err.empty()) {
     err = std::string("PTRACE_DETACH: ") + std::strerror(errno);
   }
-  for (size_t i = 1; i < s.held_signals.size(); ++i) ::syscall(SYS_tgkill, s.pid, s.tid, s.held_signals[i]);
+  for (int sig : s.held_signals) ::syscall(SYS_tgkill, s.pid, s.tid, sig);
   s.held_signals.clear();
   s.stopped = false;
   s.seized = false;
@@ -243,6 +325,9 @@ std::string ptrace_refusal(pid_t pid, int err) {
   const std::string status = proc::read_file("/proc/" + std::to_string(pid) + "/status", 1 << 16).value_or("");
   const size_t tracer_at = status.find("TracerPid:");
   const long tracer = tracer_at == std::string::npos ? 0 : std::strtol(status.c_str() + tracer_at + 10, nullptr, 10);
+  if (tracer == ::getpid()) {
+    return "a thread of " + who + " did not stop when asked (uninterruptible sleep, or a frozen process?)";
+  }
   if (tracer > 0) {
     return who + " is already traced by PID " + std::to_string(tracer) +
            " (a debugger?): a process has one tracer at a time; detach it and try again";

@@ -1,6 +1,8 @@
 #include "viewer/inject/safe_point.h"
 
 #include <algorithm>
+#include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -59,20 +61,33 @@ std::vector<pid_t> threads_main_first(pid_t pid) {
   return tids;
 }
 
-// The mapped file that holds `pc`, "" for anonymous memory (JIT code) or none.
-std::string module_at(pid_t pid, uint64_t pc) {
+struct Region {
+  uint64_t start = 0;
+  std::string name;  // a path, "[stack]", or "" for anonymous memory
+};
+
+// The mapping that holds `address`.
+std::optional<Region> region_at(pid_t pid, uint64_t address) {
   auto text = proc::read_file("/proc/" + std::to_string(pid) + "/maps", 64 << 20);
-  if (!text) return {};
+  if (!text) return std::nullopt;
   std::istringstream in(*text);
   std::string line;
   while (std::getline(in, line)) {
     const uint64_t start = std::stoull(line, nullptr, 16);
     const uint64_t end = std::stoull(line.substr(line.find('-') + 1), nullptr, 16);
-    if (pc < start || pc >= end) continue;
-    const size_t slash = line.find('/');
-    return slash == std::string::npos ? std::string() : line.substr(slash);
+    if (address < start || address >= end) continue;
+    const size_t name = line.find_first_of("/[");
+    return Region{start, name == std::string::npos ? std::string() : line.substr(name)};
   }
-  return {};
+  return std::nullopt;
+}
+
+// dlopen and the agent's start run below the thread's stack pointer: a thread with a small stack
+// (or deep in recursion) is passed over rather than overflowed. The main stack grows.
+constexpr uint64_t kStackRoom = 192 * 1024;
+bool has_stack_room(pid_t pid, uint64_t sp) {
+  auto region = region_at(pid, sp);
+  return region && (region->name == "[stack]" || sp - region->start >= kStackRoom);
 }
 
 // User code that cannot be holding libc's, the loader's or an allocator's lock right now.
@@ -86,18 +101,21 @@ bool outside_locking_libraries(const std::string& module) {
 
 enum class Kind { kWaiting, kUserCode };
 
-// Stops `tid` and keeps it if it is where `kind` wants it; otherwise lets it go at once.
-bool try_thread(pid_t pid, pid_t tid, Kind kind, SafePoint& out) {
+// Stops `tid` and keeps it if it is where `kind` wants it; otherwise lets it go at once. A
+// thread that would not stop is not asked again (`unstoppable`).
+bool try_thread(pid_t pid, pid_t tid, Kind kind, SafePoint& out, std::set<pid_t>& unstoppable) {
+  if (unstoppable.count(tid)) return false;
   auto thread = std::make_unique<TracedThread>(pid, tid);
   std::string err = thread->stop(std::chrono::milliseconds(500));
   if (!err.empty()) {
-    if (thread->denied()) {
-      out.error = err;
-      out.denied = true;
-    }
+    out.error = err;
+    out.denied = thread->denied();
+    if (err.find("did not stop") != std::string::npos) unstoppable.insert(tid);
     return false;
   }
-  if (kind == Kind::kWaiting) {
+  if (!has_stack_room(pid, thread->sp())) {
+    out.error = "thread " + std::to_string(tid) + " has less than 192 KiB of stack left";
+  } else if (kind == Kind::kWaiting) {
     if (const char* name = waiting_syscall_name(thread->syscall_number())) {
       out.where = name;
       out.tid = tid;
@@ -105,7 +123,8 @@ bool try_thread(pid_t pid, pid_t tid, Kind kind, SafePoint& out) {
       return true;
     }
   } else if (thread->syscall_number() < 0) {
-    const std::string module = module_at(pid, thread->pc());
+    const auto region = region_at(pid, thread->pc());
+    const std::string module = region ? region->name : std::string();
     if (outside_locking_libraries(module)) {
       out.where = "user code in " + (module.empty() ? std::string("anonymous memory") : module);
       out.tid = tid;
@@ -121,6 +140,7 @@ bool try_thread(pid_t pid, pid_t tid, Kind kind, SafePoint& out) {
 
 SafePoint stop_at_safe_point(pid_t pid, std::chrono::milliseconds wait) {
   SafePoint out;
+  std::set<pid_t> unstoppable;
   const auto start = Clock::now();
   const auto deadline = start + wait;
   // Waiting threads are looked for without stopping anybody (/proc); user code needs a stop to
@@ -132,20 +152,22 @@ SafePoint stop_at_safe_point(pid_t pid, std::chrono::milliseconds wait) {
       return out;
     }
     for (pid_t tid : tids) {
-      if (waiting_syscall_name(current_syscall(pid, tid)) && try_thread(pid, tid, Kind::kWaiting, out)) return out;
+      if (waiting_syscall_name(current_syscall(pid, tid)) && try_thread(pid, tid, Kind::kWaiting, out, unstoppable)) return out;
       if (out.denied) return out;
     }
     if (Clock::now() - start > std::min<std::chrono::milliseconds>(wait / 2, std::chrono::milliseconds(250))) {
       for (pid_t tid : tids) {
-        if (try_thread(pid, tid, Kind::kUserCode, out)) return out;
+        if (try_thread(pid, tid, Kind::kUserCode, out, unstoppable)) return out;
         if (out.denied) return out;
       }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+  const std::string last = out.error.empty() ? "" : "; last: " + out.error;
   out.error = "no thread of process " + std::to_string(pid) + " reached a safe point within " +
               std::to_string(wait.count()) +
-              " ms (each was inside libc, the dynamic loader or an allocator); try again, or give --wait more time";
+              " ms (each was inside libc, the dynamic loader or an allocator" + last +
+              "); try again, or give --wait more time";
   return out;
 }
 
