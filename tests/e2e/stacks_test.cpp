@@ -116,6 +116,26 @@ TEST(Stacks, AgentCapturesKnownChainsInProcess) {
   EXPECT_EQ(periscope({"exec", target.pid(), "info"}).exit_code, 0) << "the agent lives on";
 }
 
+bool maps_library(const std::string& pid, const std::string& name) {
+  std::ifstream maps("/proc/" + pid + "/maps");
+  std::string all((std::istreambuf_iterator<char>(maps)), {});
+  return all.find(name) != std::string::npos;
+}
+
+// libdw (and libelf, liblzma, libbz2 with it) is mapped into the host only once the agent
+// symbolizes there: every fork of a host that never asked copies none of it.
+TEST(Stacks, TheAgentLoadsLibdwOnlyWhenItSymbolizes) {
+  SocketDir dir;
+  Target target(true, dir);
+  EXPECT_FALSE(maps_library(target.pid(), "/libdw")) << "libdw mapped at start";
+  EXPECT_FALSE(maps_library(target.pid(), "/libelf")) << "libelf mapped at start";
+  // The manhole's own text reply is symbolized by the agent, in the host.
+  auto r = periscope({"exec", target.pid(), "stacks"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("spin_middle"), std::string::npos) << r.out.substr(0, 2000);
+  EXPECT_TRUE(maps_library(target.pid(), "/libdw")) << "symbolized without libdw?";
+}
+
 TEST(Stacks, PtraceCapturesKnownChainsWithoutAnAgent) {
   SKIP_UNLESS_PTRACE_ALLOWED();
   SocketDir dir;
