@@ -88,11 +88,19 @@ TEST(Inject, AnIdleProgramGetsAWorkingAgentAndEjectLeavesItAsItWas) {
   const int threads_before = thread_count(target.pid());
   const std::string handlers_before = realtime_handlers(target.pid());
 
-  auto r = periscope({"inject", target.pid_text()});
+  auto r = periscope({"inject", target.pid_text(), "--http", "127.0.0.1:0"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("(in read)"), std::string::npos) << "the main thread waits in read(2): " << r.out;
   auto info = periscope({"exec", target.pid_text(), "info"});
   EXPECT_NE(info.out.find("(injected)"), std::string::npos) << info.out << info.err;
+  // As for a preloaded agent: listed by ps, metrics through the manhole and over HTTP.
+  EXPECT_NE(periscope({"ps"}).out.find(target.pid_text()), std::string::npos);
+  EXPECT_NE(periscope({"metrics", target.pid_text()}).out.find("process_cpu_seconds_total"), std::string::npos);
+  const size_t http_at = info.out.find("http://127.0.0.1:");
+  ASSERT_NE(http_at, std::string::npos) << "--http did not reach the agent: " << info.out;
+  const std::string url = info.out.substr(http_at, info.out.find('/', http_at + 7) - http_at) + "/metrics";
+  auto scrape = run({"/usr/bin/curl", "-sf", url});
+  EXPECT_NE(scrape.out.find("process_cpu_seconds_total"), std::string::npos) << url << ": " << scrape.err;
   auto stacks = periscope({"stacks", target.pid_text()});
   EXPECT_NE(stacks.out.find("captured in-process by the agent"), std::string::npos) << stacks.out;
   EXPECT_NE(stacks.out.find("main"), std::string::npos) << stacks.out;
