@@ -71,5 +71,6 @@ struct InjectOptions {
 };
 int run_inject(pid_t pid, const InjectOptions& inject, const CommonOptions& options);
 int run_eject(pid_t pid, const CommonOptions& options);
+int run_view_crash(const std::string& file);
 
 }  // namespace periscope::viewer

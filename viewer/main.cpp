@@ -40,6 +40,7 @@ Examples:
   periscope inject 4242                 load the agent into a process started without it
   periscope inject 4242 --http 127.0.0.1:9464        ...with its HTTP endpoint
   periscope eject 4242                  stop that agent again
+  periscope view-crash crash.log        a crash report with its functions named
   periscope metrics 4242                Prometheus metrics, readable (--raw: the text format)
   periscope metrics 4242 request_duration            only metrics whose name contains this
   periscope ps --prometheus-sd -o /etc/prometheus/periscope.json   targets for Prometheus' file_sd_configs
@@ -165,6 +166,11 @@ int main(int argc, char** argv) {
   inject->add_option("--wait", inject_wait_s, "seconds to wait for a thread at a safe point (default 3)")
       ->check(CLI::Range(0.1, 600.0));
 
+  auto* view_crash = app.add_subcommand("view-crash", "a crash report (the agent's, from stderr or "
+                                                      "PERISCOPE_CRASH_LOG) with its frames named");
+  std::string crash_file;
+  view_crash->add_option("FILE", crash_file, "the report")->required();
+
   auto* eject = app.add_subcommand("eject", "stop the agent of a process (threads, sockets, signal handlers go; "
                                             "its code stays mapped)");
   add_pid(eject, pid);
@@ -206,6 +212,7 @@ int main(int argc, char** argv) {
       return run_inject(pid, inject_options, common);
     }
     if (*eject) return run_eject(pid, common);
+    if (*view_crash) return run_view_crash(crash_file);
     if (*exec) {
       auto words = exec->remaining();
       if (words.empty()) {

@@ -1,4 +1,5 @@
 #include "agent/src/agent.h"
+#include "agent/src/crash/crash_report.h"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -257,6 +258,9 @@ Status start_locked(const Options& options, pid_t forked_from, bool injected) {
   asio::post(agent->io, [watchdog = agent->watchdog.get()] { watchdog->start(); });
   set_request_table(table);  // from now on periscope::Request is tracked
   if (auto err = Sampler::install(options.profile_signal); !err.empty()) log_line("profiling is off: " + err);
+  if (options.crash_report) {
+    if (auto err = install_crash_handlers(options.crash_log); !err.empty()) log_line(err);
+  }
   agent->profiling = make_profiling(agent->io, options.profile_timers_only);
   if (auto err = start_whole_run_profile(agent->io, *agent->profiling, options.profile, options.profile_out);
       !err.empty()) {
@@ -375,6 +379,7 @@ void eject_agent() {
   if (g_agent) return;  // started again meanwhile
   StackCapture::uninstall();
   Sampler::uninstall();
+  uninstall_crash_handlers();
 }
 
 Status start_agent_forked_from(const Options& options, pid_t forked_from, bool injected) {

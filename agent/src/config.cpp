@@ -87,6 +87,8 @@ Options options_from(const SettingLookup& lookup) {
     o.http_timeout = std::chrono::milliseconds(settings.env_int("PERISCOPE_HTTP_TIMEOUT_MS", o.http_timeout.count(), 10, 600000));
     if (const char* file = settings.env("PERISCOPE_HTTP_TOKEN_FILE")) o.http_token_file = file;
     if (const char* hosts = settings.env("PERISCOPE_HTTP_HOSTS")) o.http_hosts = hosts;
+    o.crash_report = settings.env_flag("PERISCOPE_CRASH", o.crash_report);
+    if (const char* log = settings.env("PERISCOPE_CRASH_LOG")) o.crash_log = log;
   } catch (...) {
   }
   return o;
@@ -114,7 +116,9 @@ nlohmann::json describe_options(const Options& o, const std::string& socket_dir)
           {"http_max_connections", o.http_max_connections},
           {"http_timeout_ms", o.http_timeout.count()},
           {"http_token_file", o.http_token_file},
-          {"http_hosts", o.http_hosts}};
+          {"http_hosts", o.http_hosts},
+          {"crash", o.crash_report ? "on" : "off"},
+          {"crash_log", o.crash_log}};
 }
 
 }  // namespace agent

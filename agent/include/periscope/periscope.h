@@ -71,6 +71,11 @@ struct Options {
                                                     // (comma-separated) besides IP literals, localhost and
                                                     // this machine's name
 
+  bool crash_report = true;                         // PERISCOPE_CRASH=on|off: on SIGSEGV, SIGBUS, SIGILL,
+                                                    // SIGFPE, SIGABRT write what the process was doing
+                                                    // (stack, requests in flight, threads) to stderr
+  std::string crash_log;                            // PERISCOPE_CRASH_LOG: ...and append it to this file
+
   // Defaults overridden by PERISCOPE_* environment variables; a malformed value is reported on
   // stderr (one line) and the default is kept.
   PERISCOPE_API static Options from_env();

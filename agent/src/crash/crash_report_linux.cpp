@@ -1,0 +1,337 @@
+#include "agent/src/crash/crash_report.h"
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "agent/src/watchdog/fast_clock.h"
+#include "agent/src/watchdog/request_table.h"
+#include "profiler/capture/signal_unwind.h"
+#include "profiler/signal_delivery.h"
+
+namespace periscope::agent {
+
+namespace {
+
+constexpr int kCrashSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+constexpr size_t kMaxFrames = 64;
+
+struct sigaction g_previous[NSIG];
+std::atomic<bool> g_installed{false};
+char g_log_path[4096];
+std::atomic<pid_t> g_reporter{0};
+std::atomic<bool> g_reported{false};
+
+// ---- Output: one buffer, flushed to stderr and the log (async-signal-safe: write only).
+struct Out {
+  int fds[2] = {STDERR_FILENO, -1};
+  char buf[4096];
+  size_t len = 0;
+
+  void flush() {
+    for (int fd : fds) {
+      size_t done = 0;
+      while (fd >= 0 && done < len) {
+        ssize_t n = ::write(fd, buf + done, len - done);
+        if (n <= 0 && errno != EINTR) break;
+        if (n > 0) done += static_cast<size_t>(n);
+      }
+    }
+    len = 0;
+  }
+  void put(const char* s, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      if (len == sizeof buf) flush();
+      buf[len++] = s[i];
+    }
+  }
+  Out& operator<<(const char* s) {
+    put(s, std::strlen(s));
+    return *this;
+  }
+  Out& dec(uint64_t v) {
+    char d[24];
+    size_t n = 0;
+    do d[n++] = static_cast<char>('0' + v % 10); while ((v /= 10) != 0);
+    while (n) put(&d[--n], 1);
+    return *this;
+  }
+  Out& hex(uint64_t v) {
+    char d[20];
+    size_t n = 0;
+    do d[n++] = "0123456789abcdef"[v & 15]; while ((v >>= 4) != 0);
+    put("0x", 2);
+    while (n) put(&d[--n], 1);
+    return *this;
+  }
+};
+Out g_out;
+char g_maps[1 << 18];
+size_t g_maps_len = 0;
+
+// async-signal-safe.
+size_t read_file(const char* path, char* into, size_t size) {
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  size_t len = 0;
+  while (len < size) {
+    ssize_t n = ::read(fd, into + len, size - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    len += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  return len;
+}
+
+// async-signal-safe: a hex number at *p, advancing past it.
+uint64_t parse_hex(const char*& p, const char* end) {
+  uint64_t v = 0;
+  for (; p < end; ++p) {
+    const char c = *p;
+    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) break;
+    v = v * 16 + static_cast<uint64_t>(d);
+  }
+  return v;
+}
+
+// async-signal-safe: "/path/module+0xOFFSET" (file offset) for an address, from /proc/self/maps.
+void describe(Out& out, uint64_t address) {
+  const char* p = g_maps;
+  const char* const end = g_maps + g_maps_len;
+  while (p < end) {
+    const char* line_end = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+    if (!line_end) line_end = end;
+    const char* q = p;
+    const uint64_t start = parse_hex(q, line_end);
+    ++q;
+    const uint64_t stop = parse_hex(q, line_end);
+    if (address >= start && address < stop) {
+      q += 6;  // " rwxp "
+      const uint64_t offset = parse_hex(q, line_end);
+      const char* path = static_cast<const char*>(std::memchr(q, '/', static_cast<size_t>(line_end - q)));
+      if (!path) path = static_cast<const char*>(std::memchr(q, '[', static_cast<size_t>(line_end - q)));
+      if (path) {
+        out.put(path, static_cast<size_t>(line_end - path));
+        out << "+";
+        out.hex(address - start + offset);
+      } else {
+        out << "(anonymous memory)";
+      }
+      return;
+    }
+    p = line_end + 1;
+  }
+  out << "(not mapped)";
+}
+
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGSEGV: return "SIGSEGV";
+    case SIGBUS: return "SIGBUS";
+    case SIGILL: return "SIGILL";
+    case SIGFPE: return "SIGFPE";
+    case SIGABRT: return "SIGABRT";
+    default: return "signal";
+  }
+}
+
+const char* code_name(int sig, int code) {
+  if (code <= 0) return code == SI_USER ? "sent by kill()" : code == SI_TKILL ? "sent by tgkill()/raise()/abort()" : "sent";
+  if (sig == SIGSEGV) return code == SEGV_MAPERR ? "SEGV_MAPERR (no mapping at the address)" : code == SEGV_ACCERR ? "SEGV_ACCERR (no permission)" : "fault";
+  if (sig == SIGBUS) return code == BUS_ADRALN ? "BUS_ADRALN" : code == BUS_ADRERR ? "BUS_ADRERR (beyond the file's end?)" : "BUS fault";
+  if (sig == SIGFPE) return code == FPE_INTDIV ? "FPE_INTDIV (integer division by zero)" : code == FPE_INTOVF ? "FPE_INTOVF" : "FPE fault";
+  if (sig == SIGILL) return code == ILL_ILLOPN || code == ILL_ILLOPC ? "ILL_ILLOPC (illegal instruction)" : "ILL fault";
+  return "fault";
+}
+
+// async-signal-safe: every thread with its name, from /proc/self/task.
+void write_threads(Out& out, pid_t crashing) {
+  const int dir = ::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return;
+  out << "threads:\n";
+  char entries[4096];
+  for (;;) {
+    const long n = ::syscall(SYS_getdents64, dir, entries, sizeof entries);
+    if (n <= 0) break;
+    for (long at = 0; at < n;) {
+      auto* e = reinterpret_cast<dirent64*>(entries + at);
+      at += e->d_reclen;
+      if (e->d_name[0] == '.') continue;
+      char path[64] = "/proc/self/task/";
+      size_t at_end = std::strlen(path);
+      for (const char* c = e->d_name; *c && at_end < 40; ++c) path[at_end++] = *c;
+      std::memcpy(path + at_end, "/comm", 6);
+      char comm[32];
+      size_t len = read_file(path, comm, sizeof comm - 1);
+      while (len && comm[len - 1] == '\n') --len;
+      out << "  ";
+      out.put(e->d_name, std::strlen(e->d_name));
+      out << " \"";
+      out.put(comm, len);
+      out << "\"";
+      pid_t listed = 0;
+      for (const char* c = e->d_name; *c >= '0' && *c <= '9'; ++c) listed = listed * 10 + (*c - '0');
+      if (listed == crashing) out << "  <- crashed";
+      out << "\n";
+    }
+  }
+  ::close(dir);
+}
+
+// async-signal-safe: the request table's slots are read without locks, as the watchdog does.
+void write_requests(Out& out) {
+  RequestTable* table = request_table();
+  if (!table) return;
+  const uint64_t now = now_ticks();
+  size_t shown = 0;
+  for (size_t i = 0; i < table->high_water() && shown < 100; ++i) {
+    const RequestSlot& slot = table->slot(i);
+    const SlotState state = slot_state(slot.word.load(std::memory_order_acquire));
+    if (state != kActive && state != kReported) continue;
+    if (shown++ == 0) out << "requests in flight:\n";
+    const uint64_t start = slot.start_ticks.load(std::memory_order_relaxed);
+    const double age_ms = now > start ? ticks_to_ns(now - start) / 1e6 : 0;
+    out << "  ";
+    out.put(slot.name, strnlen(slot.name, sizeof slot.name));
+    out << "  for ";
+    out.dec(static_cast<uint64_t>(age_ms));
+    out << " ms  on thread ";
+    out.dec(static_cast<uint64_t>(slot.tid.load(std::memory_order_relaxed)));
+    out << "\n";
+  }
+  if (shown == 0) out << "requests in flight: none\n";
+}
+
+// async-signal-safe.
+void write_report(int sig, siginfo_t* info, void* context, pid_t tid) {
+  Out& out = g_out;
+  out.len = 0;
+  out.fds[1] = g_log_path[0] ? ::open(g_log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+  g_maps_len = read_file("/proc/self/maps", g_maps, sizeof g_maps);
+  char name[32];
+  size_t name_len = read_file("/proc/self/comm", name, sizeof name);
+  while (name_len && name[name_len - 1] == '\n') --name_len;
+  const auto* uc = static_cast<const ucontext_t*>(context);
+  const uint64_t pc = uc ? static_cast<uint64_t>(uc->uc_mcontext.gregs[REG_RIP]) : 0;
+
+  out << "\nperiscope: crash report: pid ";
+  out.dec(static_cast<uint64_t>(::getpid()));
+  out << " (";
+  out.put(name, name_len);
+  out << ") got ";
+  out << signal_name(sig) << " (";
+  out.dec(static_cast<uint64_t>(sig));
+  out << "), " << code_name(sig, info ? info->si_code : 0);
+  if (info && info->si_code > 0 && sig != SIGABRT) {
+    out << ", address ";
+    out.hex(reinterpret_cast<uint64_t>(info->si_addr));
+  }
+  out << ", in thread ";
+  out.dec(static_cast<uint64_t>(tid));
+  out << "\n  at ";
+  out.hex(pc);
+  out << " ";
+  describe(out, pc);
+  out << "\nstack of the crashing thread (periscope view-crash FILE names the functions):\n";
+  uint64_t pcs[kMaxFrames];
+  bool truncated = false;
+  const size_t depth = unwind_signal_context(context, pcs, kMaxFrames, &truncated);
+  for (size_t i = 0; i < depth; ++i) {
+    out << "  #";
+    out.dec(i);
+    out << " ";
+    out.hex(pcs[i]);
+    out << " ";
+    describe(out, i == 0 ? pcs[i] : pcs[i] - 1);  // a return address names the call's line
+    out << "\n";
+  }
+  if (truncated) out << "  ... (deeper frames cut)\n";
+  out.flush();
+  write_requests(out);
+  write_threads(out, tid);
+  out << "periscope: end of crash report; the signal now has the effect it had without the agent\n";
+  out.flush();
+  if (out.fds[1] >= 0) ::close(out.fds[1]);
+}
+
+// async-signal-safe. The disposition from before the agent, for this signal.
+void run_previous(int sig, siginfo_t* info, void* context) {
+  const struct sigaction& previous = g_previous[sig];
+  const bool has_handler = previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN;
+  if (has_handler) {
+    if (previous.sa_flags & SA_SIGINFO) previous.sa_sigaction(sig, info, context);
+    else previous.sa_handler(sig);
+    return;  // the host's handler decided (returned: it handled it; else it exited)
+  }
+  agent_sigaction(sig, &previous, nullptr);
+  // A fault happens again when we return, now with the default action (core, exit status). A
+  // signal that was sent is sent again; it is delivered when this handler returns.
+  if (!info || info->si_code <= 0) ::syscall(SYS_tgkill, ::getpid(), ::syscall(SYS_gettid), sig);
+}
+
+// async-signal-safe.
+void on_crash(int sig, siginfo_t* info, void* context) {
+  const int saved_errno = errno;
+  const auto tid = static_cast<pid_t>(::syscall(SYS_gettid));
+  pid_t expected = 0;
+  if (g_reporter.compare_exchange_strong(expected, tid)) {
+    if (!g_reported.exchange(true)) write_report(sig, info, context, tid);
+    g_reporter.store(0);
+  } else if (expected == tid) {
+    // A crash inside the report: no second report; the previous disposition, now.
+    agent_sigaction(sig, &g_previous[sig], nullptr);
+    errno = saved_errno;
+    return;
+  } else {
+    // Another thread is writing the report: let it finish (at most ~2 s), then die as it does.
+    for (int i = 0; i < 200 && g_reporter.load() != 0; ++i) {
+      timespec ten_ms{0, 10 * 1000 * 1000};
+      ::nanosleep(&ten_ms, nullptr);
+    }
+  }
+  run_previous(sig, info, context);
+  errno = saved_errno;
+}
+
+}  // namespace
+
+std::string install_crash_handlers(const std::string& log_path) {
+  if (log_path.size() >= sizeof g_log_path) return "PERISCOPE_CRASH_LOG is too long";
+  std::memcpy(g_log_path, log_path.c_str(), log_path.size() + 1);
+  if (g_installed.exchange(true)) return {};
+  // libunwind initialises itself on first use (allocating): not in a crashing process.
+  uint64_t warm[4];
+  bool truncated = false;
+  unwind_here(warm, 4, &truncated);
+  for (int sig : kCrashSignals) {
+    struct sigaction action {};
+    action.sa_sigaction = on_crash;
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;  // NODEFER: a fault in the report reaches us
+    sigemptyset(&action.sa_mask);
+    if (agent_sigaction(sig, &action, &g_previous[sig]) != 0) {
+      return std::string("crash report: sigaction: ") + std::strerror(errno);
+    }
+  }
+  return {};
+}
+
+void uninstall_crash_handlers() {
+  if (!g_installed.exchange(false)) return;
+  for (int sig : kCrashSignals) {
+    struct sigaction current {};
+    if (agent_sigaction(sig, nullptr, &current) == 0 && (current.sa_flags & SA_SIGINFO) &&
+        current.sa_sigaction == on_crash) {
+      agent_sigaction(sig, &g_previous[sig], nullptr);  // the host's, if it put none since
+    }
+  }
+}
+
+}  // namespace periscope::agent

@@ -1,0 +1,65 @@
+// A program that crashes on purpose, for the crash report tests: `crash_target MODE [handler]`,
+// MODE one of segv, bus, ill, fpe, abort. Built twice: linked with the agent (WITH_AGENT: it calls
+// periscope::start() and crashes inside a request "GET /crash") and plain, for LD_PRELOAD.
+// `handler` installs a handler of the host's own for MODE's signal before the agent starts; it
+// prints "host handler ran" and exits 42.
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifdef WITH_AGENT
+#include "periscope/periscope.h"
+#endif
+
+namespace {
+
+volatile int g_zero = 0;
+
+void host_handler(int) {
+  const char text[] = "host handler ran\n";
+  (void)!::write(STDERR_FILENO, text, sizeof text - 1);
+  ::_exit(42);
+}
+
+int signal_of(const std::string& mode) {
+  if (mode == "segv") return SIGSEGV;
+  if (mode == "bus") return SIGBUS;
+  if (mode == "ill") return SIGILL;
+  if (mode == "fpe") return SIGFPE;
+  return SIGABRT;
+}
+
+__attribute__((noinline)) void crash_target_fault(const std::string& mode) {
+  if (mode == "segv") {
+    *static_cast<volatile int*>(nullptr) = 1;
+  } else if (mode == "bus") {
+    // A mapping of a file past its end: SIGBUS on touch.
+    FILE* f = std::tmpfile();
+    void* p = ::mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE, fileno(f), 0);
+    std::printf("%d\n", *static_cast<volatile char*>(p));
+  } else if (mode == "ill") {
+    __builtin_trap();
+  } else if (mode == "fpe") {
+    volatile int numerator = 7;  // not 1: gcc turns 1 / x into a comparison, no division
+    std::printf("%d\n", numerator / g_zero);
+  } else {
+    std::abort();
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "segv";
+  if (argc > 2 && std::strcmp(argv[2], "handler") == 0) std::signal(signal_of(mode), host_handler);
+#ifdef WITH_AGENT
+  (void)periscope::start();  // PERISCOPE_DISABLE=1: the run without the agent
+  periscope::Request request("GET /crash");
+#endif
+  crash_target_fault(mode);
+  return 0;
+}
