@@ -53,10 +53,14 @@ class FrameBudget {
 // A count or an index from JSON: a non-negative integer, or a finite float in range (truncated);
 // anything else (negative, 1e30, a string) is malformed. nlohmann's get<uint64_t>() would
 // static_cast a float out of range, which is undefined behavior.
+// A count is at most 2^63 - 1 in every format: pprof's values are int64, and a profile read from
+// one format must be writable as any other.
+constexpr uint64_t kMaxSampleCount = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+
 bool json_u64(const nlohmann::json& j, uint64_t* out) {
   if (j.is_number_unsigned()) {
     *out = j.get<uint64_t>();
-    return true;
+    return *out <= kMaxSampleCount;
   }
   if (j.is_number_integer()) {
     int64_t v = j.get<int64_t>();
@@ -66,7 +70,7 @@ bool json_u64(const nlohmann::json& j, uint64_t* out) {
   }
   if (j.is_number_float()) {
     double d = j.get<double>();
-    if (!(d >= 0 && d < 18446744073709551616.0)) return false;  // also false for NaN
+    if (!(d >= 0 && d < 9223372036854775808.0)) return false;  // also false for NaN
     *out = static_cast<uint64_t>(d);
     return true;
   }
@@ -325,6 +329,10 @@ bool parse_folded(const std::string& text, Profile* out, std::string* error) {
       *error = "line " + std::to_string(n) + ": the sample count does not fit in 64 bits";
       return false;
     }
+    if (count > kMaxSampleCount) {
+      *error = "line " + std::to_string(n) + ": the sample count is over 2^63-1 (pprof's int64 limit)";
+      return false;
+    }
     ProfileStack s;
     s.count = count;
     std::string stack = line.substr(0, space);
@@ -363,7 +371,7 @@ bool parse_speedscope(const std::string& text, Profile* out, std::string* error)
         ProfileStack s;
         s.thread = p.value("name", "");
         if (!json_u64(weights[i], &s.count)) {
-          *error = "malformed speedscope file: weight " + std::to_string(i) + " is not a count (a number from 0 to 2^64)";
+          *error = "malformed speedscope file: weight " + std::to_string(i) + " is not a count (a number from 0 to 2^63-1)";
           return false;
         }
         for (const auto& index : samples[i]) {
@@ -407,7 +415,7 @@ std::string check_profile_numbers(const nlohmann::json& j) {
   }
   for (const char* key : {"samples", "lost", "threads"}) {
     if (auto v = j.find(key); v != j.end() && v->is_number() && !json_u64(*v, &u)) {
-      return std::string("\"") + key + "\" is not a count (a number from 0 to 2^64)";
+      return std::string("\"") + key + "\" is not a count (a number from 0 to 2^63-1)";
     }
   }
   if (auto v = j.find("seconds"); v != j.end() && v->is_number()) {

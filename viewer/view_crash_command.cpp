@@ -4,7 +4,7 @@
 // headers) and elfutils' eu-addr2line names the function, file and line.
 #include <cstdio>
 #include <fcntl.h>
-#include <fstream>
+#include <sys/stat.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <map>
@@ -27,8 +27,19 @@ namespace periscope::viewer {
 namespace {
 
 // The module's link-time address of file offset `offset`, from its loadable segments.
+// A regular file only: a path in a report is not to be trusted (a FIFO or a tty would block).
+int open_regular(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  struct stat st {};
+  if (fd >= 0 && (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 std::optional<uint64_t> address_of_offset(const std::string& module, uint64_t offset) {
-  const int fd = ::open(module.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = open_regular(module);
   if (fd < 0) return std::nullopt;
   elf_version(EV_CURRENT);
   Elf* elf = elf_begin(fd, ELF_C_READ, nullptr);
@@ -87,14 +98,23 @@ std::vector<std::string> names_in(const std::string& module, const std::vector<u
 }  // namespace
 
 int run_view_crash(const std::string& file) {
-  std::ifstream in(file);
-  if (!in) throw CliError(kExitUsage, "cannot read " + file);
+  constexpr size_t kMaxBytes = 64 << 20;
+  const int fd = open_regular(file);
+  if (fd < 0) throw CliError(kExitUsage, "cannot read " + file + " (a regular file is needed)");
+  std::string text;
+  char buf[65536];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0 && text.size() <= kMaxBytes;) {
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  if (text.size() > kMaxBytes) throw CliError(kExitUsage, file + " is over 64 MiB: not a crash report");
   std::vector<std::string> lines;
+  std::istringstream in(text);
   for (std::string line; std::getline(in, line);) lines.push_back(line);
-  if (lines.size() > 1000000) throw CliError(kExitUsage, file + " is not a crash report (too many lines)");
 
   // "  #3 0x55d0c1c0a1b2 /usr/bin/prog+0x11b2" and "  at 0x... /usr/bin/prog+0x11b2"
-  const std::regex frame(R"(^(\s+(?:#\d+|at) 0x[0-9a-f]+ )(/\S+)\+0x([0-9a-f]+)$)");
+  const std::regex frame(R"(^( {2,4}(?:#\d{1,4}|at) 0x[0-9a-f]{1,16} )(/\S+)\+0x([0-9a-f]{1,16})$)");
+  constexpr size_t kMaxFrameLine = 4096;  // std::regex recurses per character: long lines are not frames
   struct Wanted {
     size_t line;
     uint64_t address;
@@ -102,7 +122,7 @@ int run_view_crash(const std::string& file) {
   std::map<std::string, std::vector<Wanted>> by_module;
   for (size_t i = 0; i < lines.size(); ++i) {
     std::smatch m;
-    if (!std::regex_match(lines[i], m, frame)) continue;
+    if (lines[i].size() > kMaxFrameLine || !std::regex_match(lines[i], m, frame)) continue;
     if (auto address = address_of_offset(m[2], std::stoull(m[3], nullptr, 16))) {
       by_module[m[2]].push_back({i, *address});
     }

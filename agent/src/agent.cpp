@@ -485,6 +485,7 @@ void eject_from_command() {
 PERISCOPE_FORK_PATH void restart_in_fork_child() {
   if (request_table()) set_request_table(nullptr);  // the child gets a table of its own if its agent restarts
   reset_cached_tid_in_fork_child();
+  reset_crash_report_in_fork_child();
   reset_if_held_in_fork_child(g_lifecycle);
   reset_if_held_in_fork_child(command_registry().mutex());
   reset_if_held_in_fork_child(variable_registry().mutex());

@@ -102,8 +102,11 @@ TEST(ProfileFormats, CountsMustBeNonNegativeAndFit) {
   EXPECT_FALSE(parse_profile("main;work +4\n", &p, &error));
   EXPECT_FALSE(parse_profile("main;work 99999999999999999999\n", &p, &error));
   EXPECT_NE(error.find("does not fit in 64 bits"), std::string::npos) << error;
-  EXPECT_FALSE(parse_profile("a 18446744073709551615\nb 1\n", &p, &error)) << "the total overflows";
-  EXPECT_NE(error.find("line 2"), std::string::npos) << error;
+  EXPECT_FALSE(parse_profile("main;work 9223372036854775808\n", &p, &error)) << "pprof could not write it";
+  EXPECT_NE(error.find("over 2^63-1"), std::string::npos) << error;
+  EXPECT_FALSE(parse_profile("a 9223372036854775807\nb 9223372036854775807\nc 2\n", &p, &error))
+      << "the total overflows";
+  EXPECT_NE(error.find("line 3"), std::string::npos) << error;
   EXPECT_TRUE(parse_profile("a 0\nb 7\n", &p, &error)) << error;
   EXPECT_EQ(p.samples, 7u);
 }

@@ -19,5 +19,7 @@ namespace periscope::agent {
 [[nodiscard]] std::string install_crash_handlers(const std::string& log_path);
 // The dispositions from before install, where the agent's handler is still the one (eject).
 void uninstall_crash_handlers();
+// In a fork child (one thread): a report a parent thread was writing is not the child's.
+void reset_crash_report_in_fork_child();
 
 }  // namespace periscope::agent

@@ -5,6 +5,9 @@
 #include <csignal>
 #include <cstring>
 #include <dirent.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <time.h>
 #include <fcntl.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
@@ -13,6 +16,7 @@
 #include "agent/src/watchdog/fast_clock.h"
 #include "agent/src/watchdog/request_table.h"
 #include "profiler/capture/signal_unwind.h"
+#include "profiler/proc_reader.h"
 #include "profiler/signal_delivery.h"
 
 namespace periscope::agent {
@@ -23,7 +27,11 @@ constexpr int kCrashSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
 constexpr size_t kMaxFrames = 64;
 
 struct sigaction g_previous[NSIG];
+bool g_left_in_place[NSIG];  // eject found the host's handler over ours (it may chain to us): kept
 std::atomic<bool> g_installed{false};
+sigjmp_buf g_report_jump;  // a crash inside the report comes back here
+constexpr long kWriteBudgetMs = 3000;  // a stderr nobody reads must not hold the crash forever
+timespec g_report_started{};
 char g_log_path[4096];
 std::atomic<pid_t> g_reporter{0};
 std::atomic<bool> g_reported{false};
@@ -34,17 +42,7 @@ struct Out {
   char buf[4096];
   size_t len = 0;
 
-  void flush() {
-    for (int fd : fds) {
-      size_t done = 0;
-      while (fd >= 0 && done < len) {
-        ssize_t n = ::write(fd, buf + done, len - done);
-        if (n <= 0 && errno != EINTR) break;
-        if (n > 0) done += static_cast<size_t>(n);
-      }
-    }
-    len = 0;
-  }
+  void flush();
   void put(const char* s, size_t n) {
     for (size_t i = 0; i < n; ++i) {
       if (len == sizeof buf) flush();
@@ -72,12 +70,42 @@ struct Out {
   }
 };
 Out g_out;
-char g_maps[1 << 18];
+char g_maps[1 << 22];  // .bss: costs nothing until a crash reads /proc/self/maps into it
 size_t g_maps_len = 0;
+uint64_t g_pcs[kMaxFrames];
+char g_entries[4096];
+
+// async-signal-safe: milliseconds left of the report's write budget.
+long budget_left_ms() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  const long spent = (now.tv_sec - g_report_started.tv_sec) * 1000 + (now.tv_nsec - g_report_started.tv_nsec) / 1000000;
+  return kWriteBudgetMs - spent;
+}
+
+// async-signal-safe: writes what fits in the budget; a reader that never reads costs 3 s at most.
+void Out::flush() {
+  for (int fd : fds) {
+    size_t done = 0;
+    while (fd >= 0 && done < len) {
+      const long left = budget_left_ms();
+      pollfd p{fd, POLLOUT, 0};
+      if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) break;
+      const ssize_t n = ::write(fd, buf + done, len - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+  }
+  len = 0;
+}
 
 // async-signal-safe.
 size_t read_file(const char* path, char* into, size_t size) {
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  // "/proc/..." through the descriptor taken at start: still readable if the host chrooted.
+  const int proc = proc::proc_dir_fd();
+  const bool under_proc = proc >= 0 && std::strncmp(path, "/proc/", 6) == 0;
+  const int fd = under_proc ? ::openat(proc, path + 6, O_RDONLY | O_CLOEXEC) : ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
   size_t len = 0;
   while (len < size) {
@@ -113,12 +141,12 @@ void describe(Out& out, uint64_t address) {
     const uint64_t start = parse_hex(q, line_end);
     ++q;
     const uint64_t stop = parse_hex(q, line_end);
-    if (address >= start && address < stop) {
+    if (address >= start && address < stop && line_end - q > 6) {
       q += 6;  // " rwxp "
       const uint64_t offset = parse_hex(q, line_end);
       const char* path = static_cast<const char*>(std::memchr(q, '/', static_cast<size_t>(line_end - q)));
       if (!path) path = static_cast<const char*>(std::memchr(q, '[', static_cast<size_t>(line_end - q)));
-      if (path) {
+      if (path && path < line_end) {
         out.put(path, static_cast<size_t>(line_end - path));
         out << "+";
         out.hex(address - start + offset);
@@ -154,15 +182,16 @@ const char* code_name(int sig, int code) {
 
 // async-signal-safe: every thread with its name, from /proc/self/task.
 void write_threads(Out& out, pid_t crashing) {
-  const int dir = ::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int proc = proc::proc_dir_fd();
+  const int dir = proc >= 0 ? ::openat(proc, "self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                            : ::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir < 0) return;
   out << "threads:\n";
-  char entries[4096];
   for (;;) {
-    const long n = ::syscall(SYS_getdents64, dir, entries, sizeof entries);
+    const long n = ::syscall(SYS_getdents64, dir, g_entries, sizeof g_entries);
     if (n <= 0) break;
     for (long at = 0; at < n;) {
-      auto* e = reinterpret_cast<dirent64*>(entries + at);
+      auto* e = reinterpret_cast<dirent64*>(g_entries + at);
       at += e->d_reclen;
       if (e->d_name[0] == '.') continue;
       char path[64] = "/proc/self/task/";
@@ -214,7 +243,8 @@ void write_requests(Out& out) {
 void write_report(int sig, siginfo_t* info, void* context, pid_t tid) {
   Out& out = g_out;
   out.len = 0;
-  out.fds[1] = g_log_path[0] ? ::open(g_log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+  ::clock_gettime(CLOCK_MONOTONIC, &g_report_started);
+  out.fds[1] = g_log_path[0] ? ::open(g_log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0600) : -1;
   g_maps_len = read_file("/proc/self/maps", g_maps, sizeof g_maps);
   char name[32];
   size_t name_len = read_file("/proc/self/comm", name, sizeof name);
@@ -241,7 +271,7 @@ void write_report(int sig, siginfo_t* info, void* context, pid_t tid) {
   out << " ";
   describe(out, pc);
   out << "\nstack of the crashing thread (periscope view-crash FILE names the functions):\n";
-  uint64_t pcs[kMaxFrames];
+  uint64_t* pcs = g_pcs;
   bool truncated = false;
   const size_t depth = unwind_signal_context(context, pcs, kMaxFrames, &truncated);
   for (size_t i = 0; i < depth; ++i) {
@@ -262,34 +292,37 @@ void write_report(int sig, siginfo_t* info, void* context, pid_t tid) {
   if (out.fds[1] >= 0) ::close(out.fds[1]);
 }
 
-// async-signal-safe. The disposition from before the agent, for this signal.
-void run_previous(int sig, siginfo_t* info, void* context) {
-  const struct sigaction& previous = g_previous[sig];
-  const bool has_handler = previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN;
-  if (has_handler) {
-    if (previous.sa_flags & SA_SIGINFO) previous.sa_sigaction(sig, info, context);
-    else previous.sa_handler(sig);
-    return;  // the host's handler decided (returned: it handled it; else it exited)
+// async-signal-safe. The disposition from before the agent, delivered by the kernel with its own
+// flags (SA_RESETHAND, sa_mask...): put back, then a fault happens again when this handler
+// returns; a signal that was sent is queued again (with its siginfo), blocked until we return.
+void run_previous(int sig, siginfo_t* info) {
+  agent_sigaction(sig, &g_previous[sig], nullptr);
+  const bool fault = info && info->si_code > 0 && sig != SIGABRT;
+  if (fault) return;
+  sigset_t just_this;
+  sigemptyset(&just_this);
+  sigaddset(&just_this, sig);
+  ::pthread_sigmask(SIG_BLOCK, &just_this, nullptr);  // the handler's return restores the mask
+  siginfo_t again = info ? *info : siginfo_t{};
+  if (!info) {
+    again.si_signo = sig;
+    again.si_code = SI_TKILL;
   }
-  agent_sigaction(sig, &previous, nullptr);
-  // A fault happens again when we return, now with the default action (core, exit status). A
-  // signal that was sent is sent again; it is delivered when this handler returns.
-  if (!info || info->si_code <= 0) ::syscall(SYS_tgkill, ::getpid(), ::syscall(SYS_gettid), sig);
+  ::syscall(SYS_rt_tgsigqueueinfo, ::getpid(), ::syscall(SYS_gettid), sig, &again);
 }
 
 // async-signal-safe.
 void on_crash(int sig, siginfo_t* info, void* context) {
   const int saved_errno = errno;
+  // A signal that was sent and that the host ignores stays ignored: no report.
+  if (g_previous[sig].sa_handler == SIG_IGN && (!info || info->si_code <= 0)) return;
   const auto tid = static_cast<pid_t>(::syscall(SYS_gettid));
   pid_t expected = 0;
   if (g_reporter.compare_exchange_strong(expected, tid)) {
-    if (!g_reported.exchange(true)) write_report(sig, info, context, tid);
+    if (!g_reported.exchange(true) && sigsetjmp(g_report_jump, 1) == 0) write_report(sig, info, context, tid);
     g_reporter.store(0);
   } else if (expected == tid) {
-    // A crash inside the report: no second report; the previous disposition, now.
-    agent_sigaction(sig, &g_previous[sig], nullptr);
-    errno = saved_errno;
-    return;
+    siglongjmp(g_report_jump, 1);  // a crash inside the report: abandon it, handle the first signal
   } else {
     // Another thread is writing the report: let it finish (at most ~2 s), then die as it does.
     for (int i = 0; i < 200 && g_reporter.load() != 0; ++i) {
@@ -297,7 +330,7 @@ void on_crash(int sig, siginfo_t* info, void* context) {
       ::nanosleep(&ten_ms, nullptr);
     }
   }
-  run_previous(sig, info, context);
+  run_previous(sig, info);
   errno = saved_errno;
 }
 
@@ -312,10 +345,15 @@ std::string install_crash_handlers(const std::string& log_path) {
   bool truncated = false;
   unwind_here(warm, 4, &truncated);
   for (int sig : kCrashSignals) {
+    // The host put its handler over ours before an eject, and it may call ours: it stays, and
+    // ours keeps the disposition from before.
+    if (g_left_in_place[sig]) continue;
     struct sigaction action {};
     action.sa_sigaction = on_crash;
-    action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;  // NODEFER: a fault in the report reaches us
-    sigemptyset(&action.sa_mask);
+    // NODEFER: a fault in the report reaches us (and ends the report); every other signal waits.
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigfillset(&action.sa_mask);
+    for (int crash : kCrashSignals) sigdelset(&action.sa_mask, crash);
     if (agent_sigaction(sig, &action, &g_previous[sig]) != 0) {
       return std::string("crash report: sigaction: ") + std::strerror(errno);
     }
@@ -330,8 +368,16 @@ void uninstall_crash_handlers() {
     if (agent_sigaction(sig, nullptr, &current) == 0 && (current.sa_flags & SA_SIGINFO) &&
         current.sa_sigaction == on_crash) {
       agent_sigaction(sig, &g_previous[sig], nullptr);  // the host's, if it put none since
+      g_left_in_place[sig] = false;
+    } else {
+      g_left_in_place[sig] = true;
     }
   }
+}
+
+void reset_crash_report_in_fork_child() {
+  g_reporter.store(0);  // a report some parent thread was writing: not this process's
+  g_reported.store(false);
 }
 
 }  // namespace periscope::agent
