@@ -5,8 +5,6 @@
 #include <cstdio>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <gelf.h>
-#include <libelf.h>
 #include <map>
 #include <optional>
 #include <regex>
@@ -18,6 +16,7 @@
 
 #include "viewer/cli_errors.h"
 #include "viewer/commands.h"
+#include "viewer/elf_file.h"
 #include "viewer/terminal_text.h"
 
 extern char** environ;
@@ -27,7 +26,13 @@ namespace periscope::viewer {
 namespace {
 
 // The module's link-time address of file offset `offset`, from its loadable segments.
-// A regular file only: a path in a report is not to be trusted (a FIFO or a tty would block).
+std::optional<uint64_t> address_of_offset(const std::string& module, uint64_t offset) {
+  auto segment = ElfFile(module).load_segment_holding(offset);
+  if (!segment) return std::nullopt;
+  return offset - segment->p_offset + segment->p_vaddr;
+}
+
+// A regular file only (see elf_file.h): the report itself is opened the same way.
 int open_regular(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   struct stat st {};
@@ -36,27 +41,6 @@ int open_regular(const std::string& path) {
     return -1;
   }
   return fd;
-}
-
-std::optional<uint64_t> address_of_offset(const std::string& module, uint64_t offset) {
-  const int fd = open_regular(module);
-  if (fd < 0) return std::nullopt;
-  elf_version(EV_CURRENT);
-  Elf* elf = elf_begin(fd, ELF_C_READ, nullptr);
-  std::optional<uint64_t> out;
-  size_t count = 0;
-  if (elf && elf_getphdrnum(elf, &count) == 0) {
-    for (size_t i = 0; i < count && !out; ++i) {
-      GElf_Phdr ph;
-      if (gelf_getphdr(elf, static_cast<int>(i), &ph) && ph.p_type == PT_LOAD && offset >= ph.p_offset &&
-          offset < ph.p_offset + ph.p_filesz) {
-        out = offset - ph.p_offset + ph.p_vaddr;
-      }
-    }
-  }
-  if (elf) elf_end(elf);
-  ::close(fd);
-  return out;
 }
 
 // eu-addr2line's "function\nfile:line" for each address of one module; empty on failure.

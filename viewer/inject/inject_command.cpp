@@ -66,43 +66,56 @@ std::string agent_library(const std::string& given) {
   throw CliError(kExitUsage, "cannot find libperiscope.so beside " + exe + "; give it with --lib PATH");
 }
 
-// Writes `library` into the process's /tmp under a fresh name: resolved inside its root
-// (openat2 RESOLVE_IN_ROOT, so a symlink planted there cannot point us at a file of ours),
-// created exclusively, never through a symlink. Returns the name as the process sees it.
-std::string copy_into_process(pid_t pid, const std::string& library, int* tmp_dir) {
-  const int root = ::open(("/proc/" + std::to_string(pid) + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  open_how how{};
-  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  *tmp_dir = root < 0 ? -1 : static_cast<int>(::syscall(SYS_openat2, root, "tmp", &how, sizeof how));
-  if (root >= 0) ::close(root);
-  if (*tmp_dir < 0) return {};
-  char name[64];
-  std::snprintf(name, sizeof name, "libperiscope-inject-%d-%08x.so", pid, static_cast<unsigned>(::random()));
-  const int out = ::openat(*tmp_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  std::ifstream in(library, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), {});
-  const bool written = out >= 0 && in && ::write(out, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
-  if (out >= 0) ::close(out);
-  if (!written) {
-    ::unlinkat(*tmp_dir, name, 0);
-    return {};
-  }
-  return std::string("/tmp/") + name;
-}
-
 // The library as the process sees it: our file if its root shows it at the same path, else a
-// copy in its /tmp, removed once loaded (*copy_dir >= 0 then).
-std::string library_as_seen_by(pid_t pid, const std::string& library, int* copy_dir) {
-  *copy_dir = -1;
-  if (same_file(library, path_in_process(pid, library))) return library;
-  std::string inside = copy_into_process(pid, library, copy_dir);
-  if (inside.empty()) {
-    throw CliError(kExitCommandFailed, process_words(pid) + " cannot see " + library +
-                                           " (another mount namespace) and copying it to its /tmp failed");
+// copy written into the process's /tmp under a fresh name, resolved inside its root (openat2
+// RESOLVE_IN_ROOT, so a symlink planted there cannot point us at a file of ours), created
+// exclusively, never through a symlink. The copy's name goes with this object: once loaded the
+// library stays mapped, and a failed inject leaves nothing behind.
+class LibraryInProcess {
+ public:
+  LibraryInProcess(pid_t pid, const std::string& library) {
+    if (same_file(library, path_in_process(pid, library))) {
+      path_ = library;
+    } else if (!copy_in(pid, library)) {
+      throw CliError(kExitCommandFailed, process_words(pid) + " cannot see " + library +
+                                             " (another mount namespace) and copying it to its /tmp failed");
+    }
   }
-  return inside;
-}
+  ~LibraryInProcess() {
+    if (tmp_dir_ < 0) return;
+    if (!copy_name_.empty()) ::unlinkat(tmp_dir_, copy_name_.c_str(), 0);
+    ::close(tmp_dir_);
+  }
+  LibraryInProcess(const LibraryInProcess&) = delete;
+  LibraryInProcess& operator=(const LibraryInProcess&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  bool copy_in(pid_t pid, const std::string& library) {
+    const int root = ::open(("/proc/" + std::to_string(pid) + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    open_how how{};
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    tmp_dir_ = root < 0 ? -1 : static_cast<int>(::syscall(SYS_openat2, root, "tmp", &how, sizeof how));
+    if (root >= 0) ::close(root);
+    if (tmp_dir_ < 0) return false;
+    char name[64];
+    std::snprintf(name, sizeof name, "libperiscope-inject-%d-%08x.so", pid, static_cast<unsigned>(::random()));
+    const int out = ::openat(tmp_dir_, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (out < 0) return false;
+    copy_name_ = name;  // ours from here on: removed by the destructor
+    std::ifstream in(library, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    const bool written = in && ::write(out, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+    ::close(out);
+    path_ = std::string("/tmp/") + name;
+    return written;
+  }
+
+  std::string path_;
+  int tmp_dir_ = -1;
+  std::string copy_name_;
+};
 
 // Ctrl-C, a closed terminal or a kill while a thread of the host is ours would leave it in the
 // middle of a call: those signals wait until it is let go.
@@ -229,22 +242,8 @@ int run_inject(pid_t pid, const InjectOptions& inject, const CommonOptions& opti
     throw CliError(kExitPermission, ptrace_refusal(pid, EPERM));
   }
   const std::string settings = settings_text(inject);
-  int copy_dir = -1;
-  const std::string library = library_as_seen_by(pid, agent_library(inject.library), &copy_dir);
-  Injected done;
-  try {
-    done = load_agent(pid, library, settings, inject.wait);
-  } catch (...) {
-    if (copy_dir >= 0) {
-      ::unlinkat(copy_dir, library.substr(library.rfind('/') + 1).c_str(), 0);
-      ::close(copy_dir);
-    }
-    throw;
-  }
-  if (copy_dir >= 0) {  // loaded (mapped) now: the name can go
-    ::unlinkat(copy_dir, library.substr(library.rfind('/') + 1).c_str(), 0);
-    ::close(copy_dir);
-  }
+  const LibraryInProcess library(pid, agent_library(inject.library));
+  const Injected done = load_agent(pid, library.path(), settings, inject.wait);
   std::string socket;
   for (int i = 0; i < 100 && socket.empty(); ++i) {
     if (auto found = find_agent_socket(pid)) socket = *found;

@@ -87,6 +87,7 @@ struct TracedThread::State {
 
   bool save();
   bool restore(bool for_call);
+  bool put_back() { return ::ptrace(PTRACE_SETREGS, tid, nullptr, &saved) == 0 && restore(false); }
   std::string park();
 };
 
@@ -104,7 +105,7 @@ bool TracedThread::State::save() {
   return ::ptrace(PTRACE_GETSIGMASK, tid, reinterpret_cast<void*>(sizeof saved_mask), &saved_mask) == 0;
 }
 
-// Puts the saved vector state and signal mask back; `for_call`: a clean floating-point
+// Puts the saved vector state and signal mask back (put_back: the registers too); `for_call`: a clean floating-point
 // environment instead (the code we call must not inherit unmasked exceptions or a full x87
 // stack), and every signal but the faults blocked.
 bool TracedThread::State::restore(bool for_call) {
@@ -133,7 +134,7 @@ bool TracedThread::State::restore(bool for_call) {
 // the kernel would deliver the pending fault and kill the host; from an event stop it simply
 // goes on where it was.
 std::string TracedThread::State::park() {
-  if (::ptrace(PTRACE_SETREGS, tid, nullptr, &saved) != 0 || !restore(false)) {
+  if (!put_back()) {
     return std::string("cannot restore the thread's registers: ") + std::strerror(errno);
   }
   if (::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 || ::ptrace(PTRACE_CONT, tid, nullptr, nullptr) != 0) {
@@ -298,7 +299,7 @@ std::string TracedThread::resume() {
   if (!s.stopped) return {};
   if (s.in_call) return "a call is in progress";
   std::string err;
-  if (::ptrace(PTRACE_SETREGS, s.tid, nullptr, &s.saved) != 0 || !s.restore(false)) {
+  if (!s.put_back()) {
     err = std::string("cannot restore the thread's registers: ") + std::strerror(errno);
   }
   if (::ptrace(PTRACE_DETACH, s.tid, nullptr, nullptr) != 0 && err.empty()) {

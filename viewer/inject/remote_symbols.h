@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <sys/types.h>
+#include <vector>
 
 namespace periscope::viewer {
 
@@ -15,6 +16,15 @@ struct RemoteModule {
   std::string path;   // as the process sees it
   uint64_t bias = 0;  // load address minus the file's link-time address
 };
+
+// One line of /proc/PID/maps.
+struct RemoteMapping {
+  uint64_t start = 0;
+  uint64_t end = 0;
+  uint64_t offset = 0;  // in the file
+  std::string name;     // a path, "[stack]" and the like, or "" for anonymous memory
+};
+std::vector<RemoteMapping> remote_mappings(pid_t pid);
 
 // The first module whose path's file name satisfies `wanted` (e.g. starts with "libc.so").
 std::optional<RemoteModule> find_remote_module(pid_t pid, const std::function<bool(const std::string&)>& wanted);

@@ -1,77 +1,19 @@
 #include "viewer/inject/remote_symbols.h"
 
 #include <cstring>
-#include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <sstream>
-#include <unistd.h>
 #include <vector>
 
 #include "profiler/proc_reader.h"
+#include "viewer/elf_file.h"
 
 namespace periscope::viewer {
 
 namespace {
 
-struct Mapping {
-  uint64_t start = 0;
-  uint64_t offset = 0;
-  std::string path;
-};
-
-std::vector<Mapping> read_maps(pid_t pid) {
-  std::vector<Mapping> out;
-  auto text = proc::read_file("/proc/" + std::to_string(pid) + "/maps", 64 << 20);
-  if (!text) return out;
-  std::istringstream in(*text);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string range, perms, offset, dev, inode, path;
-    if (!(fields >> range >> perms >> offset >> dev >> inode)) continue;
-    std::getline(fields, path);
-    path.erase(0, path.find_first_not_of(' '));
-    if (path.empty() || path[0] != '/') continue;
-    out.push_back({std::stoull(range.substr(0, range.find('-')), nullptr, 16), std::stoull(offset, nullptr, 16), path});
-  }
-  return out;
-}
-
 std::string file_name(const std::string& path) { return path.substr(path.rfind('/') + 1); }
-
-// Closes what it opened, however the lookup ends.
-class ElfFile {
- public:
-  explicit ElfFile(const std::string& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
-    elf_version(EV_CURRENT);
-    if (fd_ >= 0) elf_ = elf_begin(fd_, ELF_C_READ, nullptr);
-  }
-  ~ElfFile() {
-    if (elf_) elf_end(elf_);
-    if (fd_ >= 0) ::close(fd_);
-  }
-  ElfFile(const ElfFile&) = delete;
-  ElfFile& operator=(const ElfFile&) = delete;
-  Elf* get() const { return elf_; }
-
- private:
-  int fd_;
-  Elf* elf_ = nullptr;
-};
-
-// The link-time address of the segment that maps file offset 0.
-std::optional<uint64_t> first_segment_address(Elf* elf) {
-  size_t count = 0;
-  if (elf_getphdrnum(elf, &count) != 0) return std::nullopt;
-  for (size_t i = 0; i < count; ++i) {
-    GElf_Phdr ph;
-    if (gelf_getphdr(elf, static_cast<int>(i), &ph) && ph.p_type == PT_LOAD && ph.p_offset == 0) {
-      return ph.p_vaddr & ~uint64_t{0xfff};
-    }
-  }
-  return std::nullopt;
-}
 
 std::optional<uint64_t> dynamic_symbol(Elf* elf, const char* name) {
   Elf_Scn* dynsym = nullptr;
@@ -104,18 +46,36 @@ std::optional<uint64_t> dynamic_symbol(Elf* elf, const char* name) {
 
 }  // namespace
 
+std::vector<RemoteMapping> remote_mappings(pid_t pid) {
+  std::vector<RemoteMapping> out;
+  auto text = proc::read_file("/proc/" + std::to_string(pid) + "/maps", 64 << 20);
+  if (!text) return out;
+  std::istringstream in(*text);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string range, perms, offset, dev, inode, name;
+    if (!(fields >> range >> perms >> offset >> dev >> inode)) continue;
+    std::getline(fields, name);
+    name.erase(0, name.find_first_not_of(' '));
+    const size_t dash = range.find('-');
+    out.push_back({std::stoull(range.substr(0, dash), nullptr, 16), std::stoull(range.substr(dash + 1), nullptr, 16),
+                   std::stoull(offset, nullptr, 16), name});
+  }
+  return out;
+}
+
 std::string path_in_process(pid_t pid, const std::string& path) {
   return "/proc/" + std::to_string(pid) + "/root" + path;
 }
 
 std::optional<RemoteModule> find_remote_module(pid_t pid, const std::function<bool(const std::string&)>& wanted) {
-  for (const auto& m : read_maps(pid)) {
-    if (m.offset != 0 || !wanted(file_name(m.path))) continue;
-    ElfFile file(path_in_process(pid, m.path));
-    if (!file.get()) continue;
-    auto first = first_segment_address(file.get());
+  for (const auto& m : remote_mappings(pid)) {
+    if (m.offset != 0 || m.name.empty() || m.name[0] != '/' || !wanted(file_name(m.name))) continue;
+    ElfFile file(path_in_process(pid, m.name));
+    auto first = file.load_segment_holding(0);  // the segment mapped at the module's start
     if (!first) continue;
-    return RemoteModule{m.path, m.start - *first};
+    return RemoteModule{m.name, m.start - (first->p_vaddr & ~uint64_t{0xfff})};
   }
   return std::nullopt;
 }

@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <thread>
 #include <vector>
 
 #include "profiler/proc_reader.h"
 #include "profiler/thread_list.h"
+#include "viewer/inject/remote_symbols.h"
 
 namespace periscope::viewer {
 
@@ -61,23 +61,10 @@ std::vector<pid_t> threads_main_first(pid_t pid) {
   return tids;
 }
 
-struct Region {
-  uint64_t start = 0;
-  std::string name;  // a path, "[stack]", or "" for anonymous memory
-};
-
 // The mapping that holds `address`.
-std::optional<Region> region_at(pid_t pid, uint64_t address) {
-  auto text = proc::read_file("/proc/" + std::to_string(pid) + "/maps", 64 << 20);
-  if (!text) return std::nullopt;
-  std::istringstream in(*text);
-  std::string line;
-  while (std::getline(in, line)) {
-    const uint64_t start = std::stoull(line, nullptr, 16);
-    const uint64_t end = std::stoull(line.substr(line.find('-') + 1), nullptr, 16);
-    if (address < start || address >= end) continue;
-    const size_t name = line.find_first_of("/[");
-    return Region{start, name == std::string::npos ? std::string() : line.substr(name)};
+std::optional<RemoteMapping> region_at(pid_t pid, uint64_t address) {
+  for (auto& m : remote_mappings(pid)) {
+    if (address >= m.start && address < m.end) return m;
   }
   return std::nullopt;
 }

@@ -100,12 +100,21 @@ void Out::flush() {
   len = 0;
 }
 
-// async-signal-safe.
-size_t read_file(const char* path, char* into, size_t size) {
-  // "/proc/..." through the descriptor taken at start: still readable if the host chrooted.
+// async-signal-safe: /proc/`relative`, through the descriptor taken at start (still readable if
+// the host chrooted), else by its path.
+int open_proc(const char* relative, int flags) {
   const int proc = proc::proc_dir_fd();
-  const bool under_proc = proc >= 0 && std::strncmp(path, "/proc/", 6) == 0;
-  const int fd = under_proc ? ::openat(proc, path + 6, O_RDONLY | O_CLOEXEC) : ::open(path, O_RDONLY | O_CLOEXEC);
+  if (proc >= 0) return ::openat(proc, relative, flags | O_CLOEXEC);
+  char path[128] = "/proc/";
+  const size_t n = std::strlen(relative);
+  if (n + 7 > sizeof path) return -1;
+  std::memcpy(path + 6, relative, n + 1);
+  return ::open(path, flags | O_CLOEXEC);
+}
+
+// async-signal-safe: up to `size` bytes of /proc/`relative`.
+size_t read_proc(const char* relative, char* into, size_t size) {
+  const int fd = open_proc(relative, O_RDONLY);
   if (fd < 0) return 0;
   size_t len = 0;
   while (len < size) {
@@ -182,9 +191,7 @@ const char* code_name(int sig, int code) {
 
 // async-signal-safe: every thread with its name, from /proc/self/task.
 void write_threads(Out& out, pid_t crashing) {
-  const int proc = proc::proc_dir_fd();
-  const int dir = proc >= 0 ? ::openat(proc, "self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-                            : ::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int dir = open_proc("self/task", O_RDONLY | O_DIRECTORY);
   if (dir < 0) return;
   out << "threads:\n";
   for (;;) {
@@ -194,12 +201,12 @@ void write_threads(Out& out, pid_t crashing) {
       auto* e = reinterpret_cast<dirent64*>(g_entries + at);
       at += e->d_reclen;
       if (e->d_name[0] == '.') continue;
-      char path[64] = "/proc/self/task/";
+      char path[64] = "self/task/";
       size_t at_end = std::strlen(path);
       for (const char* c = e->d_name; *c && at_end < 40; ++c) path[at_end++] = *c;
       std::memcpy(path + at_end, "/comm", 6);
       char comm[32];
-      size_t len = read_file(path, comm, sizeof comm - 1);
+      size_t len = read_proc(path, comm, sizeof comm - 1);
       while (len && comm[len - 1] == '\n') --len;
       out << "  ";
       out.put(e->d_name, std::strlen(e->d_name));
@@ -245,9 +252,9 @@ void write_report(int sig, siginfo_t* info, void* context, pid_t tid) {
   out.len = 0;
   ::clock_gettime(CLOCK_MONOTONIC, &g_report_started);
   out.fds[1] = g_log_path[0] ? ::open(g_log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0600) : -1;
-  g_maps_len = read_file("/proc/self/maps", g_maps, sizeof g_maps);
+  g_maps_len = read_proc("self/maps", g_maps, sizeof g_maps);
   char name[32];
-  size_t name_len = read_file("/proc/self/comm", name, sizeof name);
+  size_t name_len = read_proc("self/comm", name, sizeof name);
   while (name_len && name[name_len - 1] == '\n') --name_len;
   const auto* uc = static_cast<const ucontext_t*>(context);
   const uint64_t pc = uc ? static_cast<uint64_t>(uc->uc_mcontext.gregs[REG_RIP]) : 0;
