@@ -17,13 +17,29 @@ cd "$(dirname "$0")/.."
 MODE=${1:-address}
 case "$MODE" in
   address)
-    BUILD_DIR=${BUILD_DIR:-build-asan} BUILD_TYPE=Debug bash scripts/build.sh -DPERISCOPE_SANITIZE=address \
+    BUILD_DIR=${BUILD_DIR:-build-asan}
+    BUILD_DIR=$BUILD_DIR BUILD_TYPE=Debug bash scripts/build.sh -DPERISCOPE_SANITIZE=address \
       -DPERISCOPE_BUILD_BENCH=OFF
     # No leak checking: the agent leaks on purpose what must outlive exit and fork (registries,
     # request tables, a forked child's copy of the parent's agent).
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-    ctest --test-dir "${BUILD_DIR:-build-asan}" -j2 --output-on-failure --timeout 300
+    # Hosts that fork while a thread of theirs (the agent's) may be inside the allocator: gcc 12's
+    # libasan does not lock its allocator around fork (glibc's malloc does; LLVM 17's asan does),
+    # so now and then the child inherits a held size-class lock and its first malloc waits
+    # forever (seen: 2 in 100 forks of a master forking its worker at once; 0 in 300 without
+    # ASan). These run up to three times; any sanitizer report in any attempt still fails.
+    fork_tests='^(Lifecycle\.Fork|HostileHost\.(AWorkerForked|ForkAfterClose)|HttpFork\.)|/nginx'
+    ctest --test-dir "$BUILD_DIR" -j2 --output-on-failure --timeout 300 -E "$fork_tests"
+    reports=$(mktemp -d)
+    trap 'rm -rf "$reports"' EXIT
+    ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$reports/asan" UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$reports/ubsan" \
+      ctest --test-dir "$BUILD_DIR" -j2 --output-on-failure --timeout 300 -R "$fork_tests" --repeat until-pass:3
+    if grep -l -E "AddressSanitizer|UndefinedBehaviorSanitizer|runtime error" "$reports"/* >/dev/null 2>&1; then
+      echo "sanitizer reports from the fork tests:" >&2
+      cat "$reports"/* >&2
+      exit 1
+    fi
     ;;
   thread)
     BUILD_DIR=${BUILD_DIR:-build-tsan}
