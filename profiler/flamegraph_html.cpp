@@ -44,6 +44,7 @@ header b{font-size:14px}
 <input id="search" size="28" placeholder="search (regular expression)">
 <span id="match"></span>
 <select id="thread"><option value="">all threads</option></select>
+<select id="request" hidden><option value="">all requests</option><option value="\n">no request</option></select>
 <label><input type="checkbox" id="reverse"> reverse</label>
 <label><input type="checkbox" id="icicle"> icicle</label>
 <button id="reset">reset zoom</button></header>
@@ -55,10 +56,11 @@ const H = 18;
 let zoom = null;
 
 function build() {
-  const thread = $('thread').value, reverse = $('reverse').checked;
+  const thread = $('thread').value, request = $('request').value, reverse = $('reverse').checked;
   const root = {name: 'all', total: 0, self: 0, kids: new Map(), parent: null};
   for (const s of PROFILE.stacks) {
     if (thread && s.thread !== thread) continue;
+    if (request && (s.request || '\n') !== request) continue;  // '\n': samples outside any request
     const frames = reverse ? s.frames.slice().reverse() : s.frames;
     let node = root;
     root.total += s.count;
@@ -139,16 +141,20 @@ function showMatch(root, re) {
 
 const threads = [...new Set(PROFILE.stacks.map(s => s.thread))].filter(t => t).sort();
 for (const t of threads) { const o = document.createElement('option'); o.value = o.textContent = t; $('thread').appendChild(o); }
+const requests = [...new Set(PROFILE.stacks.map(s => s.request))].filter(r => r).sort();
+for (const r of requests) { const o = document.createElement('option'); o.value = o.textContent = r; $('request').appendChild(o); }
+$('request').hidden = requests.length === 0;
 $('meta').textContent = `${PROFILE.mode} profile, ${PROFILE.hz} Hz, ${PROFILE.seconds.toFixed(1)} s, ` +
   `${PROFILE.samples} samples, ${PROFILE.lost} lost, ${PROFILE.threads} threads` +
   (PROFILE.costs && PROFILE.costs.process_cpu_s > 0 ? `; sampling: handler ${PROFILE.costs.handler_p50_us.toFixed(1)} us median, ` +
    `${(100 * PROFILE.costs.handler_s / PROFILE.costs.process_cpu_s).toFixed(2)}% of the process's CPU time` : '');
-for (const id of ['thread', 'reverse', 'icicle']) $(id).onchange = () => { zoom = null; render(); };
+for (const id of ['thread', 'request', 'reverse', 'icicle']) $(id).onchange = () => { zoom = null; render(); };
 $('search').oninput = render;
 $('reset').onclick = () => { zoom = null; render(); };
 window.onresize = render;
 const hash = new URLSearchParams(location.hash.slice(1));
 if (hash.get('search')) $('search').value = hash.get('search');
+for (const id of ['thread', 'request']) if (hash.get(id)) $(id).value = hash.get(id);  // a link to one view
 render();
 </script></body></html>
 )HTML";

@@ -79,16 +79,21 @@ std::string to_pprof(const Profile& p) {
     for (const auto& f : s.frames) location_of.emplace(f, location_of.size() + 1);
   }
   const int64_t thread_key = strings.index("thread");
+  const int64_t request_key = strings.index("request");
   for (const auto& s : p.stacks) {
     ProtoWriter sample;
     std::vector<uint64_t> locations;
     for (auto it = s.frames.rbegin(); it != s.frames.rend(); ++it) locations.push_back(location_of[*it]);  // leaf first
     sample.field_packed(1, locations);
     sample.field_packed(2, {s.count, s.count * period_ns});
-    ProtoWriter label;
-    label.field_varint(1, static_cast<uint64_t>(thread_key));
-    label.field_varint(2, static_cast<uint64_t>(strings.index(s.thread)));
-    sample.field_bytes(3, label.bytes());
+    auto add_label = [&](int64_t key, const std::string& value) {
+      ProtoWriter label;
+      label.field_varint(1, static_cast<uint64_t>(key));
+      label.field_varint(2, static_cast<uint64_t>(strings.index(value)));
+      sample.field_bytes(3, label.bytes());
+    };
+    add_label(thread_key, s.thread);
+    if (!s.request.empty()) add_label(request_key, s.request);  // go tool pprof -tagfocus request=NAME
     profile.field_bytes(2, sample.bytes());
   }
   for (const auto& [name, id] : location_of) {

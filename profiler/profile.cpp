@@ -7,7 +7,10 @@ namespace periscope {
 
 nlohmann::json profile_to_json(const Profile& p) {
   nlohmann::json stacks = nlohmann::json::array();
-  for (const auto& s : p.stacks) stacks.push_back({{"thread", s.thread}, {"frames", s.frames}, {"count", s.count}});
+  for (const auto& s : p.stacks) {
+    stacks.push_back({{"thread", s.thread}, {"frames", s.frames}, {"count", s.count}});
+    if (!s.request.empty()) stacks.back()["request"] = s.request;
+  }
   return {{"mode", p.mode},         {"hz", p.hz},           {"clock", p.clock}, {"seconds", p.seconds},
           {"samples", p.samples},   {"lost", p.lost},       {"threads", p.threads}, {"stacks", stacks},
           {"unsampled", p.unsampled}, {"problem", p.problem},
@@ -67,7 +70,8 @@ Profile profile_from_json(const nlohmann::json& j) {
     p.costs.process_cpu_s = c->value("process_cpu_s", 0.0);
   }
   for (const auto& s : j.at("stacks")) {
-    p.stacks.push_back({s.value("thread", ""), s.at("frames").get<std::vector<std::string>>(), s.at("count").get<uint64_t>()});
+    p.stacks.push_back({s.value("thread", ""), s.at("frames").get<std::vector<std::string>>(),
+                        s.at("count").get<uint64_t>(), s.value("request", "")});
   }
   return p;
 }
@@ -85,10 +89,18 @@ std::string folded_name(const std::string& name) {
 
 }  // namespace
 
-std::string to_folded(const Profile& p, bool per_thread) {
+std::vector<std::string> root_frames(const ProfileStack& s, RootFrames roots) {
+  std::vector<std::string> out;
+  if (roots.request) out.push_back(folded_name(s.request.empty() ? "[no request]" : "[request " + s.request + "]"));
+  if (roots.thread) out.push_back(folded_name(s.thread));
+  return out;
+}
+
+std::string to_folded(const Profile& p, RootFrames roots) {
   std::map<std::string, uint64_t> lines;  // identical lines merge (same stack on several threads)
   for (const auto& s : p.stacks) {
-    std::string line = per_thread ? folded_name(s.thread) : std::string();
+    std::string line;
+    for (const auto& f : root_frames(s, roots)) line += (line.empty() ? "" : ";") + f;
     for (const auto& f : s.frames) line += (line.empty() ? "" : ";") + folded_name(f);
     if (line.empty()) line = "[no frames]";
     lines[line] += s.count;

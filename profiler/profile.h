@@ -15,6 +15,13 @@ struct ProfileStack {
   std::string thread;               // thread name (and tid), for per-thread views
   std::vector<std::string> frames;  // root first; inlined calls are frames of their own
   uint64_t count = 0;
+  std::string request;              // the periscope::Request the thread was serving, or empty
+};
+
+// Frames put at the root of every stack, outermost first: the request's, then the thread's.
+struct RootFrames {
+  bool request = false;  // "[request NAME]", or "[no request]"
+  bool thread = false;   // "NAME (TID)"
 };
 
 // What sampling cost the process and what it missed, as the agent counted it (zero when unknown:
@@ -55,8 +62,11 @@ std::string why_no_samples(const Profile& profile);
 nlohmann::json profile_to_json(const Profile& profile);
 Profile profile_from_json(const nlohmann::json& json);  // throws on malformed input
 
-// Collapsed stacks, one "root;...;leaf COUNT" line per stack (FlameGraph, speedscope); with
-// `per_thread` the thread is the root frame.
-std::string to_folded(const Profile& profile, bool per_thread);
+// The root frames `roots` asks for, for one stack (folded names: no ';' or newline).
+std::vector<std::string> root_frames(const ProfileStack& stack, RootFrames roots);
+
+// Collapsed stacks, one "root;...;leaf COUNT" line per stack (FlameGraph, speedscope), under the
+// root frames `roots` asks for.
+std::string to_folded(const Profile& profile, RootFrames roots);
 
 }  // namespace periscope

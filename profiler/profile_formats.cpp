@@ -16,7 +16,7 @@ std::string profile_format_for(const std::string& path, std::string* error) {
   return {};
 }
 
-std::string to_speedscope(const Profile& p, bool per_thread) {
+std::string to_speedscope(const Profile& p, RootFrames roots) {
   nlohmann::json frames = nlohmann::json::array();
   std::map<std::string, size_t> frame_index;
   auto index_of = [&](const std::string& name) {
@@ -27,8 +27,9 @@ std::string to_speedscope(const Profile& p, bool per_thread) {
   // One sampled profile per thread when asked, else one for the whole process.
   std::map<std::string, std::pair<nlohmann::json, nlohmann::json>> profiles;  // name -> samples, weights
   for (const auto& s : p.stacks) {
-    auto& [samples, weights] = profiles[per_thread ? s.thread : std::string("all threads")];
+    auto& [samples, weights] = profiles[roots.thread ? s.thread : std::string("all threads")];
     nlohmann::json stack = nlohmann::json::array();
+    for (const auto& f : root_frames(s, {roots.request, false})) stack.push_back(index_of(f));
     for (const auto& f : s.frames) stack.push_back(index_of(f));
     samples.push_back(std::move(stack));
     weights.push_back(s.count);
@@ -55,13 +56,13 @@ std::string to_speedscope(const Profile& p, bool per_thread) {
   return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
-std::string render_profile(const Profile& profile, const std::string& format, bool per_thread) {
-  if (format == "speedscope") return to_speedscope(profile, per_thread);
-  if (format == "pprof") return to_pprof_gz(profile);  // threads are labels in pprof
+std::string render_profile(const Profile& profile, const std::string& format, RootFrames roots) {
+  if (format == "speedscope") return to_speedscope(profile, roots);
+  if (format == "pprof") return to_pprof_gz(profile);  // threads and requests are labels in pprof
   if (format == "html") {
-    return to_flamegraph_html(profile, "periscope " + profile.mode + " flame graph");  // threads: a menu
+    return to_flamegraph_html(profile, "periscope " + profile.mode + " flame graph");  // threads, requests: menus
   }
-  return to_folded(profile, per_thread);
+  return to_folded(profile, roots);
 }
 
 }  // namespace periscope

@@ -10,9 +10,11 @@ namespace periscope {
 
 // The format for `path`, or an empty string with *error set (unknown or not yet supported).
 std::string profile_format_for(const std::string& path, std::string* error);
-// The file's content in `format`; `per_thread` puts each thread at the root.
-std::string render_profile(const Profile& profile, const std::string& format, bool per_thread);
+// The file's content in `format`, with the root frames `roots` asks for (pprof and HTML carry
+// threads and requests as labels and menus instead).
+std::string render_profile(const Profile& profile, const std::string& format, RootFrames roots);
 
-std::string to_speedscope(const Profile& profile, bool per_thread);
+// With roots.thread, one speedscope profile per thread.
+std::string to_speedscope(const Profile& profile, RootFrames roots);
 
 }  // namespace periscope

@@ -284,6 +284,7 @@ bool parse_pprof(const std::string& raw, Profile* out, std::string* error) {
     if (out->samples + stack.count < out->samples) return fail("the sample counts do not fit in 64 bits");
     for (const auto& [key, value] : s.labels) {
       if (str(key) == "thread") stack.thread = str(value);
+      if (str(key) == "request") stack.request = str(value);
     }
     for (auto loc = s.locations.rbegin(); loc != s.locations.rend(); ++loc) {  // root first
       const auto& funcs = location_funcs[*loc];

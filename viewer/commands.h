@@ -35,6 +35,7 @@ struct RecordOptions {
   int hz = kDefaultSamplingHz;
   bool wall = false;
   bool per_thread = false;
+  bool by_request = false;
   std::string output;
 };
 int run_record(pid_t pid, const RecordOptions& record, const CommonOptions& options);
@@ -44,6 +45,8 @@ struct ViewOptions {
   std::string output;  // empty: print the tree
   bool bottom_up = false;
   double min_percent = 1.0;
+  bool per_thread = false;  // with output: --threads
+  bool by_request = false;  // with output: --by-request
 };
 int run_view(const ViewOptions& view);
 

@@ -131,6 +131,9 @@ int main(int argc, char** argv) {
   record->add_option("--rate", record_options.hz, rate_help())->check(rate_range());
   record->add_flag("--wall", record_options.wall, "wall clock: every thread, running or blocked (default: CPU time)");
   record->add_flag("--threads", record_options.per_thread, "put each thread at the root of its stacks");
+  record->add_flag("--by-request", record_options.by_request,
+                   "put the request each sample was serving at the root of its stack (\"[request NAME]\", "
+                   "\"[no request]\"); pprof files carry it as the label 'request' either way");
   record->add_option("-o,--output", record_options.output,
                      "FILE.html (flame graph), .folded, .speedscope.json or .pb.gz (pprof)")
       ->required();
@@ -151,6 +154,9 @@ int main(int argc, char** argv) {
   view->add_option("--min-percent", view_options.min_percent, "hide nodes below this share (default 1)")
       ->check(CLI::Range(0.0, 100.0));
   view->add_option("-o,--output", view_options.output, "convert to this file (format by extension)");
+  view->add_flag("--threads", view_options.per_thread, "with -o: put each thread at the root of its stacks");
+  view->add_flag("--by-request", view_options.by_request,
+                 "with -o: put the request each sample was serving at the root (from a pprof file's labels)");
 
   auto* inject = app.add_subcommand("inject", "load the agent into a running process started without it "
                                               "(ptrace + dlopen on one thread; the others never stop)");

@@ -137,7 +137,7 @@ int run_record(pid_t pid, const RecordOptions& o, const CommonOptions& options) 
     throw CliError(gone.empty() ? kExitCommandFailed : kExitPartial,
                    (gone.empty() ? "" : gone + "; ") + "no samples, so no " + o.output + " was written: " + why);
   }
-  write_atomically(o.output, render_profile(profile, format, o.per_thread));
+  write_atomically(o.output, render_profile(profile, format, {o.by_request, o.per_thread}));
   std::fprintf(stderr, "wrote %s: %llu samples (%llu lost) over %.1f s, %zu stacks, %s%s\n", o.output.c_str(),
                static_cast<unsigned long long>(profile.samples), static_cast<unsigned long long>(profile.lost),
                profile.seconds, profile.stacks.size(), profile.clock.c_str(),

@@ -1,4 +1,4 @@
-// `periscope view FILE [--bottom-up] [--min-percent P] [-o OUT]`: reads any profile we write
+// `periscope view FILE [--bottom-up] [--min-percent P] [-o OUT [--threads] [--by-request]]`: reads any profile we write
 // (.folded, .speedscope.json, .pb.gz) and prints its call tree, or converts it to OUT's format.
 #include <cstdio>
 #include <fstream>
@@ -23,7 +23,7 @@ int run_view(const ViewOptions& o) {
   std::string format = profile_format_for(o.output, &error);
   if (format.empty()) throw CliError(kExitUsage, error);
   std::ofstream out(o.output, std::ios::binary | std::ios::trunc);
-  out << render_profile(profile, format, false);
+  out << render_profile(profile, format, {o.by_request, o.per_thread});
   if (!out) throw CliError(kExitCommandFailed, "cannot write " + o.output);
   std::fprintf(stderr, "wrote %s: %llu samples, %zu stacks\n", o.output.c_str(),
                static_cast<unsigned long long>(profile.samples), profile.stacks.size());

@@ -16,6 +16,7 @@
 
 #include "agent/src/logging.h"
 #include "agent/src/own_symbolizer.h"
+#include "agent/src/watchdog/request_table.h"
 #include "profiler/function_names.h"
 #include "profiler/profile.h"
 #include "profiler/profile_formats.h"
@@ -296,7 +297,16 @@ std::string thread_label(pid_t tid, std::map<pid_t, std::string>& cache) {
   return cache[tid] = own_thread_name(tid).value_or("exited") + " (" + std::to_string(tid) + ")";
 }
 
-// The profile's header and thread names; the stacks' frames come from `name_stack`.
+// The request a sample label names (request_table.cpp labels a thread's samples with the index
+// of its request's name + 1), or empty.
+std::string request_of_label(uint32_t label) {
+  const RequestTable* table = request_table();
+  if (label == 0 || !table || label - 1 > table->max_names()) return {};
+  const NameStats& name = table->name_stats(label - 1);
+  return name.ready.load(std::memory_order_acquire) ? name.name : "";
+}
+
+// The profile's header, thread and request names; the stacks' frames come from `name_stack`.
 template <typename NameStack>
 Profile profile_of(const RawProfile& raw, size_t threads, NameStack name_stack) {
   Profile p;
@@ -322,7 +332,9 @@ Profile profile_of(const RawProfile& raw, size_t threads, NameStack name_stack) 
   p.costs.handler_p99_us = Sampler::handler_cost_ns(0.99) / 1000;
   std::map<pid_t, std::string> names;
   for (const auto& [tid, why] : raw.unsampled) p.unsampled.push_back(thread_label(tid, names) + ": " + why);
-  for (const auto& [key, count] : raw.stacks) p.stacks.push_back({thread_label(key.tid, names), name_stack(key.pcs), count});
+  for (const auto& [key, count] : raw.stacks) {
+    p.stacks.push_back({thread_label(key.tid, names), name_stack(key.pcs), count, request_of_label(key.label)});
+  }
   return p;
 }
 
@@ -424,7 +436,7 @@ void write_whole_run_profile_at_exit() {
       std::string error;
       std::string format = profile_format_for(out, &error);
       std::ofstream file(out, std::ios::binary | std::ios::trunc);
-      file << render_profile(p, format, false);
+      file << render_profile(p, format, {});
       file.close();  // before the exiting thread hears it is done: it will not wait for us again
       done->set_value(!file.fail() ? "wrote the profile to " + out + ": " + std::to_string(p.samples) + " samples, " +
                                  std::to_string(p.lost) + " lost, " + std::to_string(p.seconds).substr(0, 5) + " s"

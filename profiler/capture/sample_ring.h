@@ -18,6 +18,7 @@ struct SampleRecord {
   pid_t tid = 0;
   uint32_t depth = 0;           // pcs used; pcs[0] is the interrupted pc
   uint32_t weight = 1;          // timer overruns fold into one sample
+  uint32_t label = 0;           // the thread's sample label when it was taken (sample_label.h)
   bool truncated = false;
   uint64_t pcs[kMaxSampleDepth];
 };

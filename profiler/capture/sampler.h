@@ -22,7 +22,7 @@ namespace periscope {
 
 enum class SampleMode { kCpu, kWall };
 
-// Every distinct (thread, stack) with its sample count.
+// Every distinct (thread, stack, label) with its sample count.
 struct RawProfile {
   SampleMode mode = SampleMode::kCpu;
   int hz = kDefaultSamplingHz;
@@ -34,7 +34,8 @@ struct RawProfile {
   struct Key {
     pid_t tid;
     std::vector<uint64_t> pcs;  // innermost first
-    bool operator==(const Key& o) const { return tid == o.tid && pcs == o.pcs; }
+    uint32_t label = 0;         // the thread's sample label (sample_label.h): the request it served
+    bool operator==(const Key& o) const { return tid == o.tid && pcs == o.pcs && label == o.label; }
   };
   struct KeyHash {
     size_t operator()(const Key& k) const;

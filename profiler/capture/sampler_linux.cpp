@@ -21,6 +21,7 @@
 
 #include "profiler/fd_identity.h"
 #include "profiler/signal_delivery.h"
+#include "profiler/capture/sample_label.h"
 #include "profiler/capture/signal_unwind.h"
 #include "profiler/thread_list.h"
 #include "profiler/sampling_rate.h"
@@ -166,6 +167,7 @@ void on_sample_signal(int, siginfo_t* info, void* ucontext) {
       SampleRecord& r = cell->record;
       r.tid = current_tid();
       r.weight = 1 + (info->si_code == SI_TIMER && info->si_overrun > 0 ? static_cast<uint32_t>(info->si_overrun) : 0);
+      r.label = sample_label();
       fill_stack(r, ucontext);
       ring->commit_push(cell);
       draw_next_period(info);
@@ -315,7 +317,7 @@ bool open_cpu_timer(pid_t tid, int sig, uint64_t first_ns, uint64_t period_ns, t
 }  // namespace
 
 size_t RawProfile::KeyHash::operator()(const Key& k) const {
-  uint64_t h = 1469598103934665603ull ^ static_cast<uint64_t>(k.tid);
+  uint64_t h = 1469598103934665603ull ^ static_cast<uint64_t>(k.tid) ^ (static_cast<uint64_t>(k.label) << 32);
   for (uint64_t pc : k.pcs) h = (h ^ pc) * 1099511628211ull;
   return static_cast<size_t>(h);
 }
@@ -327,6 +329,7 @@ struct Sampler::ThreadState {
   bool has_timer = false;
   uint64_t last_cpu_ns = 0;
   std::vector<uint64_t> last_pcs;  // wall mode: an idle thread counts again at its last stack
+  uint32_t last_label = 0;         // and label (it cannot change its label without running)
   bool seen = false;               // during a rescan
   bool armed = false;              // CPU mode: has a perf event or timer; wall mode: is signalled
   bool awaiting = false;           // wall mode: signalled, its sample not drained yet
@@ -630,7 +633,7 @@ void Sampler::send_wall_signals() {
     if (!state.armed) continue;
     uint64_t cpu = thread_cpu_ns(tid);
     if (cpu == state.last_cpu_ns && !state.last_pcs.empty()) {
-      profile_.stacks[{tid, state.last_pcs}] += 1;  // idle since its last sample: same stack, no signal
+      profile_.stacks[{tid, state.last_pcs, state.last_label}] += 1;  // idle since its last sample: same stack, no signal
       profile_.samples += 1;
       continue;
     }
@@ -691,10 +694,11 @@ void Sampler::drain() {
       auto it = per_thread_.find(r.tid);
       if (it != per_thread_.end()) {
         it->second.last_pcs = pcs;
+        it->second.last_label = r.label;
         it->second.awaiting = false;
       }
     }
-    profile_.stacks[{r.tid, std::move(pcs)}] += r.weight;
+    profile_.stacks[{r.tid, std::move(pcs), r.label}] += r.weight;
     profile_.samples += r.weight;
   });
   RawProfile::Accounting& a = profile_.accounting;

@@ -6,38 +6,12 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/e2e/harness.h"
+#include "tests/e2e/request_host.h"
 
 namespace periscope::test {
 namespace {
 
 using nlohmann::json;
-
-struct RequestHost {
-  RequestHost(const SocketDir& dir, Env env = {}) : process({target_path("request_target")}, with_dir(dir, env)) {
-    auto ready = process.read_line();
-    if (!ready || ready->rfind("ready ", 0) != 0) throw std::runtime_error("request_target: " + process.stderr_text());
-  }
-  static Env with_dir(const SocketDir& dir, Env env) {
-    env["PERISCOPE_SOCKET_DIR"] = dir.path();
-    if (!env.count("PERISCOPE_SLOW_MS")) env["PERISCOPE_SLOW_MS"] = "100";
-    if (!env.count("PERISCOPE_SLOW_INTERVAL_MS")) env["PERISCOPE_SLOW_INTERVAL_MS"] = "100";
-    return env;
-  }
-  void run(const std::string& command, const std::string& expect_done) {
-    process.write_stdin(command + "\n");
-    auto line = process.read_line(30s);
-    if (line != "done " + expect_done) throw std::runtime_error("'" + command + "' gave " + line.value_or("EOF"));
-  }
-  std::string pid() const { return std::to_string(process.pid()); }
-  json slow() {
-    auto r = periscope({"slow", "--json", pid()});
-    if (r.exit_code != 0) throw std::runtime_error(r.err);
-    return json::parse(r.out)["reports"];
-  }
-  // The report of request `name` once it has finished; null if it does not within 10 s.
-  json finished_report(const std::string& name);
-  Process process;
-};
 
 int frame_index(const json& stack, const std::string& function) {
   const auto& frames = stack["frames"];
@@ -45,24 +19,6 @@ int frame_index(const json& stack, const std::string& function) {
     if (frames[i]["function"].get<std::string>().find(function) != std::string::npos) return static_cast<int>(i);
   }
   return -1;
-}
-
-const json* report_named(const json& reports, const std::string& name) {
-  for (const auto& r : reports) {
-    if (r["name"] == name) return &r;
-  }
-  return nullptr;
-}
-
-json RequestHost::finished_report(const std::string& name) {
-  json found;
-  wait_until([&] {
-    const json reports = slow();
-    const json* r = report_named(reports, name);
-    if (r && (*r)["finished"].get<bool>()) found = *r;
-    return !found.is_null();
-  });
-  return found;
 }
 
 TEST(SlowRequests, ASpinningRequestIsCaughtInItsFunction) {

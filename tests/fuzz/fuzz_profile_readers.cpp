@@ -45,7 +45,7 @@ bool same_stacks(const Profile& a, const Profile& b) {
   if (a.stacks.size() != b.stacks.size()) return false;
   for (size_t i = 0; i < a.stacks.size(); ++i) {
     if (a.stacks[i].count != b.stacks[i].count || a.stacks[i].frames != b.stacks[i].frames ||
-        a.stacks[i].thread != b.stacks[i].thread)
+        a.stacks[i].thread != b.stacks[i].thread || a.stacks[i].request != b.stacks[i].request)
       return false;
   }
   return true;
@@ -77,7 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const char* const kFormats[] = {"folded", "folded", "speedscope", "speedscope", "pprof", "html"};
   const std::string format = kFormats[action - 2];
   const bool per_thread = action == 3 || action == 5;
-  std::string written = render_profile(profile, format, per_thread);
+  std::string written = render_profile(profile, format, {.request = action == 2 || action == 5, .thread = per_thread});
 
   Profile back;
   std::string back_error;

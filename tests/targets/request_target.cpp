@@ -12,6 +12,10 @@
 //                       got bytes nobody wrote to them
 //   together N MS       N requests "together-0".."together-N-1" begin at once on N threads
 //                       "worker-I", each spinning MS ms in burn_in_checkout()
+//   mixed MS            for MS ms, thread "mixer" serves in turn a request "checkout" (3 ms in
+//                       burn_in_checkout), a request "search" (1 ms in burn_in_search, 1 ms in
+//                       burn_in_rank inside a nested request "rank", 1 ms in burn_in_search) and spins 1 ms in
+//                       burn_outside_requests, serving nothing
 #include <atomic>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -49,12 +53,48 @@ __attribute__((noinline, noipa)) void spin_after_migration(int ms) {
   while (std::chrono::steady_clock::now() < until) g_sink = g_sink + 3;
 }
 
+__attribute__((noinline, noipa)) void burn_in_search(int ms) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (std::chrono::steady_clock::now() < until) g_sink = g_sink + 5;
+}
+
+__attribute__((noinline, noipa)) void burn_in_rank(int ms) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (std::chrono::steady_clock::now() < until) g_sink = g_sink + 7;
+}
+
+__attribute__((noinline, noipa)) void burn_outside_requests(int ms) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (std::chrono::steady_clock::now() < until) g_sink = g_sink + 9;
+}
+
 __attribute__((noinline, noipa)) void sleep_in_checkout(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));  // resumes after our signal's EINTR
   asm volatile("");
 }
 
 void named(const char* name) { pthread_setname_np(pthread_self(), name); }
+
+void serve_mixed(int ms) {
+  named("mixer");
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (std::chrono::steady_clock::now() < until) {
+    {
+      periscope::Request checkout("checkout");
+      burn_in_checkout(3);
+    }
+    {
+      periscope::Request search("search");
+      burn_in_search(1);
+      {
+        periscope::Request rank("rank");
+        burn_in_rank(1);
+      }
+      burn_in_search(1);  // search's own again once rank ended
+    }
+    burn_outside_requests(1);
+  }
+}
 
 void done(const std::string& what) {
   std::printf("done %s\n", what.c_str());
@@ -158,6 +198,11 @@ int main() {
       }
       for (auto& t : threads) t.join();
       done("together");
+    } else if (cmd == "mixed") {
+      int ms = 0;
+      in >> ms;
+      std::thread(serve_mixed, ms).join();
+      done("mixed");
     } else if (cmd == "reopen-then-serve") {
       std::string dir;
       int n = 0;

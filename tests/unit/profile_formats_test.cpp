@@ -18,7 +18,7 @@ Profile sample_profile() {
   p.hz = 99;
   p.seconds = 2;
   p.samples = 10;
-  p.stacks = {{"main (1)", {"main", "run", "work_a"}, 6},
+  p.stacks = {{"main (1)", {"main", "run", "work_a"}, 6, "GET /a"},
               {"main (1)", {"main", "run", "work_b"}, 3},
               {"io (2)", {"start", "poll;with;semicolons"}, 1}};
   return p;
@@ -33,12 +33,15 @@ uint64_t total(const Profile& p) {
 TEST(ProfileFormats, FoldedRoundTrips) {
   Profile back;
   std::string error;
-  ASSERT_TRUE(parse_profile(to_folded(sample_profile(), false), &back, &error)) << error;
+  ASSERT_TRUE(parse_profile(to_folded(sample_profile(), {}), &back, &error)) << error;
   EXPECT_EQ(total(back), 10u);
   EXPECT_EQ(back.stacks.size(), 3u);
-  EXPECT_NE(to_folded(sample_profile(), false).find("poll:with:semicolons 1"), std::string::npos)
+  EXPECT_NE(to_folded(sample_profile(), {}).find("poll:with:semicolons 1"), std::string::npos)
       << "a ';' in a name cannot split a frame";
-  EXPECT_NE(to_folded(sample_profile(), true).find("main (1);main;run;work_a 6"), std::string::npos);
+  EXPECT_NE(to_folded(sample_profile(), {.thread = true}).find("main (1);main;run;work_a 6"), std::string::npos);
+  const std::string by_request = to_folded(sample_profile(), {.request = true, .thread = true});
+  EXPECT_NE(by_request.find("[request GET /a];main (1);main;run;work_a 6"), std::string::npos) << by_request;
+  EXPECT_NE(by_request.find("[no request];main (1);main;run;work_b 3"), std::string::npos) << by_request;
 }
 
 TEST(ProfileFormats, PprofRoundTripsThroughGzip) {
@@ -54,6 +57,10 @@ TEST(ProfileFormats, PprofRoundTripsThroughGzip) {
       found = true;
       EXPECT_EQ(s.count, 6u);
       EXPECT_EQ(s.thread, "main (1)");
+      EXPECT_EQ(s.request, "GET /a") << "the request is a label too";
+    }
+    if (s.frames.back() == "work_b") {
+      EXPECT_EQ(s.request, "") << "no label, no request";
     }
   }
   EXPECT_TRUE(found);
@@ -62,7 +69,7 @@ TEST(ProfileFormats, PprofRoundTripsThroughGzip) {
 TEST(ProfileFormats, SpeedscopeRoundTrips) {
   Profile back;
   std::string error;
-  ASSERT_TRUE(parse_profile(to_speedscope(sample_profile(), true), &back, &error)) << error;
+  ASSERT_TRUE(parse_profile(to_speedscope(sample_profile(), {.thread = true}), &back, &error)) << error;
   EXPECT_EQ(total(back), 10u);
 }
 
@@ -71,7 +78,7 @@ TEST(ProfileFormats, HtmlFlameGraphCarriesItsProfile) {
   p.stacks.push_back({"t", {"main", "</script><b>not markup</b>"}, 2});
   Profile back;
   std::string error;
-  ASSERT_TRUE(parse_profile(render_profile(p, "html", false), &back, &error)) << error;
+  ASSERT_TRUE(parse_profile(render_profile(p, "html", {}), &back, &error)) << error;
   EXPECT_EQ(total(back), 12u);
   EXPECT_EQ(back.stacks.back().frames.back(), "</script><b>not markup</b>") << "escaped in the page, intact in data";
   EXPECT_FALSE(parse_profile("<html><body>hello</body></html>", &back, &error));

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "agent/src/watchdog/fast_clock.h"
+#include "profiler/capture/sample_label.h"
 
 namespace periscope::agent {
 namespace {
@@ -25,6 +26,30 @@ TEST(RequestTable, BeginAndEndCountPerName) {
   EXPECT_EQ(a.buckets[0], 10u) << "instant requests land in the first bucket";
   EXPECT_EQ(table.totals(1).requests, 1u);
   EXPECT_EQ(a.slow, 0u);
+}
+
+// The label the sampling handler copies into each sample: the request this thread serves.
+TEST(RequestTable, AThreadsSamplesAreLabelledWithTheRequestItServes) {
+  RequestTable table = make_table();
+  ASSERT_EQ(sample_label(), 0u);
+  RequestSlot* outer = table.begin("GET /a", 1);
+  EXPECT_EQ(sample_label(), 1u) << "name index 0, plus one";
+  RequestSlot* inner = table.begin("GET /b", 2);
+  EXPECT_EQ(sample_label(), 2u) << "a nested request labels what it runs";
+  table.end(inner);
+  EXPECT_EQ(sample_label(), 1u) << "and the outer request's label comes back";
+  RequestTable::detach(outer);
+  EXPECT_EQ(sample_label(), 0u) << "a detached request no longer labels this thread";
+  uint32_t on_other_thread = 0, after_end = 0;
+  std::thread([&] {
+    RequestTable::attach(outer);
+    on_other_thread = sample_label();
+    table.end(outer);
+    after_end = sample_label();
+  }).join();
+  EXPECT_EQ(on_other_thread, 1u) << "the thread that attaches it serves it";
+  EXPECT_EQ(after_end, 0u);
+  EXPECT_EQ(sample_label(), 0u);
 }
 
 TEST(RequestTable, NamesBeyondTheBoundCountAsOther) {

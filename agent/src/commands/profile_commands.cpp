@@ -146,7 +146,7 @@ Reply profile(const LiveParts& parts, const manhole::Args& args) {
   }
   if (action == "dump") {
     Profile p = symbolized_profile(*profiling, id);
-    return Reply::success(to_folded(p, false), profile_to_json(p));
+    return Reply::success(to_folded(p, {}), profile_to_json(p));
   }
   return Reply::failure("profile: unknown action '" + action + "' (start, stop, status or dump)");
 }

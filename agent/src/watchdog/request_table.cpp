@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent/src/watchdog/fast_clock.h"
+#include "profiler/capture/sample_label.h"
 
 namespace periscope::agent {
 
@@ -83,6 +84,17 @@ size_t bucket_for(uint64_t ns) {
   size_t i = 0;
   while (i < kBucketBoundsNs.size() && ns > kBucketBoundsNs[i]) ++i;
   return i;
+}
+
+// This thread's samples carry the request's name (its index + 1) while it serves the request; the
+// label it had before comes back when it stops (an outer request's, or none).
+void serve_on_this_thread(RequestSlot& s, uint32_t name_index) {
+  s.outer_label = sample_label();
+  set_sample_label(name_index + 1);
+}
+
+void stop_serving_on_this_thread(const RequestSlot& s) {
+  if (sample_label() == s.name_index.load(std::memory_order_relaxed) + 1) set_sample_label(s.outer_label);
 }
 
 }  // namespace
@@ -186,7 +198,9 @@ RequestSlot* RequestTable::begin(const char* name, uint64_t id) {
     if (!s.word.compare_exchange_strong(word, slot_word(sequence, kClaimed), std::memory_order_acquire)) continue;
     t_slot_hint = i;
     copy_name(s.name, name);
-    s.name_index.store(index_of(name), std::memory_order_relaxed);
+    const uint32_t name_index = index_of(name);
+    s.name_index.store(name_index, std::memory_order_relaxed);
+    serve_on_this_thread(s, name_index);
     s.id = id;
     s.tid.store(cached_tid(), std::memory_order_relaxed);
     s.start_ticks.store(now_ticks(), std::memory_order_relaxed);
@@ -261,6 +275,7 @@ void RequestTable::end(RequestSlot* s) {
   const uint64_t start = s->start_ticks.load(std::memory_order_relaxed);
   const uint64_t ns = static_cast<uint64_t>(ticks_to_ns(end - start));
   const uint32_t name_index = s->name_index.load(std::memory_order_relaxed);
+  if (s->tid.load(std::memory_order_relaxed) == cached_tid()) stop_serving_on_this_thread(*s);
   record(name_index, ns);
   if (ns >= static_cast<uint64_t>(threshold_ms(name_index)) * 1000000u) {
     names_[name_index].slow.fetch_add(1, std::memory_order_relaxed);  // rare
@@ -273,8 +288,15 @@ void RequestTable::end(RequestSlot* s) {
   s->word.store(slot_word(sequence, slot_state(word) == kReported ? kEnded : kFree), std::memory_order_release);
 }
 
-void RequestTable::detach(RequestSlot* s) { s->tid.store(0, std::memory_order_release); }
+void RequestTable::detach(RequestSlot* s) {
+  if (s->tid.load(std::memory_order_relaxed) == cached_tid()) stop_serving_on_this_thread(*s);
+  s->tid.store(0, std::memory_order_release);
+}
 
-void RequestTable::attach(RequestSlot* s) { s->tid.store(cached_tid(), std::memory_order_release); }
+void RequestTable::attach(RequestSlot* s) {
+  if (s->tid.load(std::memory_order_relaxed) == cached_tid()) return;  // already here
+  serve_on_this_thread(*s, s->name_index.load(std::memory_order_relaxed));
+  s->tid.store(cached_tid(), std::memory_order_release);
+}
 
 }  // namespace periscope::agent

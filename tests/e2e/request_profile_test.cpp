@@ -1,0 +1,128 @@
+// Profiles by request: every CPU sample taken while a thread serves a periscope::Request carries
+// the request's name — a pprof label `request`, a root frame with --by-request, a menu in the
+// flame graph. request_target's "mixed" serves checkout, search (with a nested rank) and spins
+// outside any request on one thread, so a sample under the wrong request would show.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tests/e2e/harness.h"
+#include "tests/e2e/request_host.h"
+
+namespace periscope::test {
+namespace {
+
+// Records `host` at 999 Hz to `out` while it serves "mixed" for 1.5 s, then a request that
+// migrates to another thread (detach/attach) and spins there in spin_after_migration.
+void record_mixed(RequestHost& host, const std::string& out, std::vector<std::string> extra = {}) {
+  std::vector<std::string> argv{cli_path(), "record", host.pid(), "--rate", "999", "-o", out};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  Process rec(argv, {});
+  ASSERT_TRUE(wait_until([&] {
+    auto status = periscope({"exec", "--json", host.pid(), "profile", "status"});
+    auto j = nlohmann::json::parse(status.out, nullptr, false);
+    return j.is_object() && j.value("running", false);
+  }, 30s)) << rec.stderr_text();
+  host.run("mixed 1500", "mixed");
+  host.run("migrate 300", "migrating");
+  rec.kill(SIGINT);
+  ASSERT_EQ(rec.wait(30s), 0) << rec.stderr_text();
+}
+
+// Samples per (root frame, function) over the lines of a folded file that hold the function.
+using Tally = std::map<std::string, std::map<std::string, uint64_t>>;
+Tally by_root(const std::string& folded, const std::vector<std::string>& functions) {
+  Tally out;
+  std::istringstream in(folded);
+  for (std::string line; std::getline(in, line);) {
+    const std::string root = line.substr(0, line.find(';'));
+    const uint64_t count = std::stoull(line.substr(line.rfind(' ') + 1));
+    for (const auto& f : functions) {
+      if (line.find(f) != std::string::npos) out[root][f] += count;
+    }
+  }
+  return out;
+}
+
+const std::vector<std::string> kFunctions{"burn_in_checkout", "burn_in_search", "burn_in_rank",
+                                          "burn_outside_requests", "spin_after_migration"};
+const std::map<std::string, std::string> kRootOf{{"burn_in_checkout", "[request checkout]"},
+                                                 {"burn_in_search", "[request search]"},
+                                                 {"burn_in_rank", "[request rank]"},
+                                                 {"burn_outside_requests", "[no request]"},
+                                                 {"spin_after_migration", "[request migrating]"}};
+
+// Every sample of each function sits under its own request, and each has some.
+void expect_each_function_under_its_request(const Tally& tally, const std::string& folded) {
+  for (const auto& f : kFunctions) {
+    uint64_t own = 0, elsewhere = 0;
+    for (const auto& [root, counts] : tally) {
+      auto it = counts.find(f);
+      if (it == counts.end()) continue;
+      (root == kRootOf.at(f) ? own : elsewhere) += it->second;
+    }
+    EXPECT_GT(own, 10u) << f << " under " << kRootOf.at(f) << ":\n" << folded;
+    EXPECT_EQ(elsewhere, 0u) << f << " sampled under another request:\n" << folded;
+  }
+}
+
+TEST(RequestProfile, EverySampleIsUnderTheRequestItsThreadWasServing) {
+  SocketDir dir;
+  RequestHost host(dir);
+  const std::string out = dir.path() + "/by-request.folded";
+  record_mixed(host, out, {"--by-request"});
+  const std::string folded = slurp(out);
+  expect_each_function_under_its_request(by_root(folded, kFunctions), folded);
+}
+
+TEST(RequestProfile, PprofLabelsTheRequestForGoToolPprofAndViewReadsItBack) {
+  SocketDir dir;
+  RequestHost host(dir);
+  const std::string pb = dir.path() + "/cpu.pb.gz";
+  record_mixed(host, pb);
+  // periscope view reads the label back: the same request roots as a recording with --by-request.
+  const std::string folded_path = dir.path() + "/converted.folded";
+  auto view = periscope({"view", pb, "--by-request", "-o", folded_path});
+  ASSERT_EQ(view.exit_code, 0) << view.err;
+  const std::string folded = slurp(folded_path);
+  expect_each_function_under_its_request(by_root(folded, kFunctions), folded);
+  if (!file_exists("/usr/bin/go")) GTEST_SKIP() << "go tool pprof needs golang-go (scripts/setup-deps.sh installs it)";
+  auto focus = run({"/usr/bin/go", "tool", "pprof", "-top", "-tagfocus", "request=search", pb}, {{"HOME", dir.path()}},
+                   "", static_cast<uid_t>(-1), 120s);
+  ASSERT_EQ(focus.exit_code, 0) << focus.out << focus.err;
+  EXPECT_NE(focus.out.find("burn_in_search"), std::string::npos) << focus.out;
+  EXPECT_EQ(focus.out.find("burn_in_checkout"), std::string::npos) << focus.out;
+  EXPECT_EQ(focus.out.find("burn_in_rank"), std::string::npos) << "a nested request is its own:\n" << focus.out;
+  auto tags = run({"/usr/bin/go", "tool", "pprof", "-tags", pb}, {{"HOME", dir.path()}}, "", static_cast<uid_t>(-1), 120s);
+  for (const char* name : {"checkout", "search", "rank", "migrating"}) {
+    EXPECT_NE(tags.out.find(name), std::string::npos) << name << " is a request label:\n" << tags.out;
+  }
+}
+
+TEST(RequestProfile, TheFlameGraphShowsOneRequestAtATime) {
+  if (!file_exists("/usr/bin/chromium")) GTEST_SKIP() << "needs Debian's chromium (scripts/setup-deps.sh installs it)";
+  SocketDir dir;
+  RequestHost host(dir);
+  const std::string html = dir.path() + "/cpu.html";
+  record_mixed(host, html);
+  // The page opened on the view of request checkout (from the URL, as a user's link would).
+  auto dom = run({"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                  "--disable-dev-shm-usage", "--disable-sync", "--user-data-dir=" + dir.path() + "/chromium",
+                  "--dump-dom", "file://" + html + "#request=checkout"},
+                 {}, "", static_cast<uid_t>(-1), 120s);
+  ASSERT_EQ(dom.exit_code, 0) << dom.err;
+  EXPECT_NE(dom.out.find("<option value=\"search\">search</option>"), std::string::npos) << "a per-request view is offered";
+  const auto chart_at = dom.out.find("<div id=\"chart\"");
+  ASSERT_NE(chart_at, std::string::npos) << dom.out.substr(0, 2000);
+  const std::string chart = dom.out.substr(chart_at, dom.out.find("<div id=\"tip\"", chart_at) - chart_at);
+  EXPECT_NE(chart.find("burn_in_checkout"), std::string::npos) << chart.substr(0, 2000);
+  EXPECT_EQ(chart.find("burn_in_search"), std::string::npos) << "another request's frames are not drawn";
+  EXPECT_EQ(chart.find("burn_outside_requests"), std::string::npos) << "nor frames outside any request";
+}
+
+}  // namespace
+}  // namespace periscope::test
