@@ -15,9 +15,9 @@
 namespace periscope::test {
 namespace {
 
-// Records `host` at 999 Hz to `out` while it serves "mixed" for 1.5 s, then a request that
+// Records `host` at 999 Hz to `out` while it serves "mixed" for `ms`, then a request that
 // migrates to another thread (detach/attach) and spins there in spin_after_migration.
-void record_mixed(RequestHost& host, const std::string& out, std::vector<std::string> extra = {}) {
+void record_mixed(RequestHost& host, const std::string& out, std::vector<std::string> extra = {}, int ms = 1500) {
   std::vector<std::string> argv{cli_path(), "record", host.pid(), "--rate", "999", "-o", out};
   argv.insert(argv.end(), extra.begin(), extra.end());
   Process rec(argv, {});
@@ -26,7 +26,7 @@ void record_mixed(RequestHost& host, const std::string& out, std::vector<std::st
     auto j = nlohmann::json::parse(status.out, nullptr, false);
     return j.is_object() && j.value("running", false);
   }, 30s)) << rec.stderr_text();
-  host.run("mixed 1500", "mixed");
+  host.run("mixed " + std::to_string(ms), "mixed");
   host.run("migrate 300", "migrating");
   rec.kill(SIGINT);
   ASSERT_EQ(rec.wait(30s), 0) << rec.stderr_text();
@@ -73,9 +73,22 @@ TEST(RequestProfile, EverySampleIsUnderTheRequestItsThreadWasServing) {
   SocketDir dir;
   RequestHost host(dir);
   const std::string out = dir.path() + "/by-request.folded";
-  record_mixed(host, out, {"--by-request"});
+  record_mixed(host, out, {"--by-request"}, 3000);
   const std::string folded = slurp(out);
-  expect_each_function_under_its_request(by_root(folded, kFunctions), folded);
+  const Tally tally = by_root(folded, kFunctions);
+  expect_each_function_under_its_request(tally, folded);
+  // The mixer's time splits 3:2:1:1 between checkout, search (without its nested rank), rank and
+  // no request; so do the samples under each root (3 ms in 7: 42.9%).
+  const std::map<std::string, double> expected{{"burn_in_checkout", 300.0 / 7},
+                                               {"burn_in_search", 200.0 / 7},
+                                               {"burn_in_rank", 100.0 / 7},
+                                               {"burn_outside_requests", 100.0 / 7}};
+  double mixed = 0;
+  for (const auto& [f, share] : expected) mixed += static_cast<double>(tally.at(kRootOf.at(f)).at(f));
+  for (const auto& [f, share] : expected) {
+    const double got = 100.0 * static_cast<double>(tally.at(kRootOf.at(f)).at(f)) / mixed;
+    EXPECT_NEAR(got, share, 3) << kRootOf.at(f) << " of " << mixed << " samples:\n" << folded;
+  }
 }
 
 TEST(RequestProfile, PprofLabelsTheRequestForGoToolPprofAndViewReadsItBack) {
