@@ -262,6 +262,12 @@ Status start_locked(const Options& options, pid_t forked_from, bool injected) {
     if (auto err = install_crash_handlers(options.crash_log); !err.empty()) log_line(err);
   }
   agent->profiling = make_profiling(agent->io, options.profile_timers_only);
+  // A slow request's report says where its samples were, when a profile runs while it is slow.
+  observe_samples(*agent->profiling, [watchdog = agent->watchdog.get()](pid_t tid, uint32_t label,
+                                                                       const std::vector<uint64_t>& pcs,
+                                                                       uint64_t weight) {
+    watchdog->on_sample(tid, label, pcs, weight);
+  });
   if (auto err = start_whole_run_profile(agent->io, *agent->profiling, options.profile, options.profile_out);
       !err.empty()) {
     log_line(err);
@@ -407,6 +413,7 @@ void stop_agent() {
   try {
     set_request_table(nullptr);
     asio::post(agent->io, [agent] {
+      observe_samples(*agent->profiling, nullptr);
       agent->watchdog->stop();
       shut_down_profiling(*agent->profiling);
       if (agent->http) agent->http->stop();

@@ -288,6 +288,7 @@ void abandon_profiling(Profiling& profiling) {
   profiling.sampler().stop();
 }
 ProfilingTotals profiling_totals(Profiling& profiling) { return profiling.totals(); }
+void observe_samples(Profiling& profiling, Sampler::Observer observer) { profiling.sampler().set_observer(std::move(observer)); }
 
 namespace {
 

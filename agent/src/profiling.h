@@ -94,6 +94,8 @@ struct ProfilingTotals {
   double overhead_ratio = 0;
 };
 ProfilingTotals profiling_totals(Profiling& profiling);
+// io thread: `observer` hears of every sample as it is counted (nullptr: nobody).
+void observe_samples(Profiling& profiling, Sampler::Observer observer);
 
 // Profiles for `duration` in a window of its own and then hands the symbolized profile to `done`,
 // or why there is none (the sampler runs in the other mode; it cannot start). The returned

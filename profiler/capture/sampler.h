@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -80,6 +81,10 @@ class Sampler {
   const RawProfile& peek();
   size_t threads() const { return per_thread_.size(); }
   uint64_t signals_sent() const { return signals_sent_; }
+  // Told of every sample as it is counted (drained, or in wall mode an idle thread counted again
+  // at its last stack), on the agent's thread: the watchdog keeps the samples of slow requests.
+  using Observer = std::function<void(pid_t tid, uint32_t label, const std::vector<uint64_t>& pcs, uint64_t weight)>;
+  void set_observer(Observer observer) { observer_ = std::move(observer); }
 
   // In a fork child: the parent's sampling state is not ours; close its perf descriptors.
   static void reset_in_fork_child();
@@ -122,6 +127,7 @@ class Sampler {
   // thread each, so a busy agent shows in "lost" instead of silently thinning the profile.
   std::chrono::steady_clock::time_point last_wall_tick_;
   uint64_t missed_wall_samples_ = 0;
+  Observer observer_;
 };
 
 }  // namespace periscope

@@ -634,6 +634,7 @@ void Sampler::send_wall_signals() {
     uint64_t cpu = thread_cpu_ns(tid);
     if (cpu == state.last_cpu_ns && !state.last_pcs.empty()) {
       profile_.stacks[{tid, state.last_pcs, state.last_label}] += 1;  // idle since its last sample: same stack, no signal
+      if (observer_) observer_(tid, state.last_label, state.last_pcs, 1);
       profile_.samples += 1;
       continue;
     }
@@ -698,6 +699,7 @@ void Sampler::drain() {
         it->second.awaiting = false;
       }
     }
+    if (observer_) observer_(r.tid, r.label, pcs, r.weight);
     profile_.stacks[{r.tid, std::move(pcs), r.label}] += r.weight;
     profile_.samples += r.weight;
   });

@@ -137,5 +137,35 @@ TEST(RequestProfile, TheFlameGraphShowsOneRequestAtATime) {
   EXPECT_EQ(chart.find("burn_outside_requests"), std::string::npos) << "nor frames outside any request";
 }
 
+// A slow request's report says where the samples taken on it while it was slow were.
+TEST(RequestProfile, ASlowRequestsReportTablesTheFunctionsItsSamplesWereIn) {
+  SocketDir dir;
+  RequestHost host(dir);  // slow after 100 ms
+  Process rec({cli_path(), "record", host.pid(), "--rate", "999", "-o", dir.path() + "/cpu.folded"}, {});
+  ASSERT_TRUE(wait_until([&] {
+    auto status = periscope({"exec", "--json", host.pid(), "profile", "status"});
+    auto j = nlohmann::json::parse(status.out, nullptr, false);
+    return j.is_object() && j.value("running", false);
+  }, 30s)) << rec.stderr_text();
+  host.run("slow checkout 1500 42", "checkout");
+  host.run("mixed 300", "mixed");  // other requests, other functions, after it: none of them in its table
+  rec.kill(SIGINT);
+  ASSERT_EQ(rec.wait(30s), 0) << rec.stderr_text();
+  const nlohmann::json report = host.finished_report("checkout");
+  ASSERT_FALSE(report.is_null());
+  // 1.4 s slow at 999 Hz: some 1,400 samples, nearly all in burn_in_checkout's own code (most of
+  // them in the clock_gettime it calls: libraries' functions follow with their self samples).
+  EXPECT_GT(report["samples"].get<uint64_t>(), 500u) << report.dump(2);
+  ASSERT_FALSE(report["top"].empty()) << report.dump(2);
+  EXPECT_NE(report["top"][0]["function"].get<std::string>().find("burn_in_checkout"), std::string::npos) << report.dump(2);
+  EXPECT_GT(report["top"][0]["code"].get<uint64_t>() * 10, report["samples"].get<uint64_t>() * 9) << report.dump(2);
+  for (const auto& f : report["top"]) {
+    EXPECT_EQ(f["function"].get<std::string>().find("burn_in_search"), std::string::npos) << report.dump(2);
+  }
+  auto text = periscope({"slow", host.pid()});
+  EXPECT_NE(text.out.find("samples while slow (a profile ran), where they were:"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("burn_in_checkout"), std::string::npos) << text.out;
+}
+
 }  // namespace
 }  // namespace periscope::test

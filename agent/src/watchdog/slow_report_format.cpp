@@ -21,14 +21,6 @@ std::string iso_time(int64_t unix_ms) {
   return buf;
 }
 
-bool is_runtime_library(const std::string& module) {
-  for (const char* prefix : {"libc.so", "libstdc++.so", "libm.so", "libgcc_s.so", "libpthread.so", "ld-linux", "[vdso]",
-                             "libasan.so", "libubsan.so", "libtsan.so", "liblsan.so"}) {
-    if (module.rfind(prefix, 0) == 0) return true;
-  }
-  return false;
-}
-
 // Where the request was last seen: the innermost named frame of the host's own code says most;
 // libc and friends say little.
 std::string last_seen_at(const SlowReport& report) {
@@ -46,7 +38,37 @@ std::string last_seen_at(const SlowReport& report) {
                                    : describe_frame(s.frames.front(), false);
 }
 
+// "  412 samples while slow (a profile ran), where they were:" and a table of functions: CODE the
+// share whose innermost frame of the program's own code is in it, SELF in it, TOTAL under it.
+std::string render_sampled(const SlowReport& r) {
+  if (r.samples == 0) return {};
+  auto percent = [&](uint64_t n) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%.1f%%", 100.0 * static_cast<double>(n) / static_cast<double>(r.samples));
+    return std::string(buf);
+  };
+  std::vector<std::vector<std::string>> rows{{"CODE", "SELF", "TOTAL", "FUNCTION"}};
+  for (const auto& f : r.top) rows.push_back({percent(f.code), percent(f.self), percent(f.total), f.function});
+  std::string table = protocol::format_table(rows);
+  std::string out = "  " + std::to_string(r.samples) + " samples while slow (a profile ran), where they were:\n";
+  for (size_t at = 0; at < table.size();) {
+    size_t end = table.find('\n', at);
+    if (end == std::string::npos) end = table.size();
+    out += "    " + table.substr(at, end - at) + "\n";
+    at = end + 1;
+  }
+  return out;
+}
+
 }  // namespace
+
+bool is_runtime_library(const std::string& module) {
+  for (const char* prefix : {"libc.so", "libstdc++.so", "libm.so", "libgcc_s.so", "libpthread.so", "ld-linux", "[vdso]",
+                             "libasan.so", "libubsan.so", "libtsan.so", "liblsan.so"}) {
+    if (module.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
 
 std::string slow_log_record(const SlowReport& report, const char* event, pid_t pid) {
   nlohmann::json j = report_to_json(report);
@@ -76,6 +98,10 @@ nlohmann::json report_to_json(const SlowReport& r) {
     if (!s.error.empty()) j["error"] = s.error;
     stacks.push_back(std::move(j));
   }
+  nlohmann::json top = nlohmann::json::array();
+  for (const auto& f : r.top) {
+    top.push_back({{"function", f.function}, {"code", f.code}, {"self", f.self}, {"total", f.total}});
+  }
   return {{"seq", r.seq},
           {"name", r.name},
           {"id", r.id},
@@ -86,7 +112,9 @@ nlohmann::json report_to_json(const SlowReport& r) {
           {"threshold_ms", r.threshold_ms},
           {"duration_ms", r.duration_ms},
           {"finished", r.finished},
-          {"stacks", stacks}};
+          {"stacks", stacks},
+          {"samples", r.samples},
+          {"top", std::move(top)}};
 }
 
 
@@ -129,6 +157,7 @@ std::string render_reports(const SlowReportList& list) {
         out += "    #" + std::to_string(i) + (i < 10 ? "  " : " ") + describe_frame(s.frames[i], false) + "\n";
       }
     }
+    out += render_sampled(r);
     out += "\n";
   }
   return out + more;

@@ -24,6 +24,9 @@ std::string render_inflight(const InflightList& list);
 std::string slow_log_record(const SlowReport& report, const char* event, pid_t pid);
 std::string slow_log_text(const SlowReport& report, const char* event);
 
+// libc, libstdc++, ld.so, the vDSO, the sanitizer runtimes...: code a program calls, not its own.
+bool is_runtime_library(const std::string& module);
+
 // "840 ms", "2.50 s".
 std::string human_ms(double ms);
 

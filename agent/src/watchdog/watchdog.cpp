@@ -4,7 +4,9 @@
 #include "profiler/fd_identity.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <exception>
+#include <set>
 #include <mutex>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -39,6 +41,8 @@ struct Watchdog::Reporting {
   bool in_ring = false;
   bool ended = false;    // the request ended: "finished" goes out once captures_out is 0
   double final_duration_ms = 0;
+  std::map<std::vector<uint64_t>, uint64_t> new_samples;  // stack -> samples, not symbolized yet
+  std::map<std::string, SampledFunction> sampled;         // every sample so far, by function
 };
 
 struct Watchdog::Tracked {
@@ -55,6 +59,9 @@ struct Watchdog::Captured {
   SlowStack stack;
   std::vector<uint64_t> pcs;  // to symbolize into stack.frames; empty: stack.error says why
   bool only_if_first = false; // ended as it was caught again: its earlier stacks say enough
+  bool samples_only = false;  // no stack: only the request's last samples, once it ended
+  std::map<std::vector<uint64_t>, uint64_t> samples;  // the request's samples since the last round
+  std::map<std::string, SampledFunction> sampled;     // the same, by function (symbolizer thread)
 };
 
 // Where the symbolizer thread hands stacks back: our io thread while we live, nowhere after.
@@ -88,6 +95,51 @@ namespace {
 int64_t unix_ms_now() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// What a sample's frame is called in the top-functions table: its function, else module+offset.
+std::string function_of(const Frame& f) {
+  if (!f.function.empty()) return f.function;
+  char offset[32];
+  std::snprintf(offset, sizeof offset, "+0x%llx", static_cast<unsigned long long>(f.module_offset));
+  return (f.module.empty() ? std::string("?") : f.module) + offset;
+}
+
+// Symbolizer thread: samples (stack -> count) by function, self and anywhere on the stack.
+std::map<std::string, SampledFunction> by_function(const std::map<std::vector<uint64_t>, uint64_t>& samples,
+                                                   Symbolizer& symbolizer) {
+  std::map<std::string, SampledFunction> out;
+  for (const auto& [pcs, count] : samples) {
+    const std::vector<Frame> frames = symbolize_captured(pcs, symbolizer);
+    if (frames.empty()) continue;
+    std::set<std::string> seen;  // a recursive function counts once per sample in its total
+    bool in_code = false;        // the innermost frame of the program's own code is behind us
+    for (size_t i = 0; i < frames.size(); ++i) {
+      std::string name = function_of(frames[i]);
+      SampledFunction& f = out[name];
+      f.function = name;
+      if (i == 0) f.self += count;
+      if (seen.insert(name).second) f.total += count;
+      if (!in_code && !is_runtime_library(frames[i].module)) {
+        f.code += count;
+        in_code = true;
+      }
+    }
+  }
+  return out;
+}
+
+// The program's own functions its samples were in first, then the libraries' where they were
+// taken; kTopSampled at most.
+std::vector<SampledFunction> top_sampled(const std::map<std::string, SampledFunction>& sampled) {
+  std::vector<SampledFunction> all;
+  for (const auto& [name, f] : sampled) all.push_back(f);
+  std::sort(all.begin(), all.end(), [](const SampledFunction& a, const SampledFunction& b) {
+    if (a.code != b.code) return a.code > b.code;
+    return a.self != b.self ? a.self > b.self : a.total > b.total;
+  });
+  if (all.size() > kTopSampled) all.resize(kTopSampled);
+  return all;
 }
 
 bool same_stack(const SlowStack& a, const SlowStack& b) {
@@ -193,7 +245,7 @@ void Watchdog::scan() {
     const uint64_t end_sequence = slot.end_sequence.load(std::memory_order_acquire);
     const uint64_t end = slot.end_ticks.load(std::memory_order_acquire);
     const bool exact = end_sequence == t.sequence && slot.end_sequence.load(std::memory_order_acquire) == t.sequence;
-    finish(*t.reporting, exact && end > t.start_ticks ? ticks_to_ns(end - t.start_ticks) / 1e6 : t.last_capture_age_ms);
+    finish(t.reporting, exact && end > t.start_ticks ? ticks_to_ns(end - t.start_ticks) / 1e6 : t.last_capture_age_ms);
     if (same && slot_state(word) == kEnded) slot.word.store(slot_word(t.sequence, kFree), std::memory_order_release);
     it = impl_->tracked.erase(it);
   }
@@ -287,13 +339,18 @@ void Watchdog::capture_all(const std::vector<Due>& due) {
                                                                    : got.detail;
     }
   }
-  // Symbols come from the symbolizer thread: loading debug information can take a while (and
-  // seconds on a starved core), and the scans must go on meanwhile.
+  for (size_t i = 0; i < due.size(); ++i) (*batch)[i].samples = std::move(due[i].tracked->reporting->new_samples);
+  symbolize_then_add(std::move(batch));
+}
+
+// Symbols come from the symbolizer thread: loading debug information can take a while (and
+// seconds on a starved core), and the scans must go on meanwhile.
+void Watchdog::symbolize_then_add(std::shared_ptr<std::vector<Captured>> batch) {
   symbolize_in_background([batch, outlet = impl_->outlet, this](Symbolizer& symbolizer) {
     for (Captured& c : *batch) {
-      if (c.pcs.empty()) continue;
       try {
-        c.stack.frames = symbolize_captured(c.pcs, symbolizer);
+        if (!c.pcs.empty()) c.stack.frames = symbolize_captured(c.pcs, symbolizer);
+        c.sampled = by_function(c.samples, symbolizer);
       } catch (const std::exception& e) {  // the batch still goes back: its reports must end
         c.stack.error = std::string("not symbolized: ") + e.what();
       }
@@ -315,6 +372,16 @@ void Watchdog::add_symbolized(std::vector<Captured>& batch) {
     Reporting& r = *c.reporting;
     --r.captures_out;
     SlowReport& report = *r.report;
+    for (auto& [name, f] : c.sampled) {
+      SampledFunction& all = r.sampled[name];
+      all.function = name;
+      all.code += f.code;
+      all.self += f.self;
+      all.total += f.total;
+    }
+    for (const auto& [pcs, count] : c.samples) report.samples += count;
+    if (!c.sampled.empty()) report.top = top_sampled(r.sampled);
+    if (c.samples_only) continue;
     // A request already caught in flight that ends just as it is caught again: its stacks so far
     // say what it did, and its "finished" event follows; an empty stack would only add noise.
     if (c.only_if_first && !report.stacks.empty()) continue;
@@ -338,10 +405,37 @@ void Watchdog::add_symbolized(std::vector<Captured>& batch) {
   }
 }
 
-void Watchdog::finish(Reporting& r, double duration_ms) {
+void Watchdog::finish(const std::shared_ptr<Reporting>& reporting, double duration_ms) {
+  Reporting& r = *reporting;
   r.ended = true;
   r.final_duration_ms = duration_ms;
+  if (!r.new_samples.empty()) {  // its last samples, since the last capture
+    auto batch = std::make_shared<std::vector<Captured>>(1);
+    Captured& c = batch->front();
+    c.reporting = reporting;
+    c.samples_only = true;
+    c.samples = std::move(r.new_samples);
+    r.new_samples.clear();
+    ++r.captures_out;
+    symbolize_then_add(std::move(batch));
+  }
   if (r.captures_out == 0) complete(r);
+}
+
+void Watchdog::on_sample(pid_t tid, uint32_t label, const std::vector<uint64_t>& pcs, uint64_t weight) {
+  if (label == 0) return;
+  for (auto& [index, t] : impl_->tracked) {
+    const RequestSlot& slot = table_.slot(index);
+    if (slot.word.load(std::memory_order_acquire) != slot_word(t.sequence, kReported)) continue;
+    if (slot.tid.load(std::memory_order_relaxed) != tid) continue;
+    if (slot.name_index.load(std::memory_order_relaxed) + 1 != label) continue;
+    std::vector<uint64_t> stack;
+    for (uint64_t pc : pcs) {
+      if (pc != 0) stack.push_back(pc);  // 0: where a truncated stack was cut
+    }
+    if (!stack.empty()) t.reporting->new_samples[std::move(stack)] += weight;
+    return;
+  }
 }
 
 void Watchdog::complete(Reporting& r) {

@@ -41,6 +41,14 @@ struct SlowStack {
   double first_at_ms = 0;
 };
 
+// A function a slow request's samples were taken in (when a profile ran while it was slow).
+struct SampledFunction {
+  std::string function;  // its name, or module+offset
+  uint64_t code = 0;     // samples whose innermost frame of the program's own code is in it
+  uint64_t self = 0;     // samples taken in it
+  uint64_t total = 0;    // samples with it anywhere on the stack
+};
+
 struct SlowReport {
   uint64_t seq = 0;
   std::string name;
@@ -52,7 +60,11 @@ struct SlowReport {
   double duration_ms = 0;  // so far, or final
   bool finished = false;
   std::vector<SlowStack> stacks;
+  uint64_t samples = 0;               // CPU or wall samples taken on it while it was slow
+  std::vector<SampledFunction> top;   // where they were: most code, then self samples first; kTopSampled at most
 };
+
+inline constexpr size_t kTopSampled = 5;
 
 struct SlowReportList {
   std::vector<SlowReport> reports;
@@ -90,6 +102,10 @@ class Watchdog {
 
   uint64_t scans() const { return scans_; }
 
+  // io thread (a Sampler::Observer): a CPU or wall sample, kept when it was taken on the thread
+  // of a request being reported as slow, under that request's label.
+  void on_sample(pid_t tid, uint32_t label, const std::vector<uint64_t>& pcs, uint64_t weight);
+
  private:
   struct Reporting;
   struct Tracked;
@@ -103,8 +119,9 @@ class Watchdog {
   // symbolizer thread: requests that turn slow together are caught together, and no scan waits
   // for symbols. add_symbolized() takes them back, in capture order.
   void capture_all(const std::vector<Due>& due);
+  void symbolize_then_add(std::shared_ptr<std::vector<Captured>> batch);
   void add_symbolized(std::vector<Captured>& batch);
-  void finish(Reporting& r, double duration_ms);
+  void finish(const std::shared_ptr<Reporting>& reporting, double duration_ms);
   void complete(Reporting& r);
   void emit(const SlowReport& report, const char* event);
 
