@@ -40,6 +40,14 @@ class StackCapture {
   // Captures the stacks of `tids` of this process, all at once; each thread gets `timeout` to answer.
   static std::vector<CapturedStack> capture(const std::vector<pid_t>& tids, std::chrono::milliseconds timeout,
                                             size_t max_depth = kMaxStackDepth);
+  // From a crash handler (async-signal-safe: no allocation, no lock; a capture in progress at the
+  // crash is abandoned to its own memory). Signals up to kCrashThreads of `tids` at once, waits
+  // up to `timeout_ms` for all of them, then calls each(arg, tid, pcs, depth, truncated) per
+  // thread in `tids` order, depth 0 for one that did not answer. False if capture is not installed.
+  static constexpr size_t kCrashThreads = 64;
+  static constexpr size_t kCrashDepth = 48;
+  using CrashStackFn = void (*)(void* arg, pid_t tid, const uint64_t* pcs, size_t depth, bool truncated);
+  static bool capture_for_crash(const pid_t* tids, size_t n, int timeout_ms, CrashStackFn each, void* arg);
   // What every capture so far did, per thread asked (for metrics; read from any thread).
   struct Counters {
     uint64_t signals_sent = 0;

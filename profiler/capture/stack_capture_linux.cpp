@@ -29,11 +29,17 @@ struct Slot {
 };
 
 struct Batch {
-  explicit Batch(size_t n) : count(n), slots(new Slot[n]) {}
+  explicit Batch(size_t n) : count(n), owned(new Slot[n]), slots(owned.get()) {}
+  Batch(Slot* fixed, size_t n) : count(n), slots(fixed) {}
   size_t count;
-  std::unique_ptr<Slot[]> slots;
+  std::unique_ptr<Slot[]> owned;
+  Slot* slots;
   size_t max_depth = kMaxStackDepth;
 };
+
+// A crash report's capture: static memory, touched only in a crash.
+Slot g_crash_slots[StackCapture::kCrashThreads];
+Batch g_crash_batch(g_crash_slots, 0);
 
 std::atomic<Batch*> g_batch{nullptr};
 std::atomic<int> g_handlers_running{0};
@@ -172,6 +178,51 @@ void count_outcomes(const std::vector<CapturedStack>& out) {
   }
 }
 }  // namespace
+
+// async-signal-safe: atomics, tgkill, nanosleep.
+bool StackCapture::capture_for_crash(const pid_t* tids, size_t n, int timeout_ms, CrashStackFn each, void* arg) {
+  const int sig = g_signal.load();
+  if (sig == 0 || !handler_installed(sig, on_capture_signal)) return false;
+  n = n < kCrashThreads ? n : kCrashThreads;
+  g_batch.store(nullptr);  // a capture in progress: its threads answer nobody now
+  for (size_t i = 0; i < n; ++i) {
+    g_crash_slots[i].tid.store(tids[i]);
+    g_crash_slots[i].state.store(kRequested);
+    g_crash_slots[i].depth = 0;
+  }
+  g_crash_batch.count = n;
+  g_crash_batch.max_depth = kCrashDepth;
+  g_batch.store(&g_crash_batch);
+  const pid_t pid = ::getpid();
+  for (size_t i = 0; i < n; ++i) {
+    if (!send_guarded(pid, tids[i], sig)) g_crash_slots[i].state.store(kAbandoned);
+  }
+  for (int waited_ms = 0; waited_ms < timeout_ms; ++waited_ms) {
+    bool all = true;
+    for (size_t i = 0; i < n && all; ++i) {
+      const int s = g_crash_slots[i].state.load(std::memory_order_acquire);
+      all = s != kRequested && s != kWriting;
+    }
+    if (all) break;
+    timespec one_ms{0, 1000 * 1000};
+    ::nanosleep(&one_ms, nullptr);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    int expected = kRequested;
+    g_crash_slots[i].state.compare_exchange_strong(expected, kAbandoned);
+  }
+  g_batch.store(nullptr);
+  for (int i = 0; i < 100 && g_handlers_running.load() != 0; ++i) {  // one mid-unwind: 100 ms more
+    timespec one_ms{0, 1000 * 1000};
+    ::nanosleep(&one_ms, nullptr);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const Slot& slot = g_crash_slots[i];
+    const bool done = slot.state.load(std::memory_order_acquire) == kDone;
+    each(arg, tids[i], slot.pcs, done ? slot.depth : 0, done && slot.truncated);
+  }
+  return true;
+}
 
 StackCapture::Counters StackCapture::counters() {
   return {g_signals_sent.load(std::memory_order_relaxed), g_captured.load(std::memory_order_relaxed),

@@ -116,10 +116,15 @@ TEST_P(CrashReport, NamesTheSignalAndDiesAsWithoutTheAgent) {
   EXPECT_EQ(without.err.find("crash report"), std::string::npos) << without.err;
   EXPECT_NE(slurp(log).find("periscope: crash report"), std::string::npos) << "PERISCOPE_CRASH_LOG";
 
-  // view-crash names the function that faulted.
+  // The other threads' stacks: one waiting, one that blocks every signal (named, no stack).
+  EXPECT_NE(with.err.find("\"bystander\":\n    #0 0x"), std::string::npos) << with.err;
+  EXPECT_NE(with.err.find("\"deaf\": blocks the capture signal; no stack"), std::string::npos) << with.err;
+
+  // view-crash names the function that faulted, and where the bystander waited.
   auto view = periscope({"view-crash", log});
   EXPECT_EQ(view.exit_code, 0) << view.err;
   EXPECT_NE(view.out.find("crash_target_fault"), std::string::npos) << view.out;
+  EXPECT_NE(view.out.find("crash_target_bystander"), std::string::npos) << view.out;
 }
 
 TEST_P(CrashReport, AHandlerTheHostInstalledFirstStillRuns) {

@@ -2,13 +2,17 @@
 // MODE one of segv, bus, ill, fpe, abort. Built twice: linked with the agent (WITH_AGENT: it calls
 // periscope::start() and crashes inside a request "GET /crash") and plain, for LD_PRELOAD.
 // `handler` installs a handler of the host's own for MODE's signal before the agent starts; it
-// prints "host handler ran" and exits 42.
+// prints "host handler ran" and exits 42. Two more threads are there when it crashes: "bystander",
+// waiting in crash_target_bystander(), and "deaf", which blocks every signal.
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <atomic>
+#include <pthread.h>
 #include <sys/mman.h>
+#include <thread>
 #include <unistd.h>
 
 #ifdef WITH_AGENT
@@ -18,6 +22,22 @@
 namespace {
 
 volatile int g_zero = 0;
+std::atomic<int> g_waiting{0};
+
+__attribute__((noinline)) void crash_target_bystander() {
+  pthread_setname_np(pthread_self(), "bystander");
+  ++g_waiting;
+  for (;;) ::pause();  // a signal's handler runs, then it waits again
+}
+
+void deaf() {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, nullptr);
+  pthread_setname_np(pthread_self(), "deaf");
+  ++g_waiting;
+  for (;;) ::pause();
+}
 
 void host_handler(int) {
   const char text[] = "host handler ran\n";
@@ -60,6 +80,9 @@ int main(int argc, char** argv) {
   (void)periscope::start();  // PERISCOPE_DISABLE=1: the run without the agent
   periscope::Request request("GET /crash");
 #endif
+  std::thread(crash_target_bystander).detach();
+  std::thread(deaf).detach();
+  while (g_waiting.load() < 2) std::this_thread::yield();
   crash_target_fault(mode);
   return 0;
 }

@@ -16,6 +16,7 @@
 #include "agent/src/watchdog/fast_clock.h"
 #include "agent/src/watchdog/request_table.h"
 #include "profiler/capture/signal_unwind.h"
+#include "profiler/capture/stack_capture.h"
 #include "profiler/proc_reader.h"
 #include "profiler/signal_delivery.h"
 
@@ -189,37 +190,167 @@ const char* code_name(int sig, int code) {
   return "fault";
 }
 
-// async-signal-safe: every thread with its name, from /proc/self/task.
-void write_threads(Out& out, pid_t crashing) {
+// The threads of the report: tids and names, read from /proc/self/task at the crash.
+constexpr size_t kMaxThreadsListed = 1024;
+struct ListedThread {
+  pid_t tid;
+  char name[16];
+  uint8_t name_len;
+};
+ListedThread g_threads[kMaxThreadsListed];
+size_t g_thread_count = 0;
+size_t g_threads_unlisted = 0;  // beyond kMaxThreadsListed
+char g_status[4096];
+
+// async-signal-safe: "self/task/TID/<file>" into `path` (64 bytes).
+void task_path(char* path, pid_t tid, const char* file) {
+  std::memcpy(path, "self/task/", 10);
+  size_t at = 10;
+  char digits[12];
+  size_t n = 0;
+  do digits[n++] = static_cast<char>('0' + tid % 10); while ((tid /= 10) != 0);
+  while (n) path[at++] = digits[--n];
+  path[at++] = '/';
+  for (const char* c = file; *c && at < 63; ++c) path[at++] = *c;
+  path[at] = '\0';
+}
+
+// async-signal-safe: every thread's tid and name.
+void list_threads() {
+  g_thread_count = g_threads_unlisted = 0;
   const int dir = open_proc("self/task", O_RDONLY | O_DIRECTORY);
   if (dir < 0) return;
-  out << "threads:\n";
   for (;;) {
     const long n = ::syscall(SYS_getdents64, dir, g_entries, sizeof g_entries);
     if (n <= 0) break;
     for (long at = 0; at < n;) {
       auto* e = reinterpret_cast<dirent64*>(g_entries + at);
       at += e->d_reclen;
-      if (e->d_name[0] == '.') continue;
-      char path[64] = "self/task/";
-      size_t at_end = std::strlen(path);
-      for (const char* c = e->d_name; *c && at_end < 40; ++c) path[at_end++] = *c;
-      std::memcpy(path + at_end, "/comm", 6);
-      char comm[32];
-      size_t len = read_proc(path, comm, sizeof comm - 1);
-      while (len && comm[len - 1] == '\n') --len;
-      out << "  ";
-      out.put(e->d_name, std::strlen(e->d_name));
-      out << " \"";
-      out.put(comm, len);
-      out << "\"";
-      pid_t listed = 0;
-      for (const char* c = e->d_name; *c >= '0' && *c <= '9'; ++c) listed = listed * 10 + (*c - '0');
-      if (listed == crashing) out << "  <- crashed";
-      out << "\n";
+      pid_t tid = 0;
+      for (const char* c = e->d_name; *c >= '0' && *c <= '9'; ++c) tid = tid * 10 + (*c - '0');
+      if (tid <= 0) continue;
+      if (g_thread_count == kMaxThreadsListed) {
+        ++g_threads_unlisted;
+        continue;
+      }
+      ListedThread& t = g_threads[g_thread_count++];
+      t.tid = tid;
+      char path[64];
+      task_path(path, tid, "comm");
+      size_t len = read_proc(path, t.name, sizeof t.name);
+      while (len && t.name[len - 1] == '\n') --len;
+      t.name_len = static_cast<uint8_t>(len);
     }
   }
   ::close(dir);
+}
+
+// async-signal-safe: whether `tid` blocks `sig` now (its SigBlk in /proc), so it would not answer.
+bool blocks_signal(pid_t tid, int sig) {
+  char path[64];
+  task_path(path, tid, "status");
+  const size_t len = read_proc(path, g_status, sizeof g_status - 1);
+  g_status[len] = '\0';
+  const char* line = std::strstr(g_status, "SigBlk:");
+  if (!line || sig < 1 || sig > 64) return false;
+  const char* p = line + 7;
+  while (*p == ' ' || *p == '\t') ++p;
+  const uint64_t mask = parse_hex(p, g_status + len);
+  return (mask >> (sig - 1)) & 1;
+}
+
+// What capture_for_crash found for one thread (it calls back in the order it was given).
+struct OtherStacks {
+  Out* out;
+  size_t next;  // index into g_threads of the thread the next callback is about
+};
+
+void write_listed_name(Out& out, const ListedThread& t) {
+  out << "  ";
+  out.dec(static_cast<uint64_t>(t.tid));
+  out << " \"";
+  out.put(t.name, t.name_len);
+  out << "\"";
+}
+
+// async-signal-safe: one thread's captured stack (the frames as for the crashing thread).
+void write_other_stack(void* arg, pid_t tid, const uint64_t* pcs, size_t depth, bool truncated) {
+  auto& o = *static_cast<OtherStacks*>(arg);
+  Out& out = *o.out;
+  size_t i = o.next;
+  while (i < g_thread_count && g_threads[i].tid != tid) ++i;
+  if (i == g_thread_count) return;
+  o.next = i + 1;
+  write_listed_name(out, g_threads[i]);
+  if (depth == 0) {
+    out << ": no answer in time; no stack\n";
+    return;
+  }
+  out << ":\n";
+  for (size_t f = 0; f < depth; ++f) {
+    out << "    #";
+    out.dec(f);
+    out << " ";
+    out.hex(pcs[f]);
+    out << " ";
+    describe(out, f == 0 ? pcs[f] : pcs[f] - 1);
+    out << "\n";
+  }
+  if (truncated) out << "    ... (deeper frames cut)\n";
+  out.flush();
+}
+
+// async-signal-safe: every thread with its name, and the stacks of the others (up to
+// StackCapture::kCrashThreads of them, captured together within 500 ms).
+void write_threads(Out& out, pid_t crashing) {
+  list_threads();
+  if (g_thread_count == 0) return;
+  out << "threads (";
+  out.dec(g_thread_count + g_threads_unlisted);
+  out << "), with the stacks of the others:\n";
+  const int sig = StackCapture::signal_number();
+  static pid_t asked[StackCapture::kCrashThreads];
+  size_t n_asked = 0;
+  for (size_t i = 0; i < g_thread_count; ++i) {
+    const ListedThread& t = g_threads[i];
+    if (t.tid == crashing || sig == 0 || n_asked == StackCapture::kCrashThreads || blocks_signal(t.tid, sig)) continue;
+    asked[n_asked++] = t.tid;
+  }
+  for (size_t i = 0; i < g_thread_count; ++i) {
+    if (g_threads[i].tid != crashing) continue;
+    write_listed_name(out, g_threads[i]);
+    out << "  <- crashed (its stack is above)\n";
+  }
+  OtherStacks stacks{&out, 0};
+  const bool captured = n_asked > 0 && StackCapture::capture_for_crash(asked, n_asked, 500, write_other_stack, &stacks);
+  // The threads whose stacks were not asked for (or not written above): names and why.
+  size_t k = 0;
+  for (size_t i = 0; i < g_thread_count; ++i) {
+    const ListedThread& t = g_threads[i];
+    if (captured && k < n_asked && asked[k] == t.tid) {
+      ++k;
+      continue;
+    }
+    if (t.tid == crashing) continue;
+    write_listed_name(out, t);
+    if (sig == 0) {
+      out << ": stack capture is off";
+    } else if (n_asked > 0 && !captured) {
+      out << ": the capture signal's handler was replaced; no stack";
+    } else if (blocks_signal(t.tid, sig)) {
+      out << ": blocks the capture signal; no stack";
+    } else {
+      out << ": beyond the first ";
+      out.dec(StackCapture::kCrashThreads);
+      out << " threads; no stack";
+    }
+    out << "\n";
+  }
+  if (g_threads_unlisted) {
+    out << "  ... and ";
+    out.dec(g_threads_unlisted);
+    out << " more threads\n";
+  }
 }
 
 // async-signal-safe: the request table's slots are read without locks, as the watchdog does.
