@@ -44,7 +44,7 @@ header b{font-size:14px}
 <input id="search" size="28" placeholder="search (regular expression)">
 <span id="match"></span>
 <select id="thread"><option value="">all threads</option></select>
-<select id="request" hidden><option value="">all requests</option><option value="\n">no request</option></select>
+<select id="request" hidden><option value="">all requests</option></select>
 <label><input type="checkbox" id="reverse"> reverse</label>
 <label><input type="checkbox" id="icicle"> icicle</label>
 <button id="reset">reset zoom</button></header>
@@ -143,6 +143,7 @@ const threads = [...new Set(PROFILE.stacks.map(s => s.thread))].filter(t => t).s
 for (const t of threads) { const o = document.createElement('option'); o.value = o.textContent = t; $('thread').appendChild(o); }
 const requests = [...new Set(PROFILE.stacks.map(s => s.request))].filter(r => r).sort();
 for (const r of requests) { const o = document.createElement('option'); o.value = o.textContent = r; $('request').appendChild(o); }
+{ const o = document.createElement('option'); o.value = '\n'; o.textContent = 'no request'; $('request').appendChild(o); }
 $('request').hidden = requests.length === 0;
 $('meta').textContent = `${PROFILE.mode} profile, ${PROFILE.hz} Hz, ${PROFILE.seconds.toFixed(1)} s, ` +
   `${PROFILE.samples} samples, ${PROFILE.lost} lost, ${PROFILE.threads} threads` +

@@ -37,9 +37,11 @@ struct Batch {
   size_t max_depth = kMaxStackDepth;
 };
 
-// A crash report's capture: static memory, touched only in a crash.
+// A crash report's capture: static memory, touched only in a crash. Once it began, captures of
+// the agent's thread publish nothing (and unpublish only their own batch).
 Slot g_crash_slots[StackCapture::kCrashThreads];
 Batch g_crash_batch(g_crash_slots, 0);
+std::atomic<bool> g_crashing{false};
 
 std::atomic<Batch*> g_batch{nullptr};
 std::atomic<int> g_handlers_running{0};
@@ -184,6 +186,7 @@ bool StackCapture::capture_for_crash(const pid_t* tids, size_t n, int timeout_ms
   const int sig = g_signal.load();
   if (sig == 0 || !handler_installed(sig, on_capture_signal)) return false;
   n = n < kCrashThreads ? n : kCrashThreads;
+  g_crashing.store(true);
   g_batch.store(nullptr);  // a capture in progress: its threads answer nobody now
   for (size_t i = 0; i < n; ++i) {
     g_crash_slots[i].tid.store(tids[i]);
@@ -221,6 +224,7 @@ bool StackCapture::capture_for_crash(const pid_t* tids, size_t n, int timeout_ms
     const bool done = slot.state.load(std::memory_order_acquire) == kDone;
     each(arg, tids[i], slot.pcs, done ? slot.depth : 0, done && slot.truncated);
   }
+  g_crashing.store(false);  // a host handler may recover from the crash: captures work again
   return true;
 }
 
@@ -243,9 +247,13 @@ std::vector<CapturedStack> StackCapture::capture(const std::vector<pid_t>& tids,
     batch->slots[i].tid.store(tids[i]);
     batch->slots[i].state.store(tids[i] == self || sig == 0 ? kIdle : kRequested);
   }
-  g_batch.store(batch);
+  Batch* none = nullptr;
+  if (g_crashing.load() || !g_batch.compare_exchange_strong(none, batch)) {
+    for (size_t i = 0; i < tids.size(); ++i) batch->slots[i].state.store(kAbandoned);  // a crash report runs
+  }
   for (size_t i = 0; i < tids.size(); ++i) {
     Slot& slot = batch->slots[i];
+    if (slot.state.load() == kAbandoned) continue;
     if (tids[i] == self) {
       capture_self(slot, batch->max_depth);
       slot.state.store(kDone);
@@ -298,7 +306,8 @@ std::vector<CapturedStack> StackCapture::capture(const std::vector<pid_t>& tids,
       signal_may_be_pending()->insert(tids[i]);
     }
   }
-  g_batch.store(nullptr);
+  Batch* published = batch;
+  g_batch.compare_exchange_strong(published, nullptr);  // a crash report's batch stays
   if (!wait_for_handlers_to_leave()) {
     // A handler is stuck mid-unwind (its thread was stopped): leave the batch to it, forever.
     for (auto& r : out) {

@@ -73,7 +73,7 @@ TEST(RequestProfile, EverySampleIsUnderTheRequestItsThreadWasServing) {
   SocketDir dir;
   RequestHost host(dir);
   const std::string out = dir.path() + "/by-request.folded";
-  record_mixed(host, out, {"--by-request"}, 3000);
+  record_mixed(host, out, {"--by-request"}, 5000);
   const std::string folded = slurp(out);
   const Tally tally = by_root(folded, kFunctions);
   expect_each_function_under_its_request(tally, folded);
@@ -135,6 +135,18 @@ TEST(RequestProfile, TheFlameGraphShowsOneRequestAtATime) {
   EXPECT_NE(chart.find("burn_in_checkout"), std::string::npos) << chart.substr(0, 2000);
   EXPECT_EQ(chart.find("burn_in_search"), std::string::npos) << "another request's frames are not drawn";
   EXPECT_EQ(chart.find("burn_outside_requests"), std::string::npos) << "nor frames outside any request";
+  // And the view of samples outside any request (a newline in the URL: no request has that name).
+  auto outside = run({"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                      "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                      "--disable-dev-shm-usage", "--disable-sync", "--user-data-dir=" + dir.path() + "/chromium",
+                      "--dump-dom", "file://" + html + "#request=%0A"},
+                     {}, "", static_cast<uid_t>(-1), 120s);
+  ASSERT_EQ(outside.exit_code, 0) << outside.err;
+  const auto at = outside.out.find("<div id=\"chart\"");
+  ASSERT_NE(at, std::string::npos);
+  const std::string none = outside.out.substr(at, outside.out.find("<div id=\"tip\"", at) - at);
+  EXPECT_NE(none.find("burn_outside_requests"), std::string::npos) << none.substr(0, 2000);
+  EXPECT_EQ(none.find("burn_in_checkout"), std::string::npos) << "a request's frames are not drawn";
 }
 
 // A slow request's report says where the samples taken on it while it was slow were.

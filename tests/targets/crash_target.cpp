@@ -1,5 +1,6 @@
 // A program that crashes on purpose, for the crash report tests: `crash_target MODE [handler]`,
-// MODE one of segv, bus, ill, fpe, abort. Built twice: linked with the agent (WITH_AGENT: it calls
+// MODE one of segv, bus, ill, fpe, abort, overflow (unbounded recursion on the main thread),
+// overflow_thread (the same on a thread started after the agent). Built twice: linked with the agent (WITH_AGENT: it calls
 // periscope::start() and crashes inside a request "GET /crash") and plain, for LD_PRELOAD.
 // `handler` installs a handler of the host's own for MODE's signal before the agent starts; it
 // prints "host handler ran" and exits 42. Two more threads are there when it crashes: "bystander",
@@ -45,8 +46,14 @@ void host_handler(int) {
   ::_exit(42);
 }
 
+__attribute__((noinline)) int crash_target_recurse(int depth) {
+  volatile char frame[512];
+  frame[0] = static_cast<char>(depth);
+  return crash_target_recurse(depth + 1) + frame[0];  // not a tail call: every frame stays
+}
+
 int signal_of(const std::string& mode) {
-  if (mode == "segv") return SIGSEGV;
+  if (mode == "segv" || mode.rfind("overflow", 0) == 0) return SIGSEGV;
   if (mode == "bus") return SIGBUS;
   if (mode == "ill") return SIGILL;
   if (mode == "fpe") return SIGFPE;
@@ -63,6 +70,10 @@ __attribute__((noinline)) void crash_target_fault(const std::string& mode) {
     std::printf("%d\n", *static_cast<volatile char*>(p));
   } else if (mode == "ill") {
     __builtin_trap();
+  } else if (mode == "overflow") {
+    std::printf("%d\n", crash_target_recurse(0));
+  } else if (mode == "overflow_thread") {
+    std::thread([] { std::printf("%d\n", crash_target_recurse(0)); }).join();
   } else if (mode == "fpe") {
     volatile int numerator = 7;  // not 1: gcc turns 1 / x into a comparison, no division
     std::printf("%d\n", numerator / g_zero);

@@ -2,6 +2,7 @@
 #include "agent/src/watchdog/request_table.h"
 
 #include <gtest/gtest.h>
+#include <functional>
 #include <thread>
 
 #include "agent/src/watchdog/fast_clock.h"
@@ -28,28 +29,61 @@ TEST(RequestTable, BeginAndEndCountPerName) {
   EXPECT_EQ(a.slow, 0u);
 }
 
-// The label the sampling handler copies into each sample: the request this thread serves.
+// The label the sampling handler copies into each sample: the request this thread serves. Each
+// case on a thread of its own (the thread's label and chain of requests are thread-local).
+void on_fresh_thread(const std::function<void()>& body) { std::thread(body).join(); }
+
 TEST(RequestTable, AThreadsSamplesAreLabelledWithTheRequestItServes) {
   RequestTable table = make_table();
-  ASSERT_EQ(sample_label(), 0u);
-  RequestSlot* outer = table.begin("GET /a", 1);
-  EXPECT_EQ(sample_label(), 1u) << "name index 0, plus one";
-  RequestSlot* inner = table.begin("GET /b", 2);
-  EXPECT_EQ(sample_label(), 2u) << "a nested request labels what it runs";
-  table.end(inner);
-  EXPECT_EQ(sample_label(), 1u) << "and the outer request's label comes back";
-  RequestTable::detach(outer);
-  EXPECT_EQ(sample_label(), 0u) << "a detached request no longer labels this thread";
-  uint32_t on_other_thread = 0, after_end = 0;
-  std::thread([&] {
-    RequestTable::attach(outer);
-    on_other_thread = sample_label();
-    table.end(outer);
-    after_end = sample_label();
-  }).join();
-  EXPECT_EQ(on_other_thread, 1u) << "the thread that attaches it serves it";
-  EXPECT_EQ(after_end, 0u);
-  EXPECT_EQ(sample_label(), 0u);
+  on_fresh_thread([&] {
+    ASSERT_EQ(sample_label(), 0u);
+    RequestSlot* outer = table.begin("GET /a", 1);
+    EXPECT_EQ(sample_label(), 1u) << "name index 0, plus one";
+    RequestSlot* inner = table.begin("GET /b", 2);
+    EXPECT_EQ(sample_label(), 2u) << "a nested request labels what it runs";
+    table.end(inner);
+    EXPECT_EQ(sample_label(), 1u) << "and the outer request's label comes back";
+    RequestTable::detach(outer);
+    EXPECT_EQ(sample_label(), 0u) << "a detached request no longer labels this thread";
+    uint32_t on_other_thread = 0, after_end = 0;
+    on_fresh_thread([&] {
+      RequestTable::attach(outer);
+      on_other_thread = sample_label();
+      table.end(outer);
+      after_end = sample_label();
+    });
+    EXPECT_EQ(on_other_thread, 1u) << "the thread that attaches it serves it";
+    EXPECT_EQ(after_end, 0u);
+    EXPECT_EQ(sample_label(), 0u);
+  });
+}
+
+// A move-assignment (request = Request("b")) begins the new request before the old one ends.
+TEST(RequestTable, RequestsThatEndOutOfOrderLeaveNoLabelBehind) {
+  RequestTable table = make_table();
+  on_fresh_thread([&] {
+    RequestSlot* a = table.begin("GET /a", 1);
+    RequestSlot* b = table.begin("GET /b", 2);
+    table.end(a);
+    EXPECT_EQ(sample_label(), 2u) << "b still runs";
+    table.end(b);
+    EXPECT_EQ(sample_label(), 0u) << "not a's label back: a ended";
+  });
+  on_fresh_thread([&] {
+    RequestSlot* first = table.begin("GET /a", 1);
+    RequestSlot* second = table.begin("GET /a", 2);
+    table.end(first);
+    EXPECT_EQ(sample_label(), 1u) << "the same name, the second request still runs";
+    table.end(second);
+    EXPECT_EQ(sample_label(), 0u);
+  });
+  on_fresh_thread([&] {
+    RequestSlot* elsewhere = table.begin("GET /b", 3);
+    on_fresh_thread([&] { table.end(elsewhere); });  // ended on another thread, never detached
+    RequestSlot* next = table.begin("GET /a", 4);
+    table.end(next);
+    EXPECT_EQ(sample_label(), 0u) << "the request that ended elsewhere is not served here any more";
+  });
 }
 
 TEST(RequestTable, NamesBeyondTheBoundCountAsOther) {

@@ -13,6 +13,8 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "agent/src/crash/alt_stacks.h"
+#include "agent/src/fork_handling.h"
 #include "agent/src/watchdog/fast_clock.h"
 #include "agent/src/watchdog/request_table.h"
 #include "profiler/capture/signal_unwind.h"
@@ -286,6 +288,10 @@ void write_other_stack(void* arg, pid_t tid, const uint64_t* pcs, size_t depth, 
     out << ": no answer in time; no stack\n";
     return;
   }
+  if (budget_left_ms() < 1000) {  // naming frames reads the maps once per frame: keep time to end
+    out << ": stack not written, the report's time is nearly spent\n";
+    return;
+  }
   out << ":\n";
   for (size_t f = 0; f < depth; ++f) {
     out << "    #";
@@ -496,11 +502,15 @@ std::string install_crash_handlers(const std::string& log_path) {
       return std::string("crash report: sigaction: ") + std::strerror(errno);
     }
   }
+  // A stack overflow's SIGSEGV runs the handler only on an alternate stack (alt_stacks.h).
+  give_main_thread_alt_stack();
+  set_new_threads_want_alt_stacks(true);
   return {};
 }
 
 void uninstall_crash_handlers() {
   if (!g_installed.exchange(false)) return;
+  set_new_threads_want_alt_stacks(false);
   for (int sig : kCrashSignals) {
     struct sigaction current {};
     if (agent_sigaction(sig, nullptr, &current) == 0 && (current.sa_flags & SA_SIGINFO) &&
@@ -513,7 +523,8 @@ void uninstall_crash_handlers() {
   }
 }
 
-void reset_crash_report_in_fork_child() {
+PERISCOPE_FORK_PATH void reset_crash_report_in_fork_child() {
+  reset_alt_stack_pool_in_fork_child();
   g_reporter.store(0);  // a report some parent thread was writing: not this process's
   g_reported.store(false);
 }

@@ -1,7 +1,9 @@
 // pthread_create() as the host calls it. While a CPU profile runs, a new thread arms its own
 // sampling before the host's start routine runs (Sampler::arm_new_thread): a thread that lives
 // 10 ms is otherwise gone before the agent's next rescan (100 ms) and its CPU time never sampled.
-// When nothing samples, the call passes straight through after one atomic load.
+// While the crash report is on, a new thread gets an alternate signal stack for the time it runs
+// (alt_stacks.h: a stack overflow still gets its report). With neither, the call passes straight
+// through after two atomic loads.
 //
 // Exported from libperiscope.so (exports.map). Not built into sanitizer builds: ASan and TSan
 // interpose pthread_create themselves and start their own bookkeeping in the new thread, which
@@ -10,6 +12,7 @@
 #include <new>
 #include <pthread.h>
 
+#include "agent/src/crash/alt_stacks.h"
 #include "profiler/capture/sampler.h"
 
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
@@ -33,12 +36,19 @@ __attribute__((constructor(101))) void resolve_at_load() { (void)next_pthread_cr
 struct HostStart {
   void* (*routine)(void*);
   void* arg;
+  bool sampled;
+  bool alt_stack;
 };
 
-void* start_sampled(void* p) {
+// The host's start routine, after what the thread needs first. The alternate stack goes back to
+// the pool when the routine returns, and on pthread_exit or cancellation (the unwind runs the
+// destructor).
+void* start_host_routine(void* p) {
   const HostStart start = *static_cast<HostStart*>(p);
   delete static_cast<HostStart*>(p);
-  periscope::Sampler::arm_new_thread();
+  if (start.sampled) periscope::Sampler::arm_new_thread();
+  if (!start.alt_stack) return start.routine(start.arg);
+  periscope::agent::ThreadAltStack alt_stack;
   return start.routine(start.arg);
 }
 
@@ -47,10 +57,12 @@ void* start_sampled(void* p) {
 extern "C" __attribute__((visibility("default"))) int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
                                                                      void* (*routine)(void*), void* arg) {
   PthreadCreateFn next = next_pthread_create();
-  if (!periscope::Sampler::samples_new_threads()) return next(thread, attr, routine, arg);
-  auto* start = new (std::nothrow) HostStart{routine, arg};
+  const bool sampled = periscope::Sampler::samples_new_threads();
+  const bool alt_stack = periscope::agent::new_threads_want_alt_stacks();
+  if (!sampled && !alt_stack) return next(thread, attr, routine, arg);
+  auto* start = new (std::nothrow) HostStart{routine, arg, sampled, alt_stack};
   if (!start) return next(thread, attr, routine, arg);
-  const int r = next(thread, attr, start_sampled, start);
+  const int r = next(thread, attr, start_host_routine, start);
   if (r != 0) delete start;
   return r;
 }

@@ -86,15 +86,64 @@ size_t bucket_for(uint64_t ns) {
   return i;
 }
 
-// This thread's samples carry the request's name (its index + 1) while it serves the request; the
-// label it had before comes back when it stops (an outer request's, or none).
-void serve_on_this_thread(RequestSlot& s, uint32_t name_index) {
-  s.outer_label = sample_label();
-  set_sample_label(name_index + 1);
+// The requests this thread serves, innermost first, chained through RequestSlot::outer: its
+// samples carry the innermost one's name (its index + 1, sample_label.h). Requests that ended out
+// of order (a move-assignment begins the new one first) are unlinked; one that ended on another
+// thread without detach() is skipped when it is next looked at.
+__attribute__((tls_model("initial-exec"))) thread_local RequestSlot* t_serving = nullptr;
+__attribute__((tls_model("initial-exec"))) thread_local uint64_t t_serving_sequence = 0;
+
+uint64_t sequence_of(const RequestSlot& s) { return s.word.load(std::memory_order_acquire) >> 8; }
+
+// `s`, if it is still request `sequence` and served by this thread, else the first of its outer
+// requests that is (a few hops at most: slots never go away, a reused one fails the check).
+RequestSlot* still_served(RequestSlot* s, uint64_t sequence) {
+  for (int hops = 0; s && hops < 8; ++hops) {
+    const uint64_t word = s->word.load(std::memory_order_acquire);
+    const SlotState state = slot_state(word);
+    if ((word >> 8) == sequence && (state == kActive || state == kReported) &&
+        s->tid.load(std::memory_order_relaxed) == cached_tid()) {
+      return s;
+    }
+    sequence = s->outer_sequence.load(std::memory_order_relaxed);
+    s = s->outer.load(std::memory_order_relaxed);
+  }
+  return nullptr;
 }
 
-void stop_serving_on_this_thread(const RequestSlot& s) {
-  if (sample_label() == s.name_index.load(std::memory_order_relaxed) + 1) set_sample_label(s.outer_label);
+void serve_innermost(RequestSlot* s) {
+  t_serving = s;
+  t_serving_sequence = s ? sequence_of(*s) : 0;
+  set_sample_label(s ? s->name_index.load(std::memory_order_relaxed) + 1 : 0);
+}
+
+// `s` (request `sequence`) is now the innermost request this thread serves.
+void serve_on_this_thread(RequestSlot& s, uint64_t sequence) {
+  RequestSlot* outer = still_served(t_serving, t_serving_sequence);
+  s.outer.store(outer, std::memory_order_relaxed);
+  s.outer_sequence.store(outer ? sequence_of(*outer) : 0, std::memory_order_relaxed);
+  t_serving = &s;
+  t_serving_sequence = sequence;
+  set_sample_label(s.name_index.load(std::memory_order_relaxed) + 1);
+}
+
+// `s` ends or leaves this thread: out of the chain, wherever it is in it.
+void stop_serving_on_this_thread(RequestSlot& s) {
+  const uint64_t sequence = sequence_of(s);
+  if (t_serving == &s && t_serving_sequence == sequence) {
+    return serve_innermost(still_served(s.outer.load(std::memory_order_relaxed),
+                                       s.outer_sequence.load(std::memory_order_relaxed)));
+  }
+  RequestSlot* inner = still_served(t_serving, t_serving_sequence);
+  RequestSlot* p = inner;
+  for (int hops = 0; p && hops < 8; ++hops, p = p->outer.load(std::memory_order_relaxed)) {
+    if (p->outer.load(std::memory_order_relaxed) == &s && p->outer_sequence.load(std::memory_order_relaxed) == sequence) {
+      p->outer.store(s.outer.load(std::memory_order_relaxed), std::memory_order_relaxed);
+      p->outer_sequence.store(s.outer_sequence.load(std::memory_order_relaxed), std::memory_order_relaxed);
+      break;
+    }
+  }
+  serve_innermost(inner);
 }
 
 }  // namespace
@@ -200,7 +249,7 @@ RequestSlot* RequestTable::begin(const char* name, uint64_t id) {
     copy_name(s.name, name);
     const uint32_t name_index = index_of(name);
     s.name_index.store(name_index, std::memory_order_relaxed);
-    serve_on_this_thread(s, name_index);
+    serve_on_this_thread(s, sequence);
     s.id = id;
     s.tid.store(cached_tid(), std::memory_order_relaxed);
     s.start_ticks.store(now_ticks(), std::memory_order_relaxed);
@@ -295,7 +344,7 @@ void RequestTable::detach(RequestSlot* s) {
 
 void RequestTable::attach(RequestSlot* s) {
   if (s->tid.load(std::memory_order_relaxed) == cached_tid()) return;  // already here
-  serve_on_this_thread(*s, s->name_index.load(std::memory_order_relaxed));
+  serve_on_this_thread(*s, sequence_of(*s));
   s->tid.store(cached_tid(), std::memory_order_release);
 }
 

@@ -47,7 +47,11 @@ struct alignas(64) RequestSlot {
   std::atomic<uint64_t> end_sequence{0};  // which request end_ticks belongs to
   uint64_t id = 0;
   std::atomic<uint32_t> name_index{0};  // atomic: the watchdog may read it while a new request claims the slot
-  uint32_t outer_label = 0;  // the serving thread's sample label before this request (a nested one's outer request)
+  // The request its thread served before this one began or was attached there (a nested request's
+  // outer one), and that request's sequence: written by the serving thread, read by it (atomics:
+  // a slot reused meanwhile is written by its new owner).
+  std::atomic<RequestSlot*> outer{nullptr};
+  std::atomic<uint64_t> outer_sequence{0};
   char name[kRequestNameBytes] = {};
 };
 

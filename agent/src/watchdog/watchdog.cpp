@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <exception>
 #include <set>
+#include <unordered_map>
 #include <mutex>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -82,6 +83,8 @@ struct Watchdog::Impl {
   asio::posix::stream_descriptor first_use;  // our copy of the table's first-use eventfd
   int first_use_fd = -1;
   std::map<size_t, Tracked> tracked;  // slot index -> report in progress
+  // The same by (thread, sample label) as of the last scan, for on_sample: one lookup a sample.
+  std::unordered_map<uint64_t, Tracked*> by_thread_and_label;
   std::deque<std::shared_ptr<SlowReport>> ring;
   uint64_t next_seq = 1;
   size_t symbolizing = 0;  // reports caught, not in the ring until their first stack is symbolized
@@ -264,8 +267,22 @@ void Watchdog::scan() {
     if (!slot.word.compare_exchange_strong(word, slot_word(word >> 8, kReported), std::memory_order_acq_rel)) continue;
     if (Tracked* t = begin_report(i, word >> 8, start, slot, threshold, age)) due.push_back({t, age});
   }
+  index_by_thread_and_label();
   if (due.empty()) return;
   capture_all(due);
+}
+
+namespace {
+uint64_t thread_and_label(pid_t tid, uint32_t label) { return (static_cast<uint64_t>(tid) << 32) | label; }
+}  // namespace
+
+void Watchdog::index_by_thread_and_label() {
+  impl_->by_thread_and_label.clear();
+  for (auto& [index, t] : impl_->tracked) {
+    const RequestSlot& slot = table_.slot(index);
+    const pid_t tid = slot.tid.load(std::memory_order_relaxed);
+    if (tid != 0) impl_->by_thread_and_label[thread_and_label(tid, slot.name_index.load(std::memory_order_relaxed) + 1)] = &t;
+  }
 }
 
 Watchdog::Tracked* Watchdog::begin_report(size_t index, uint64_t sequence, uint64_t start_ticks, RequestSlot& slot,
@@ -423,19 +440,18 @@ void Watchdog::finish(const std::shared_ptr<Reporting>& reporting, double durati
 }
 
 void Watchdog::on_sample(pid_t tid, uint32_t label, const std::vector<uint64_t>& pcs, uint64_t weight) {
-  if (label == 0) return;
-  for (auto& [index, t] : impl_->tracked) {
-    const RequestSlot& slot = table_.slot(index);
-    if (slot.word.load(std::memory_order_acquire) != slot_word(t.sequence, kReported)) continue;
-    if (slot.tid.load(std::memory_order_relaxed) != tid) continue;
-    if (slot.name_index.load(std::memory_order_relaxed) + 1 != label) continue;
-    std::vector<uint64_t> stack;
-    for (uint64_t pc : pcs) {
-      if (pc != 0) stack.push_back(pc);  // 0: where a truncated stack was cut
-    }
-    if (!stack.empty()) t.reporting->new_samples[std::move(stack)] += weight;
-    return;
+  if (label == 0 || impl_->by_thread_and_label.empty()) return;
+  auto it = impl_->by_thread_and_label.find(thread_and_label(tid, label));
+  if (it == impl_->by_thread_and_label.end()) return;
+  Tracked& t = *it->second;
+  const RequestSlot& slot = table_.slot(t.index);
+  if (slot.word.load(std::memory_order_acquire) != slot_word(t.sequence, kReported)) return;  // ended since
+  if (slot.tid.load(std::memory_order_relaxed) != tid) return;                             // moved since
+  std::vector<uint64_t> stack;
+  for (uint64_t pc : pcs) {
+    if (pc != 0) stack.push_back(pc);  // 0: where a truncated stack was cut
   }
+  if (!stack.empty()) t.reporting->new_samples[std::move(stack)] += weight;
 }
 
 void Watchdog::complete(Reporting& r) {

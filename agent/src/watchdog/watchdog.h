@@ -118,6 +118,7 @@ class Watchdog {
   // Captures the stacks of every due request in one round of signals and hands them to the
   // symbolizer thread: requests that turn slow together are caught together, and no scan waits
   // for symbols. add_symbolized() takes them back, in capture order.
+  void index_by_thread_and_label();  // after each scan: what on_sample looks samples up in
   void capture_all(const std::vector<Due>& due);
   void symbolize_then_add(std::shared_ptr<std::vector<Captured>> batch);
   void add_symbolized(std::vector<Captured>& batch);
