@@ -8,6 +8,7 @@
 // Exported from libperiscope.so (exports.map). Not built into sanitizer builds: ASan and TSan
 // interpose pthread_create themselves and start their own bookkeeping in the new thread, which
 // code of ours must not run before.
+#include <csignal>
 #include <dlfcn.h>
 #include <new>
 #include <pthread.h>
@@ -52,13 +53,21 @@ void* start_host_routine(void* p) {
   return start.routine(start.arg);
 }
 
+// A thread started with SIGSEGV blocked (it inherits the creator's mask: the agent's own threads,
+// which block every signal) never runs a handler for it: the kernel kills the process with the
+// default action instead. It needs no alternate stack.
+bool segv_reaches_handlers_of_new_thread() {
+  sigset_t mask;
+  return ::pthread_sigmask(SIG_BLOCK, nullptr, &mask) != 0 || !sigismember(&mask, SIGSEGV);
+}
+
 }  // namespace
 
 extern "C" __attribute__((visibility("default"))) int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
                                                                      void* (*routine)(void*), void* arg) {
   PthreadCreateFn next = next_pthread_create();
   const bool sampled = periscope::Sampler::samples_new_threads();
-  const bool alt_stack = periscope::agent::new_threads_want_alt_stacks();
+  const bool alt_stack = periscope::agent::new_threads_want_alt_stacks() && segv_reaches_handlers_of_new_thread();
   if (!sampled && !alt_stack) return next(thread, attr, routine, arg);
   auto* start = new (std::nothrow) HostStart{routine, arg, sampled, alt_stack};
   if (!start) return next(thread, attr, routine, arg);
