@@ -77,10 +77,13 @@ bool has_stack_room(pid_t pid, uint64_t sp) {
   return region && (region->name == "[stack]" || sp - region->start >= kStackRoom);
 }
 
-// User code that cannot be holding libc's, the loader's or an allocator's lock right now.
+// User code that cannot be holding libc's, the loader's, the C++ runtime's or an allocator's lock
+// right now. libstdc++ holds locks of its own (locale, iostreams, static-init guards, the
+// exception pool) and its operator new is where allocating threads spend their time.
 bool outside_locking_libraries(const std::string& module) {
   const std::string name = module.substr(module.rfind('/') + 1);
-  for (const char* prefix : {"libc.so", "libc-", "ld-linux", "ld-", "libpthread", "libdl", "libgcc_s"}) {
+  for (const char* prefix : {"libc.so", "libc-", "ld-linux", "ld-", "libpthread", "libdl", "libgcc_s", "libstdc++",
+                             "libc++"}) {
     if (name.rfind(prefix, 0) == 0) return false;
   }
   return name.find("malloc") == std::string::npos && name.find("periscope") == std::string::npos;
