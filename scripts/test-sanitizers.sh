@@ -51,7 +51,8 @@ case "$MODE" in
     export TSAN_OPTIONS="log_path=$reports/tsan die_after_fork=0 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp"
     # Assertions on stacks from signals (see above); Cli.ExecThreads counts threads and TSan
     # adds one of its own.
-    signal_tests='^(Stacks\.|Record\.|SlowRequests\.)|Http\.StacksSlowAndInflightAsTextAndJson|Http\.GoToolPprof'
+    # RequestProfile: a deferred sample reads its thread's request label late, maybe under the next request.
+    signal_tests='^(Stacks\.|Record\.|SlowRequests\.|RequestProfile\.)|Http\.StacksSlowAndInflightAsTextAndJson|Http\.GoToolPprof'
     signal_tests+='|Lifecycle\.ForkedChildGetsItsOwnAgent|Cli\.ExecThreadsShowsNamedThreadAndAgentThread'
     # Hostile hosts: a profile of a spinning thread, and fork children that start threads (TSan
     # does not support threads after a multi-threaded fork; die_after_fork=0 lets them run).

@@ -55,6 +55,7 @@ struct TopOptions {
   bool wall = false;
   bool sort_total = false;
   int iterations = 0;  // 0: until 'q' or Ctrl-C
+  std::string request;  // only samples taken while serving this request; "-": outside any request
 };
 int run_top(pid_t pid, const TopOptions& top, const CommonOptions& options);
 int run_inflight(pid_t pid, size_t limit, const CommonOptions& options);

@@ -144,6 +144,8 @@ int main(int argc, char** argv) {
   top->add_option("--rate", top_options.hz, rate_help())->check(rate_range());
   top->add_flag("--wall", top_options.wall, "wall clock instead of CPU time");
   top->add_flag("--sort-total", top_options.sort_total, "sort by total share (default: own); keys o/t switch");
+  top->add_option("--request", top_options.request,
+                  "only samples taken while a thread served this periscope::Request ('-': outside any request)");
   top->add_option("-n,--iterations", top_options.iterations, "stop after this many refreshes (default: until q)")
       ->check(CLI::NonNegativeNumber);
 

@@ -1,6 +1,7 @@
 // `periscope top PID`: a live view like `py-spy top`: the hottest functions by own and total
 // share, refreshed every second; the header shows rate, samples, lost samples and threads. On a
 // terminal: 'o' sorts by own, 't' by total, 'q' quits. Sampling stops when top ends.
+// `--request NAME`: only the samples taken while a thread served that request ("-": outside any).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -33,10 +34,15 @@ struct FunctionShare {
   uint64_t total = 0;
 };
 
-std::vector<FunctionShare> shares(const Profile& p) {
+// The stacks `request` asks for: all when empty, those outside any request for "-".
+bool wanted(const ProfileStack& s, const std::string& request) {
+  return request.empty() || s.request == (request == "-" ? std::string() : request);
+}
+
+std::vector<FunctionShare> shares(const Profile& p, const std::string& request) {
   std::map<std::string, FunctionShare> by;
   for (const auto& s : p.stacks) {
-    if (s.frames.empty()) continue;
+    if (s.frames.empty() || !wanted(s, request)) continue;
     by[s.frames.back()].own += s.count;
     std::set<std::string> seen(s.frames.begin(), s.frames.end());  // recursion counts once
     for (const auto& f : seen) by[f].total += s.count;
@@ -55,8 +61,8 @@ int terminal_rows() {
   return 30;
 }
 
-std::string render(pid_t pid, const Profile& p, bool by_total, int rows, bool tty) {
-  auto list = shares(p);
+std::string render(pid_t pid, const Profile& p, const std::string& request, bool by_total, int rows, bool tty) {
+  auto list = shares(p, request);
   std::sort(list.begin(), list.end(), [by_total](const FunctionShare& a, const FunctionShare& b) {
     return by_total ? a.total > b.total : a.own > b.own;
   });
@@ -66,10 +72,19 @@ std::string render(pid_t pid, const Profile& p, bool by_total, int rows, bool tt
                 p.mode.c_str(), p.hz, p.seconds, static_cast<unsigned long long>(p.samples),
                 static_cast<unsigned long long>(p.lost), p.threads, p.clock.c_str());
   out += line;
+  double all = p.samples ? static_cast<double>(p.samples) : 1.0;
+  if (!request.empty()) {
+    uint64_t of_request = 0;
+    for (const auto& s : p.stacks) of_request += wanted(s, request) ? s.count : 0;
+    std::snprintf(line, sizeof line, "%s: %llu samples (%.1f%% of all); shares below are of these\n\n",
+                  request == "-" ? "outside any request" : ("request " + request).c_str(),
+                  static_cast<unsigned long long>(of_request), 100.0 * static_cast<double>(of_request) / all);
+    out += line;
+    all = of_request ? static_cast<double>(of_request) : 1.0;
+  }
   std::snprintf(line, sizeof line, "%7s %7s  %s\n", by_total ? "%Own" : "%Own*", by_total ? "%Total*" : "%Total",
                 "function");
   out += line;
-  const double all = p.samples ? static_cast<double>(p.samples) : 1.0;
   for (int i = 0; i < static_cast<int>(list.size()) && i < rows - 5; ++i) {
     std::snprintf(line, sizeof line, "%6.1f%% %6.1f%%  %.200s\n", 100.0 * static_cast<double>(list[i].own) / all,
                   100.0 * static_cast<double>(list[i].total) / all, list[i].name.c_str());
@@ -141,7 +156,7 @@ int run_top(pid_t pid, const TopOptions& o, const CommonOptions& options) {
         code = kExitCommandFailed;
         break;
       }
-      std::string screen = render(pid, p, by_total, tty ? terminal_rows() : 25, tty);
+      std::string screen = render(pid, p, o.request, by_total, tty ? terminal_rows() : 25, tty);
       if (tty) std::fputs("\x1b[H\x1b[2J", stdout);
       print_untrusted(screen);
       std::fputs(tty ? "" : "\n", stdout);
