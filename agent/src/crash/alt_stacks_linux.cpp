@@ -77,9 +77,15 @@ ThreadAltStack::ThreadAltStack() {
 
 ThreadAltStack::~ThreadAltStack() {
   if (!stack_) return;
-  stack_t off{};
-  off.ss_flags = SS_DISABLE;
-  if (::sigaltstack(&off, nullptr) == 0) give_back(stack_);  // else in use (we are on it): keep it
+  stack_t current{};
+  if (::sigaltstack(nullptr, &current) != 0) return;
+  if (current.ss_sp == stack_ && !(current.ss_flags & SS_DISABLE)) {
+    if (current.ss_flags & SS_ONSTACK) return;  // a handler runs on it now: it stays the thread's
+    stack_t off{};
+    off.ss_flags = SS_DISABLE;
+    if (::sigaltstack(&off, nullptr) != 0) return;
+  }
+  give_back(stack_);  // ours is not in use (the host may have put its own in place: that stays)
 }
 
 }  // namespace periscope::agent
