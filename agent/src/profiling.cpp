@@ -298,15 +298,6 @@ std::string thread_label(pid_t tid, std::map<pid_t, std::string>& cache) {
   return cache[tid] = own_thread_name(tid).value_or("exited") + " (" + std::to_string(tid) + ")";
 }
 
-// The request a sample label names (request_table.cpp labels a thread's samples with the index
-// of its request's name + 1), or empty.
-std::string request_of_label(uint32_t label) {
-  const RequestTable* table = request_table();
-  if (label == 0 || !table || label - 1 > table->max_names()) return {};
-  const NameStats& name = table->name_stats(label - 1);
-  return name.ready.load(std::memory_order_acquire) ? name.name : "";
-}
-
 // The profile's header, thread and request names; the stacks' frames come from `name_stack`.
 template <typename NameStack>
 Profile profile_of(const RawProfile& raw, size_t threads, NameStack name_stack) {
@@ -334,7 +325,7 @@ Profile profile_of(const RawProfile& raw, size_t threads, NameStack name_stack) 
   std::map<pid_t, std::string> names;
   for (const auto& [tid, why] : raw.unsampled) p.unsampled.push_back(thread_label(tid, names) + ": " + why);
   for (const auto& [key, count] : raw.stacks) {
-    p.stacks.push_back({thread_label(key.tid, names), name_stack(key.pcs), count, request_of_label(key.label)});
+    p.stacks.push_back({thread_label(key.tid, names), name_stack(key.pcs), count, request_name_of_label(key.label)});
   }
   return p;
 }

@@ -38,11 +38,11 @@ TEST(RequestTable, AThreadsSamplesAreLabelledWithTheRequestItServes) {
   on_fresh_thread([&] {
     ASSERT_EQ(sample_label(), 0u);
     RequestSlot* outer = table.begin("GET /a", 1);
-    EXPECT_EQ(sample_label(), 1u) << "name index 0, plus one";
+    EXPECT_EQ(sample_label(), table.label_of(0)) << "name index 0";
     RequestSlot* inner = table.begin("GET /b", 2);
-    EXPECT_EQ(sample_label(), 2u) << "a nested request labels what it runs";
+    EXPECT_EQ(sample_label(), table.label_of(1)) << "a nested request labels what it runs";
     table.end(inner);
-    EXPECT_EQ(sample_label(), 1u) << "and the outer request's label comes back";
+    EXPECT_EQ(sample_label(), table.label_of(0)) << "and the outer request's label comes back";
     RequestTable::detach(outer);
     EXPECT_EQ(sample_label(), 0u) << "a detached request no longer labels this thread";
     uint32_t on_other_thread = 0, after_end = 0;
@@ -52,10 +52,19 @@ TEST(RequestTable, AThreadsSamplesAreLabelledWithTheRequestItServes) {
       table.end(outer);
       after_end = sample_label();
     });
-    EXPECT_EQ(on_other_thread, 1u) << "the thread that attaches it serves it";
+    EXPECT_EQ(on_other_thread, table.label_of(0)) << "the thread that attaches it serves it";
     EXPECT_EQ(after_end, 0u);
     EXPECT_EQ(sample_label(), 0u);
   });
+}
+
+// A label says which table made it: after an agent restart (a new table) the requests that began
+// before still name their own names.
+TEST(RequestTable, LabelsOfTwoTablesDiffer) {
+  RequestTable first = make_table();
+  RequestTable second = make_table();
+  EXPECT_NE(first.label_of(0), second.label_of(0));
+  EXPECT_EQ(first.label_of(0) & 0xffffffu, 1u) << "the name's index + 1 below the table's tag";
 }
 
 // A move-assignment (request = Request("b")) begins the new request before the old one ends.
@@ -65,7 +74,7 @@ TEST(RequestTable, RequestsThatEndOutOfOrderLeaveNoLabelBehind) {
     RequestSlot* a = table.begin("GET /a", 1);
     RequestSlot* b = table.begin("GET /b", 2);
     table.end(a);
-    EXPECT_EQ(sample_label(), 2u) << "b still runs";
+    EXPECT_EQ(sample_label(), table.label_of(1)) << "b still runs";
     table.end(b);
     EXPECT_EQ(sample_label(), 0u) << "not a's label back: a ended";
   });
@@ -73,7 +82,7 @@ TEST(RequestTable, RequestsThatEndOutOfOrderLeaveNoLabelBehind) {
     RequestSlot* first = table.begin("GET /a", 1);
     RequestSlot* second = table.begin("GET /a", 2);
     table.end(first);
-    EXPECT_EQ(sample_label(), 1u) << "the same name, the second request still runs";
+    EXPECT_EQ(sample_label(), table.label_of(0)) << "the same name, the second request still runs";
     table.end(second);
     EXPECT_EQ(sample_label(), 0u);
   });

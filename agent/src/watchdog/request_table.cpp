@@ -114,7 +114,7 @@ RequestSlot* still_served(RequestSlot* s, uint64_t sequence) {
 void serve_innermost(RequestSlot* s) {
   t_serving = s;
   t_serving_sequence = s ? sequence_of(*s) : 0;
-  set_sample_label(s ? s->name_index.load(std::memory_order_relaxed) + 1 : 0);
+  set_sample_label(s ? s->label.load(std::memory_order_relaxed) : 0);
 }
 
 // `s` (request `sequence`) is now the innermost request this thread serves.
@@ -124,7 +124,7 @@ void serve_on_this_thread(RequestSlot& s, uint64_t sequence) {
   s.outer_sequence.store(outer ? sequence_of(*outer) : 0, std::memory_order_relaxed);
   t_serving = &s;
   t_serving_sequence = sequence;
-  set_sample_label(s.name_index.load(std::memory_order_relaxed) + 1);
+  set_sample_label(s.label.load(std::memory_order_relaxed));
 }
 
 // `s` ends or leaves this thread: out of the chain, wherever it is in it.
@@ -164,6 +164,20 @@ PERISCOPE_FORK_PATH void set_request_table(RequestTable* table) {
     }
   }
   g_table.store(table, std::memory_order_release);
+}
+
+std::string request_name_of_label(uint32_t label) {
+  if (label == 0) return {};
+  const uint32_t tag = label >> 24;
+  const size_t index = (label & 0xffffff) - 1;
+  for (auto& t : g_all_tables) {
+    const RequestTable* table = t.load(std::memory_order_acquire);
+    if (!table || table->label_of(0) >> 24 != tag) continue;
+    if (index > table->max_names()) return {};
+    const NameStats& name = table->name_stats(index);
+    return name.ready.load(std::memory_order_acquire) ? name.name : "";
+  }
+  return {};
 }
 
 void end_request(RequestSlot* slot) {
@@ -249,6 +263,7 @@ RequestSlot* RequestTable::begin(const char* name, uint64_t id) {
     copy_name(s.name, name);
     const uint32_t name_index = index_of(name);
     s.name_index.store(name_index, std::memory_order_relaxed);
+    s.label.store(label_of(name_index), std::memory_order_relaxed);
     serve_on_this_thread(s, sequence);
     s.id = id;
     s.tid.store(cached_tid(), std::memory_order_relaxed);

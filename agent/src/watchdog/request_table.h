@@ -47,6 +47,7 @@ struct alignas(64) RequestSlot {
   std::atomic<uint64_t> end_sequence{0};  // which request end_ticks belongs to
   uint64_t id = 0;
   std::atomic<uint32_t> name_index{0};  // atomic: the watchdog may read it while a new request claims the slot
+  std::atomic<uint32_t> label{0};       // what its thread's samples carry while it serves it (label_of)
   // The request its thread served before this one began or was attached there (a nested request's
   // outer one), and that request's sequence: written by the serving thread, read by it (atomics:
   // a slot reused meanwhile is written by its new owner).
@@ -106,6 +107,11 @@ class RequestTable {
   uint32_t index_of(const char* name);
   void set_threshold(const char* name, int64_t ms);
   int64_t threshold_ms(uint32_t name_index) const;
+  // The sample label of a name (sample_label.h): the table's tag (its id's low byte) in the top
+  // byte, the name's index + 1 below, so a label still names its name after a new table came.
+  uint32_t label_of(uint32_t name_index) const {
+    return (static_cast<uint32_t>(id_ & 0xff) << 24) | (name_index + 1);
+  }
 
   size_t capacity() const { return capacity_; }
   size_t high_water() const { return high_water_.load(std::memory_order_acquire); }
@@ -144,6 +150,10 @@ class RequestTable {
 // The table of the running agent, or nullptr (then the request API does nothing).
 RequestTable* request_table();
 void set_request_table(RequestTable* table);  // the agent, at start; tables are never freed
+
+// The request name a sample label stands for, from the table that made it; empty for 0 or a
+// label no table knows.
+std::string request_name_of_label(uint32_t label);
 
 // Ends a request on the table it began on. Tables are never freed, so a request that began
 // before the agent stopped or restarted still ends safely.

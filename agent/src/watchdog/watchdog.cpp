@@ -281,7 +281,7 @@ void Watchdog::index_by_thread_and_label() {
   for (auto& [index, t] : impl_->tracked) {
     const RequestSlot& slot = table_.slot(index);
     const pid_t tid = slot.tid.load(std::memory_order_relaxed);
-    if (tid != 0) impl_->by_thread_and_label[thread_and_label(tid, slot.name_index.load(std::memory_order_relaxed) + 1)] = &t;
+    if (tid != 0) impl_->by_thread_and_label[thread_and_label(tid, slot.label.load(std::memory_order_relaxed))] = &t;
   }
 }
 
