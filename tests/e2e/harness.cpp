@@ -19,6 +19,8 @@
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
+
+#include <nlohmann/json.hpp>
 #include <utility>
 
 extern char** environ;
@@ -233,6 +235,19 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
 bool file_exists(const std::string& path) {
   struct stat st {};
   return ::lstat(path.c_str(), &st) == 0;
+}
+
+bool profile_running(const std::string& pid) {
+  auto status = periscope({"exec", "--json", pid, "profile", "status"});
+  auto j = nlohmann::json::parse(status.out, nullptr, false);
+  return j.is_object() && j.value("running", false);
+}
+
+RunResult headless_dom(const std::string& url, const std::string& scratch_dir) {
+  return run({"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage",
+              "--disable-sync", "--user-data-dir=" + scratch_dir + "/chromium", "--dump-dom", url},
+             {}, "", static_cast<uid_t>(-1), 120s);
 }
 
 bool may_ptrace_siblings() {

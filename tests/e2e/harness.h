@@ -75,6 +75,13 @@ RunResult periscope(const std::vector<std::string>& args, const Env& env = {},
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s);
 bool file_exists(const std::string& path);
 
+// Whether a profile runs in the agent of process `pid` (`profile status`).
+bool profile_running(const std::string& pid);
+
+// Headless Chromium opens `url` (our self-contained flame graphs: no network) with its profile in
+// `scratch_dir`, runs the page's script, and gives the DOM after it: what a user would see.
+RunResult headless_dom(const std::string& url, const std::string& scratch_dir);
+
 // The tests start targets as their children and run periscope (and eu-stack) beside them, not as
 // their parents: ptrace of such a sibling needs root or kernel.yama.ptrace_scope 0.
 bool may_ptrace_siblings();

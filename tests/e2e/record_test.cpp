@@ -298,13 +298,8 @@ TEST(Record, HtmlFlameGraphRendersInChromiumAndSearchFindsAFunction) {
   ProfiledHost host(dir);
   const std::string html = dir.path() + "/cpu.html";
   ASSERT_EQ(periscope({"record", host.pid(), "-d", "2", "--rate", "199", "-o", html}).exit_code, 0);
-  // Headless Chromium loads the file (no network: it is self-contained), runs its script, and
-  // searches for work_a from the URL; the DOM after that is what a user would see.
-  auto dom = run({"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage",
-                  "--disable-sync", "--user-data-dir=" + dir.path() + "/chromium", "--dump-dom",
-                  "file://" + html + "#search=work_a"},
-                 {}, "", static_cast<uid_t>(-1), 120s);
+  // The page searches for work_a from the URL.
+  auto dom = headless_dom("file://" + html + "#search=work_a", dir.path());
   ASSERT_EQ(dom.exit_code, 0) << dom.err;
   auto match = dom.out.find("id=\"match\">matched ");
   ASSERT_NE(match, std::string::npos) << dom.out.substr(0, 2000);
@@ -394,11 +389,7 @@ TEST(Record, ProfileCommandsWorkFromTheRepl) {
   EXPECT_NE(r.out.find("error: profile: unknown action 'bogus'"), std::string::npos) << r.out;
 }
 
-bool profiling(const ProfiledHost& host) {
-  auto status = periscope({"exec", "--json", host.pid(), "profile", "status"});
-  auto j = nlohmann::json::parse(status.out, nullptr, false);
-  return j.is_object() && j.value("running", false);
-}
+bool profiling(const ProfiledHost& host) { return profile_running(host.pid()); }
 
 TEST(Record, AProfileEndsWithTheClientThatStartedIt) {
   SocketDir dir;

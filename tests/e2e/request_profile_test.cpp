@@ -21,11 +21,7 @@ void record_mixed(RequestHost& host, const std::string& out, std::vector<std::st
   std::vector<std::string> argv{cli_path(), "record", host.pid(), "--rate", "999", "-o", out};
   argv.insert(argv.end(), extra.begin(), extra.end());
   Process rec(argv, {});
-  ASSERT_TRUE(wait_until([&] {
-    auto status = periscope({"exec", "--json", host.pid(), "profile", "status"});
-    auto j = nlohmann::json::parse(status.out, nullptr, false);
-    return j.is_object() && j.value("running", false);
-  }, 30s)) << rec.stderr_text();
+  ASSERT_TRUE(wait_until([&] { return profile_running(host.pid()); }, 30s)) << rec.stderr_text();
   host.run("mixed " + std::to_string(ms), "mixed");
   host.run("migrate 300", "migrating");
   rec.kill(SIGINT);
@@ -115,6 +111,13 @@ TEST(RequestProfile, PprofLabelsTheRequestForGoToolPprofAndViewReadsItBack) {
   }
 }
 
+// The flame graph's drawn frames in a page's DOM (the chart, not the profile data in the script),
+// or empty when the page has no chart.
+std::string drawn_chart(const std::string& dom) {
+  const auto at = dom.find("<div id=\"chart\"");
+  return at == std::string::npos ? std::string() : dom.substr(at, dom.find("<div id=\"tip\"", at) - at);
+}
+
 TEST(RequestProfile, TheFlameGraphShowsOneRequestAtATime) {
   if (!file_exists("/usr/bin/chromium")) GTEST_SKIP() << "needs Debian's chromium (scripts/setup-deps.sh installs it)";
   SocketDir dir;
@@ -122,29 +125,19 @@ TEST(RequestProfile, TheFlameGraphShowsOneRequestAtATime) {
   const std::string html = dir.path() + "/cpu.html";
   record_mixed(host, html);
   // The page opened on the view of request checkout (from the URL, as a user's link would).
-  auto dom = run({"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                  "--disable-dev-shm-usage", "--disable-sync", "--user-data-dir=" + dir.path() + "/chromium",
-                  "--dump-dom", "file://" + html + "#request=checkout"},
-                 {}, "", static_cast<uid_t>(-1), 120s);
+  auto dom = headless_dom("file://" + html + "#request=checkout", dir.path());
   ASSERT_EQ(dom.exit_code, 0) << dom.err;
   EXPECT_NE(dom.out.find("<option value=\"search\">search</option>"), std::string::npos) << "a per-request view is offered";
-  const auto chart_at = dom.out.find("<div id=\"chart\"");
-  ASSERT_NE(chart_at, std::string::npos) << dom.out.substr(0, 2000);
-  const std::string chart = dom.out.substr(chart_at, dom.out.find("<div id=\"tip\"", chart_at) - chart_at);
+  const std::string chart = drawn_chart(dom.out);
+  ASSERT_FALSE(chart.empty()) << dom.out.substr(0, 2000);
   EXPECT_NE(chart.find("burn_in_checkout"), std::string::npos) << chart.substr(0, 2000);
   EXPECT_EQ(chart.find("burn_in_search"), std::string::npos) << "another request's frames are not drawn";
   EXPECT_EQ(chart.find("burn_outside_requests"), std::string::npos) << "nor frames outside any request";
   // And the view of samples outside any request (a newline in the URL: no request has that name).
-  auto outside = run({"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                      "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                      "--disable-dev-shm-usage", "--disable-sync", "--user-data-dir=" + dir.path() + "/chromium",
-                      "--dump-dom", "file://" + html + "#request=%0A"},
-                     {}, "", static_cast<uid_t>(-1), 120s);
+  auto outside = headless_dom("file://" + html + "#request=%0A", dir.path());
   ASSERT_EQ(outside.exit_code, 0) << outside.err;
-  const auto at = outside.out.find("<div id=\"chart\"");
-  ASSERT_NE(at, std::string::npos);
-  const std::string none = outside.out.substr(at, outside.out.find("<div id=\"tip\"", at) - at);
+  const std::string none = drawn_chart(outside.out);
+  ASSERT_FALSE(none.empty()) << outside.out.substr(0, 2000);
   EXPECT_NE(none.find("burn_outside_requests"), std::string::npos) << none.substr(0, 2000);
   EXPECT_EQ(none.find("burn_in_checkout"), std::string::npos) << "a request's frames are not drawn";
 }
@@ -173,11 +166,7 @@ TEST(RequestProfile, ASlowRequestsReportTablesTheFunctionsItsSamplesWereIn) {
   SocketDir dir;
   RequestHost host(dir);  // slow after 100 ms
   Process rec({cli_path(), "record", host.pid(), "--rate", "999", "-o", dir.path() + "/cpu.folded"}, {});
-  ASSERT_TRUE(wait_until([&] {
-    auto status = periscope({"exec", "--json", host.pid(), "profile", "status"});
-    auto j = nlohmann::json::parse(status.out, nullptr, false);
-    return j.is_object() && j.value("running", false);
-  }, 30s)) << rec.stderr_text();
+  ASSERT_TRUE(wait_until([&] { return profile_running(host.pid()); }, 30s)) << rec.stderr_text();
   host.run("slow checkout 1500 42", "checkout");
   host.run("mixed 300", "mixed");  // other requests, other functions, after it: none of them in its table
   rec.kill(SIGINT);

@@ -172,6 +172,20 @@ void describe(Out& out, uint64_t address) {
   out << "(not mapped)";
 }
 
+// async-signal-safe: one stack's frames, "#N 0xPC /module+0xOFFSET" a line each under `indent`.
+void write_frames(Out& out, const char* indent, const uint64_t* pcs, size_t depth, bool truncated) {
+  for (size_t i = 0; i < depth; ++i) {
+    out << indent << "#";
+    out.dec(i);
+    out << " ";
+    out.hex(pcs[i]);
+    out << " ";
+    describe(out, i == 0 ? pcs[i] : pcs[i] - 1);  // a return address names the call's line
+    out << "\n";
+  }
+  if (truncated) out << indent << "... (deeper frames cut)\n";
+}
+
 const char* signal_name(int sig) {
   switch (sig) {
     case SIGSEGV: return "SIGSEGV";
@@ -198,6 +212,7 @@ struct ListedThread {
   pid_t tid;
   char name[16];
   uint8_t name_len;
+  bool blocks_capture;  // it blocks the capture signal (SigBlk), read once: not signalled
 };
 ListedThread g_threads[kMaxThreadsListed];
 size_t g_thread_count = 0;
@@ -293,16 +308,7 @@ void write_other_stack(void* arg, pid_t tid, const uint64_t* pcs, size_t depth, 
     return;
   }
   out << ":\n";
-  for (size_t f = 0; f < depth; ++f) {
-    out << "    #";
-    out.dec(f);
-    out << " ";
-    out.hex(pcs[f]);
-    out << " ";
-    describe(out, f == 0 ? pcs[f] : pcs[f] - 1);
-    out << "\n";
-  }
-  if (truncated) out << "    ... (deeper frames cut)\n";
+  write_frames(out, "    ", pcs, depth, truncated);
   out.flush();
 }
 
@@ -318,8 +324,9 @@ void write_threads(Out& out, pid_t crashing) {
   static pid_t asked[StackCapture::kCrashThreads];
   size_t n_asked = 0;
   for (size_t i = 0; i < g_thread_count; ++i) {
-    const ListedThread& t = g_threads[i];
-    if (t.tid == crashing || sig == 0 || n_asked == StackCapture::kCrashThreads || blocks_signal(t.tid, sig)) continue;
+    ListedThread& t = g_threads[i];
+    t.blocks_capture = sig != 0 && t.tid != crashing && blocks_signal(t.tid, sig);
+    if (t.tid == crashing || sig == 0 || n_asked == StackCapture::kCrashThreads || t.blocks_capture) continue;
     asked[n_asked++] = t.tid;
   }
   for (size_t i = 0; i < g_thread_count; ++i) {
@@ -343,7 +350,7 @@ void write_threads(Out& out, pid_t crashing) {
       out << ": stack capture is off";
     } else if (n_asked > 0 && !captured) {
       out << ": the capture signal's handler was replaced; no stack";
-    } else if (blocks_signal(t.tid, sig)) {
+    } else if (t.blocks_capture) {
       out << ": blocks the capture signal; no stack";
     } else {
       out << ": beyond the first ";
@@ -418,16 +425,7 @@ void write_report(int sig, siginfo_t* info, void* context, pid_t tid) {
   uint64_t* pcs = g_pcs;
   bool truncated = false;
   const size_t depth = unwind_signal_context(context, pcs, kMaxFrames, &truncated);
-  for (size_t i = 0; i < depth; ++i) {
-    out << "  #";
-    out.dec(i);
-    out << " ";
-    out.hex(pcs[i]);
-    out << " ";
-    describe(out, i == 0 ? pcs[i] : pcs[i] - 1);  // a return address names the call's line
-    out << "\n";
-  }
-  if (truncated) out << "  ... (deeper frames cut)\n";
+  write_frames(out, "  ", pcs, depth, truncated);
   out.flush();
   write_requests(out);
   write_threads(out, tid);

@@ -117,14 +117,12 @@ void serve_innermost(RequestSlot* s) {
   set_sample_label(s ? s->label.load(std::memory_order_relaxed) : 0);
 }
 
-// `s` (request `sequence`) is now the innermost request this thread serves.
-void serve_on_this_thread(RequestSlot& s, uint64_t sequence) {
+// `s` is now the innermost request this thread serves.
+void serve_on_this_thread(RequestSlot& s) {
   RequestSlot* outer = still_served(t_serving, t_serving_sequence);
   s.outer.store(outer, std::memory_order_relaxed);
   s.outer_sequence.store(outer ? sequence_of(*outer) : 0, std::memory_order_relaxed);
-  t_serving = &s;
-  t_serving_sequence = sequence;
-  set_sample_label(s.label.load(std::memory_order_relaxed));
+  serve_innermost(&s);
 }
 
 // `s` ends or leaves this thread: out of the chain, wherever it is in it.
@@ -264,7 +262,7 @@ RequestSlot* RequestTable::begin(const char* name, uint64_t id) {
     const uint32_t name_index = index_of(name);
     s.name_index.store(name_index, std::memory_order_relaxed);
     s.label.store(label_of(name_index), std::memory_order_relaxed);
-    serve_on_this_thread(s, sequence);
+    serve_on_this_thread(s);
     s.id = id;
     s.tid.store(cached_tid(), std::memory_order_relaxed);
     s.start_ticks.store(now_ticks(), std::memory_order_relaxed);
@@ -359,7 +357,7 @@ void RequestTable::detach(RequestSlot* s) {
 
 void RequestTable::attach(RequestSlot* s) {
   if (s->tid.load(std::memory_order_relaxed) == cached_tid()) return;  // already here
-  serve_on_this_thread(*s, sequence_of(*s));
+  serve_on_this_thread(*s);
   s->tid.store(cached_tid(), std::memory_order_release);
 }
 
