@@ -1,0 +1,293 @@
+#include "agent/src/heap/heap_sampler.h"
+
+#include <cmath>
+#include <ctime>
+#include <dlfcn.h>
+#include <link.h>
+#include <mutex>
+#include <pthread.h>
+#include <unistd.h>
+#include <unordered_map>
+
+#include "agent/src/heap/malloc_interposer.h"
+#include "profiler/capture/signal_unwind.h"
+
+namespace periscope::agent {
+
+std::atomic<bool> g_heap_sampling{false};
+std::atomic<bool> g_heap_tracking{false};
+
+namespace {
+
+constexpr size_t kMaxDepth = 256;             // as the CPU profiler's stacks ("[cut at 256 frames]")
+constexpr size_t kMaxStacks = 1 << 16;
+constexpr size_t kMaxBlocks = size_t{1} << 22;
+constexpr unsigned kFilterBits = 16;
+
+// Initial-exec TLS (`__thread`: no wrapper calls): a thread's distance to its next sample, its
+// random state, and the guard that makes the profiler's own allocations pass through.
+__thread int64_t t_bytes_left __attribute__((tls_model("initial-exec"))) = 0;
+__thread uint64_t t_random __attribute__((tls_model("initial-exec"))) = 0;
+__thread uint64_t t_generation __attribute__((tls_model("initial-exec"))) = 0;
+__thread bool t_inside __attribute__((tls_model("initial-exec"))) = false;
+
+struct Block {
+  uint32_t stack;
+  uint64_t size;
+  double weight;  // how many blocks of its size this sample stands for
+};
+
+struct VectorHash {
+  size_t operator()(const std::vector<uint64_t>& v) const {
+    uint64_t h = 1469598103934665603ull;
+    for (uint64_t x : v) h = (h ^ x) * 1099511628211ull;
+    return h;
+  }
+};
+
+struct Table {
+  std::unordered_map<std::vector<uint64_t>, uint32_t, VectorHash> index;
+  std::vector<HeapStackCounts> stacks;
+  std::unordered_map<uintptr_t, Block> blocks;
+};
+
+// Recursive: a pthread_atfork handler registered before ours runs after our prepare handler took
+// the lock, on the same thread, and may allocate.
+struct RecursiveLock {
+  pthread_mutex_t mutex = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+  void lock() { pthread_mutex_lock(&mutex); }
+  void unlock() { pthread_mutex_unlock(&mutex); }
+} g_lock;
+Table* g_table = nullptr;  // made at the first start, never freed (the interposer outlives us)
+// Per address hash, how many tracked blocks have it: a free whose count is 0 is not ours to look
+// up, without the lock.
+std::atomic<uint16_t> g_filter[size_t{1} << kFilterBits];
+std::atomic<uint64_t> g_rate{kDefaultHeapRate};
+std::atomic<uint64_t> g_generation{1};
+std::atomic<uint64_t> g_samples{0};
+std::atomic<uint64_t> g_dropped{0};
+double g_inuse_bytes = 0;  // under g_lock
+double g_alloc_bytes = 0;
+timespec g_started{};
+uintptr_t g_own_low = 0, g_own_high = 0;  // this library's code: frames of ours are not the caller's
+
+size_t filter_slot(uintptr_t p) { return static_cast<size_t>(((p >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - kFilterBits)); }
+
+uint64_t next_random() {
+  uint64_t x = t_random;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  t_random = x;
+  return x * 0x2545F4914F6CDD1Dull;
+}
+
+// Exponential with mean `rate`: the distance to the next sampled byte of a Poisson process.
+int64_t draw_distance() {
+  const double u = (static_cast<double>(next_random() >> 11) + 1.0) / 9007199254740993.0;  // (0, 1]
+  const double d = -std::log(u) * static_cast<double>(g_rate.load(std::memory_order_relaxed));
+  return d >= 9e18 ? INT64_MAX : static_cast<int64_t>(d);
+}
+
+void seed_thread() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  t_random = (static_cast<uint64_t>(ts.tv_nsec) * 0x9E3779B97F4A7C15ull) ^
+             (reinterpret_cast<uintptr_t>(&t_random) << 7) ^ static_cast<uint64_t>(gettid());
+  if (t_random == 0) t_random = 0x853c49e6748fea9bull;
+  t_generation = g_generation.load(std::memory_order_relaxed);
+  t_bytes_left = draw_distance();
+}
+
+void find_own_code() {
+  Dl_info info{};
+  if (!dladdr(reinterpret_cast<void*>(&heap_note_alloc), &info)) return;
+  struct Range { uintptr_t base, low, high; } range{reinterpret_cast<uintptr_t>(info.dli_fbase), UINTPTR_MAX, 0};
+  dl_iterate_phdr(
+      [](dl_phdr_info* module, size_t, void* data) {
+        auto* r = static_cast<Range*>(data);
+        for (int i = 0; i < module->dlpi_phnum; ++i) {
+          const auto& ph = module->dlpi_phdr[i];
+          if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
+          const uintptr_t start = module->dlpi_addr + ph.p_vaddr;
+          if (r->base < start - ph.p_offset || r->base > start) continue;  // not our module
+          if (start < r->low) r->low = start;
+          if (start + ph.p_memsz > r->high) r->high = start + ph.p_memsz;
+        }
+        return 0;
+      },
+      &range);
+  if (range.high > range.low) {
+    g_own_low = range.low;
+    g_own_high = range.high;
+  }
+}
+
+// The sampled allocation's stack, its call site first. Under HeapPassThrough: libunwind's own
+// first use may allocate.
+size_t allocation_stack(uint64_t* pcs) {
+  bool truncated = false;
+  size_t depth = unwind_here(pcs, kMaxDepth, &truncated);
+  size_t first = 0;
+  while (first < depth && pcs[first] >= g_own_low && pcs[first] < g_own_high) ++first;
+  size_t n = 0;
+  for (size_t i = first; i < depth; ++i) pcs[n++] = pcs[i];
+  if (n > 0) pcs[0] -= 1;  // a return address: its call instruction names the line
+  if (truncated && n > 0) pcs[n - 1] = 0;
+  return n;
+}
+
+void forget(Table& table, std::unordered_map<uintptr_t, Block>::iterator it) {
+  HeapStackCounts& s = table.stacks[it->second.stack];
+  s.inuse_objects -= it->second.weight;
+  s.inuse_bytes -= it->second.weight * static_cast<double>(it->second.size);
+  g_inuse_bytes -= it->second.weight * static_cast<double>(it->second.size);
+  g_filter[filter_slot(it->first)].fetch_sub(1, std::memory_order_relaxed);
+  table.blocks.erase(it);
+}
+
+void record(void* block, size_t size) {
+  uint64_t pcs[kMaxDepth];
+  const size_t depth = allocation_stack(pcs);
+  const double rate = static_cast<double>(g_rate.load(std::memory_order_relaxed));
+  const double bytes = size > 0 ? static_cast<double>(size) : 1.0;
+  const double weight = 1.0 / (1.0 - std::exp(-bytes / rate));
+  g_samples.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(g_lock);
+  Table& table = *g_table;
+  const auto address = reinterpret_cast<uintptr_t>(block);
+  if (auto stale = table.blocks.find(address); stale != table.blocks.end()) forget(table, stale);  // freed unseen
+  std::vector<uint64_t> key(pcs, pcs + depth);
+  auto found = table.index.find(key);
+  if (found == table.index.end()) {
+    if (table.stacks.size() >= kMaxStacks || table.blocks.size() >= kMaxBlocks) {
+      g_dropped.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    found = table.index.emplace(key, static_cast<uint32_t>(table.stacks.size())).first;
+    table.stacks.push_back(HeapStackCounts{std::move(key)});
+  } else if (table.blocks.size() >= kMaxBlocks) {
+    g_dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  HeapStackCounts& s = table.stacks[found->second];
+  s.alloc_objects += weight;
+  s.alloc_bytes += weight * static_cast<double>(size);
+  s.inuse_objects += weight;
+  s.inuse_bytes += weight * static_cast<double>(size);
+  g_inuse_bytes += weight * static_cast<double>(size);
+  g_alloc_bytes += weight * static_cast<double>(size);
+  table.blocks.emplace(address, Block{found->second, size, weight});
+  g_filter[filter_slot(address)].fetch_add(1, std::memory_order_relaxed);
+  g_heap_tracking.store(true, std::memory_order_relaxed);
+}
+
+void lock_for_fork() { g_lock.lock(); }
+void unlock_after_fork() { g_lock.unlock(); }
+
+}  // namespace
+
+HeapPassThrough::HeapPassThrough() : was_(t_inside) {
+  t_inside = true;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+
+HeapPassThrough::~HeapPassThrough() {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  t_inside = was_;
+}
+
+void heap_note_alloc(void* block, size_t size) {
+  if (t_inside || !block) return;
+  const int64_t n = size > static_cast<size_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(size);
+  if (t_bytes_left > n) {
+    t_bytes_left -= n;
+    return;
+  }
+  HeapPassThrough pass;
+  if (t_generation != g_generation.load(std::memory_order_relaxed)) {  // a new thread, or a new start
+    seed_thread();
+    if (t_bytes_left > n) {
+      t_bytes_left -= n;
+      return;
+    }
+  }
+  t_bytes_left = draw_distance();
+  if (g_heap_sampling.load(std::memory_order_relaxed)) record(block, size);
+}
+
+void heap_note_free(void* block) {
+  if (t_inside || !block) return;
+  const auto address = reinterpret_cast<uintptr_t>(block);
+  if (g_filter[filter_slot(address)].load(std::memory_order_relaxed) == 0) return;
+  HeapPassThrough pass;
+  std::lock_guard lock(g_lock);
+  if (auto it = g_table->blocks.find(address); it != g_table->blocks.end()) forget(*g_table, it);
+}
+
+std::string heap_sampling_unavailable() { return malloc_interposer_problem(); }
+
+std::string start_heap_sampling(uint64_t rate) {
+  if (auto problem = malloc_interposer_problem(); !problem.empty()) return problem;
+  if (rate == 0) return "the sampling rate must be at least 1 byte";
+  HeapPassThrough pass;
+  if (g_heap_sampling.load()) {
+    if (rate == g_rate.load()) return {};
+    return "heap profiling is on at " + std::to_string(g_rate.load()) + " bytes; stop it first to change the rate";
+  }
+  static std::once_flag once;
+  std::call_once(once, [] {
+    find_own_code();
+    uint64_t warm[8];
+    bool truncated;
+    (void)unwind_here(warm, 8, &truncated);  // libunwind's first use, here rather than in a host's malloc
+    g_table = new Table;
+    pthread_atfork(lock_for_fork, unlock_after_fork, unlock_after_fork);
+  });
+  {
+    std::lock_guard lock(g_lock);
+    for (auto& slot : g_filter) slot.store(0, std::memory_order_relaxed);
+    g_table->blocks.clear();
+    g_table->index.clear();
+    g_table->stacks.clear();
+    g_inuse_bytes = 0;
+    g_alloc_bytes = 0;
+    g_samples = 0;
+    g_dropped = 0;
+    g_rate = rate;
+    g_generation.fetch_add(1);
+    clock_gettime(CLOCK_MONOTONIC, &g_started);
+  }
+  g_heap_sampling.store(true);
+  return {};
+}
+
+void stop_heap_sampling() { g_heap_sampling.store(false); }
+
+HeapState heap_state() {
+  HeapState s;
+  s.on = g_heap_sampling.load();
+  if (!g_table) return s;
+  HeapPassThrough pass;
+  std::lock_guard lock(g_lock);
+  s.rate = g_rate.load();
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  s.seconds = static_cast<double>(now.tv_sec - g_started.tv_sec) + static_cast<double>(now.tv_nsec - g_started.tv_nsec) / 1e9;
+  s.samples = g_samples.load();
+  s.dropped = g_dropped.load();
+  s.tracked = g_table->blocks.size();
+  s.inuse_bytes = g_inuse_bytes;
+  s.alloc_bytes = g_alloc_bytes;
+  return s;
+}
+
+std::vector<HeapStackCounts> heap_snapshot(HeapState* state) {
+  *state = heap_state();
+  if (!g_table) return {};
+  HeapPassThrough pass;
+  std::lock_guard lock(g_lock);
+  return g_table->stacks;
+}
+
+}  // namespace periscope::agent

@@ -1,0 +1,80 @@
+// Sampled heap profiling: which stacks allocated how much, and which of it is still in use.
+//
+// Allocations are sampled by bytes, as Go and tcmalloc do: each thread counts down a distance
+// drawn from an exponential distribution of mean `rate` bytes, and the allocation that crosses it
+// is sampled with its stack. A sampled block of size s stands for 1 / (1 - exp(-s/rate)) blocks of
+// its size, which makes every estimate unbiased. Sampled blocks are tracked until freed.
+//
+// Threading: heap_note_alloc/heap_note_free run on host threads inside malloc and free (from the
+// interposer, malloc_interposer.cpp). They never allocate through the profiler (a thread-local
+// guard makes the allocations of its own bookkeeping pass straight through), take one mutex only
+// when an allocation is sampled or a freed block may be a sampled one, and are not called from
+// signal handlers of ours. Everything else runs on the agent's thread.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace periscope::agent {
+
+constexpr uint64_t kDefaultHeapRate = 512 * 1024;  // bytes between samples, on average (Go's)
+
+// The interposer's two fast checks: an allocation is sampled only while sampling is on; a free
+// looks for its block only while some block is tracked.
+extern std::atomic<bool> g_heap_sampling;
+extern std::atomic<bool> g_heap_tracking;
+
+void heap_note_alloc(void* block, size_t size);  // host thread, inside malloc
+void heap_note_free(void* block);                // host thread, inside free, before the block goes
+
+// Guards a host thread's call into another allocator (operator new into malloc): what it
+// allocates and frees inside is neither sampled nor looked up. Nests.
+class HeapPassThrough {
+ public:
+  HeapPassThrough();
+  ~HeapPassThrough();
+  HeapPassThrough(const HeapPassThrough&) = delete;
+  HeapPassThrough& operator=(const HeapPassThrough&) = delete;
+
+ private:
+  bool was_;
+};
+
+// Starts sampling at `rate` bytes (a fresh picture: what was tracked before is forgotten).
+// Returns why not: this process's malloc is not the agent's (an injected agent, a sanitizer, an
+// allocator linked into the executable). Already on at the same rate: nothing changes.
+[[nodiscard]] std::string start_heap_sampling(uint64_t rate);
+// Stops sampling new allocations; what is tracked stays until freed, and can still be read.
+void stop_heap_sampling();
+// Why heap sampling cannot work in this process, or empty when it can.
+std::string heap_sampling_unavailable();
+
+// Estimated counts of one allocating stack. `pcs`: innermost first, the allocation's call site
+// first (a return address minus one), a 0 where the stack was cut.
+struct HeapStackCounts {
+  std::vector<uint64_t> pcs;
+  double alloc_objects = 0;
+  double alloc_bytes = 0;
+  double inuse_objects = 0;
+  double inuse_bytes = 0;
+};
+
+struct HeapState {
+  bool on = false;
+  uint64_t rate = 0;           // of the current (or last) sampling
+  double seconds = 0;          // since it started
+  uint64_t samples = 0;        // allocations sampled
+  uint64_t tracked = 0;        // sampled blocks not yet freed
+  uint64_t dropped = 0;        // samples not kept (table full)
+  double inuse_bytes = 0;      // estimates, all stacks
+  double alloc_bytes = 0;
+};
+
+HeapState heap_state();
+// The whole table (agent's thread; copies under the lock).
+std::vector<HeapStackCounts> heap_snapshot(HeapState* state);
+
+}  // namespace periscope::agent

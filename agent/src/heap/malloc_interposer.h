@@ -1,0 +1,17 @@
+// malloc, free and the rest of the C and C++ allocation functions, as the host calls them: each
+// passes to the allocator loaded after the agent (glibc's, or a jemalloc/tcmalloc preloaded or
+// linked after it), and tells the heap sampler (heap_sampler.h) when it is on.
+//
+// Exported from libperiscope.so (exports.map). Not built into sanitizer builds: ASan and TSan
+// replace malloc themselves.
+#pragma once
+
+#include <string>
+
+namespace periscope::agent {
+
+// Empty when the process's malloc is the agent's (the agent was preloaded or linked before the
+// allocator), else why heap profiling cannot see its allocations.
+std::string malloc_interposer_problem();
+
+}  // namespace periscope::agent
