@@ -111,7 +111,7 @@ function render() {
     d.style.background = r.n === root ? '#bbb' : color(r.n.name);
     d.textContent = r.n.name;
     const share = (100 * r.n.total / root.total).toFixed(2);
-    d.title = `${r.n.name}\n${r.n.total} samples (${share}%), self ${r.n.self}`;
+    d.title = `${r.n.name}\n${amount(r.n.total)} (${share}%), self ${amount(r.n.self)}`;
     d.onclick = () => { zoom = pathOf(r.n); render(); };
     d.onmouseover = () => { $('tip').textContent = d.title.replace('\n', ' | '); };
     chart.appendChild(d);
@@ -130,13 +130,22 @@ function searchRegex() {
   if (!q) return null;
   try { return new RegExp(q); } catch (e) { return null; }
 }
+// A count in the profile's unit: samples, or a heap profile's bytes or objects.
+function amount(n) {
+  const unit = PROFILE.unit || 'samples';
+  if (unit !== 'bytes') return `${n} ${unit}`;
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n, u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; ++u; }
+  return `${u ? v.toFixed(v < 10 ? 2 : 1) : v} ${units[u]}`;
+}
 // The share of samples under a matching frame, counted once where matches nest.
 function showMatch(root, re) {
   if (!re) { $('match').textContent = ''; return; }
   let hit = 0;
   const walk = n => { if (n !== root && re.test(n.name)) { hit += n.total; return; } n.kids.forEach(walk); };
   walk(root);
-  $('match').textContent = `matched ${(100 * hit / Math.max(root.total, 1)).toFixed(1)}% of ${root.total} samples`;
+  $('match').textContent = `matched ${(100 * hit / Math.max(root.total, 1)).toFixed(1)}% of ${amount(root.total)}`;
 }
 
 const threads = [...new Set(PROFILE.stacks.map(s => s.thread))].filter(t => t).sort();
@@ -145,7 +154,8 @@ const requests = [...new Set(PROFILE.stacks.map(s => s.request))].filter(r => r)
 for (const r of requests) { const o = document.createElement('option'); o.value = o.textContent = r; $('request').appendChild(o); }
 { const o = document.createElement('option'); o.value = '\n'; o.textContent = 'no request'; $('request').appendChild(o); }
 $('request').hidden = requests.length === 0;
-$('meta').textContent = `${PROFILE.mode} profile, ${PROFILE.hz} Hz, ${PROFILE.seconds.toFixed(1)} s, ` +
+$('meta').textContent = PROFILE.mode === 'heap' ? `heap profile: ${PROFILE.clock}, ${amount(PROFILE.samples)}` :
+  `${PROFILE.mode} profile, ${PROFILE.hz} Hz, ${PROFILE.seconds.toFixed(1)} s, ` +
   `${PROFILE.samples} samples, ${PROFILE.lost} lost, ${PROFILE.threads} threads` +
   (PROFILE.costs && PROFILE.costs.process_cpu_s > 0 ? `; sampling: handler ${PROFILE.costs.handler_p50_us.toFixed(1)} us median, ` +
    `${(100 * PROFILE.costs.handler_s / PROFILE.costs.process_cpu_s).toFixed(2)}% of the process's CPU time` : '');

@@ -12,7 +12,7 @@ nlohmann::json profile_to_json(const Profile& p) {
     if (!s.request.empty()) stacks.back()["request"] = s.request;
   }
   return {{"mode", p.mode},         {"hz", p.hz},           {"clock", p.clock}, {"seconds", p.seconds},
-          {"samples", p.samples},   {"lost", p.lost},       {"threads", p.threads}, {"stacks", stacks},
+          {"unit", p.unit},         {"samples", p.samples},   {"lost", p.lost},       {"threads", p.threads}, {"stacks", stacks},
           {"unsampled", p.unsampled}, {"problem", p.problem},
           {"costs", {{"lost_buffer_full", p.costs.lost_buffer_full},
                      {"lost_in_handler", p.costs.lost_in_handler},
@@ -54,6 +54,7 @@ Profile profile_from_json(const nlohmann::json& j) {
   p.mode = j.at("mode").get<std::string>();
   p.hz = j.at("hz").get<int>();
   p.clock = j.value("clock", "");
+  p.unit = j.value("unit", "samples");
   p.seconds = j.value("seconds", 0.0);
   p.samples = j.at("samples").get<uint64_t>();
   p.lost = j.value("lost", uint64_t{0});

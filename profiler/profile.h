@@ -38,7 +38,8 @@ struct SamplingCosts {
 };
 
 struct Profile {
-  std::string mode;   // "cpu" or "wall"
+  std::string mode;   // "cpu", "wall" or "heap"
+  std::string unit = "samples";  // what a stack's count counts: samples, or a heap profile's bytes or objects
   int hz = 0;
   std::string clock;  // how samples were taken
   double seconds = 0;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -59,6 +60,17 @@ struct TopOptions {
 };
 int run_top(pid_t pid, const TopOptions& top, const CommonOptions& options);
 int run_inflight(pid_t pid, size_t limit, const CommonOptions& options);
+
+struct HeapOptions {
+  bool start = false;     // turn heap profiling on (until --stop)
+  bool stop = false;
+  uint64_t rate = 0;      // with --start: mean bytes between samples (0: the agent's PERISCOPE_HEAP_RATE)
+  int diff_seconds = 0;   // read twice, this far apart, and show the change
+  std::string value;      // inuse_space (default), inuse_objects, alloc_space, alloc_objects
+  std::string output;     // empty: the table
+  int rows = 20;
+};
+int run_heap(pid_t pid, const HeapOptions& heap, const CommonOptions& options);
 
 struct MetricsOptions {
   std::string filter;  // only families whose name contains this

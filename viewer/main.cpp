@@ -37,6 +37,10 @@ Examples:
   periscope record 4242 --wall -o wall.speedscope.json   every thread, running or blocked
   periscope record 4242 -d 10 -o cpu.pb.gz           for go tool pprof
   periscope top 4242                    live: the hottest functions, refreshed every second
+  periscope heap 4242 --start           sample allocations from now on (or run with PERISCOPE_HEAP=on)
+  periscope heap 4242                   the functions holding the most memory
+  periscope heap 4242 --diff 60         what grew in a minute: leak suspects first
+  periscope heap 4242 -o heap.pb.gz     for go tool pprof (also .html, .folded)
   periscope inject 4242                 load the agent into a process started without it
   periscope inject 4242 --http 127.0.0.1:9464        ...with its HTTP endpoint
   periscope eject 4242                  stop that agent again
@@ -138,6 +142,27 @@ int main(int argc, char** argv) {
                      "FILE.html (flame graph), .folded, .speedscope.json or .pb.gz (pprof)")
       ->required();
 
+  auto* heap = app.add_subcommand("heap", "sampled heap profile: who holds memory, who allocates it "
+                                          "(needs PERISCOPE_HEAP=on or --start first)");
+  add_pid(heap, pid);
+  HeapOptions heap_options;
+  auto* heap_start = heap->add_flag("--start", heap_options.start,
+                                    "turn heap profiling on (until --stop): in use from now on; costs ~a few % "
+                                    "on allocation-heavy code");
+  heap->add_flag("--stop", heap_options.stop, "turn it off (what it tracked can still be read)")->excludes(heap_start);
+  heap->add_option("--rate", heap_options.rate, "with --start: mean bytes between samples (default 524288, as Go)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  heap->add_option("--diff", heap_options.diff_seconds,
+                   "read twice, SECONDS apart, and show what grew (leak suspects first)")
+      ->check(CLI::Range(1, 86400));
+  heap->add_option("--value", heap_options.value,
+                   "inuse_space (default), inuse_objects, alloc_space or alloc_objects: what the table and "
+                   "non-pprof files show");
+  heap->add_option("-n,--top", heap_options.rows, "rows in the table (default 20)")->check(CLI::Range(1, 100000));
+  heap->add_option("-o,--output", heap_options.output,
+                   "FILE.pb.gz (pprof: all four values, for go tool pprof), .html, .folded or .speedscope.json");
+  heap->add_flag("--json", common.json, "print the profile as JSON");
+
   auto* top = app.add_subcommand("top", "live view of the hottest functions, refreshed every second");
   add_pid(top, pid);
   TopOptions top_options;
@@ -202,7 +227,8 @@ int main(int argc, char** argv) {
   common.timeout = std::chrono::milliseconds(static_cast<long>(timeout_s * 1000));
 
   try {
-    const bool needs_agent = *metrics || *attach || *slow || *inflight || *record || *top || *exec || *stacks;
+    const bool needs_agent =
+        *metrics || *attach || *slow || *inflight || *record || *top || *exec || *stacks || *heap;
     if (inject_first && needs_agent && !find_agent_socket(pid)) {
       if (int rc = run_inject(pid, InjectOptions{}, common); rc != kExitOk) return rc;
     }
@@ -215,6 +241,7 @@ int main(int argc, char** argv) {
     if (*record) return run_record(pid, record_options, common);
     if (*view) return run_view(view_options);
     if (*top) return run_top(pid, top_options, common);
+    if (*heap) return run_heap(pid, heap_options, common);
     if (*inject) {
       inject_options.wait = std::chrono::milliseconds(static_cast<long>(inject_wait_s * 1000));
       return run_inject(pid, inject_options, common);

@@ -17,6 +17,7 @@
 #include "profiler/process_info.h"
 #include "profiler/proc_reader.h"
 #include "viewer/cli_errors.h"
+#include "viewer/output_file.h"
 #include "viewer/commands.h"
 #include "viewer/discovery.h"
 #include "viewer/terminal_text.h"
@@ -37,21 +38,6 @@ std::string http_endpoint(const std::string& socket_path) {
   if (!text) return {};
   auto end = text->find('\n');
   return text->substr(0, end);
-}
-
-// Writes next to `path` and renames, so Prometheus never reads a half-written file.
-void write_atomically(const std::string& path, const std::string& content) {
-  std::string temp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(temp, std::ios::trunc);
-    out << content;
-    if (!out.good()) throw CliError(kExitCommandFailed, "cannot write " + temp + ": " + std::strerror(errno));
-  }
-  if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    std::string why = std::strerror(errno);
-    std::remove(temp.c_str());
-    throw CliError(kExitCommandFailed, "cannot write " + path + ": " + why);
-  }
 }
 
 int print_prometheus_sd(const nlohmann::json& list, const PsOptions& ps) {

@@ -12,6 +12,7 @@
 
 #include "profiler/profile_formats.h"
 #include "viewer/cli_errors.h"
+#include "viewer/output_file.h"
 #include "viewer/client.h"
 #include "viewer/commands.h"
 #include "viewer/terminal_text.h"
@@ -38,16 +39,6 @@ void show_progress(pid_t pid, const nlohmann::json& status, double target_s) {
                static_cast<unsigned long long>(status.value("samples", uint64_t{0})),
                static_cast<unsigned long long>(status.value("lost", uint64_t{0})),
                target_s > 0 ? "" : "  (Ctrl-C stops)");
-}
-
-void write_atomically(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << content;
-    if (!out) throw CliError(kExitCommandFailed, "cannot write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw CliError(kExitCommandFailed, "cannot write " + path);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "agent/src/agent.h"
 #include "agent/src/crash/crash_report.h"
+#include "agent/src/heap/heap_sampler.h"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -260,6 +261,9 @@ Status start_locked(const Options& options, pid_t forked_from, bool injected) {
   if (auto err = Sampler::install(options.profile_signal); !err.empty()) log_line("profiling is off: " + err);
   if (options.crash_report) {
     if (auto err = install_crash_handlers(options.crash_log); !err.empty()) log_line(err);
+  }
+  if (options.heap_profile) {  // a fork child's agent finds it on already, with the parent's picture
+    if (auto err = start_heap_sampling(options.heap_rate); !err.empty()) log_line("heap profiling is off: " + err);
   }
   agent->profiling = make_profiling(agent->io, options.profile_timers_only);
   // A slow request's report says where its samples were, when a profile runs while it is slow.

@@ -89,6 +89,9 @@ Options options_from(const SettingLookup& lookup) {
     if (const char* hosts = settings.env("PERISCOPE_HTTP_HOSTS")) o.http_hosts = hosts;
     o.crash_report = settings.env_flag("PERISCOPE_CRASH", o.crash_report);
     if (const char* log = settings.env("PERISCOPE_CRASH_LOG")) o.crash_log = log;
+    o.heap_profile = settings.env_flag("PERISCOPE_HEAP", o.heap_profile);
+    o.heap_rate = static_cast<uint64_t>(
+        settings.env_int("PERISCOPE_HEAP_RATE", static_cast<long>(o.heap_rate), 1, 1L << 40));
   } catch (...) {
   }
   return o;
@@ -118,7 +121,9 @@ nlohmann::json describe_options(const Options& o, const std::string& socket_dir)
           {"http_token_file", o.http_token_file},
           {"http_hosts", o.http_hosts},
           {"crash", o.crash_report ? "on" : "off"},
-          {"crash_log", o.crash_log}};
+          {"crash_log", o.crash_log},
+          {"heap", o.heap_profile ? "on" : "off"},
+          {"heap_rate", o.heap_rate}};
 }
 
 }  // namespace agent

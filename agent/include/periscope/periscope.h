@@ -76,6 +76,10 @@ struct Options {
                                                     // (stack, requests in flight, threads) to stderr
   std::string crash_log;                            // PERISCOPE_CRASH_LOG: ...and append it to this file
 
+  // Heap profiling (needs the agent loaded before the allocator: LD_PRELOAD, or linked first)
+  bool heap_profile = false;                        // PERISCOPE_HEAP=on: sample allocations from the start
+  uint64_t heap_rate = 512 * 1024;                  // PERISCOPE_HEAP_RATE: mean bytes between samples
+
   // Defaults overridden by PERISCOPE_* environment variables; a malformed value is reported on
   // stderr (one line) and the default is kept.
   PERISCOPE_API static Options from_env();

@@ -15,6 +15,7 @@ namespace periscope::agent {
 [[nodiscard]] std::string add_slow_commands(manhole::CommandRegistry& registry, const LiveParts& parts);     // slow, inflight
 [[nodiscard]] std::string add_profile_commands(manhole::CommandRegistry& registry, const LiveParts& parts);  // profile
 [[nodiscard]] std::string add_metrics_commands(manhole::CommandRegistry& registry, const LiveParts& parts);  // metrics
+[[nodiscard]] std::string add_heap_commands(manhole::CommandRegistry& registry, const LiveParts& parts);     // heap
 
 // All of the above.
 [[nodiscard]] std::string add_builtin_commands(manhole::CommandRegistry& registry, const LiveParts& parts);

@@ -10,7 +10,12 @@
 #include "agent/src/http/http_guard.h"
 #include "manhole/command_runner.h"
 
+#include <boost/asio/steady_timer.hpp>
+
+#include "agent/src/heap/heap_profiles.h"
+#include "agent/src/heap/heap_sampler.h"
 #include "agent/src/logging.h"
+#include "agent/src/own_symbolizer.h"
 #include "agent/src/profiling.h"
 #include "profiler/pprof.h"
 
@@ -31,6 +36,36 @@ void serve_profile(Profiling& profiling, const ProfileRequest& request, Respond 
                 respond(std::move(r));
               });
   if (request.on_abandoned) *request.on_abandoned = std::move(end_early);
+}
+
+HttpResponse heap_response(const HeapProfile& profile, bool allocs) {
+  HttpResponse r;
+  r.content_type = "application/octet-stream";
+  r.headers.emplace_back("Content-Disposition", std::string("attachment; filename=\"") + (allocs ? "allocs" : "heap") + "\"");
+  r.body = heap_to_pprof_gz(profile, allocs ? HeapValue::kAllocSpace : HeapValue::kInuseSpace);
+  return r;
+}
+
+// The profile as it is, or (?seconds=N) the change over N seconds; a client that goes away
+// before then gets nothing and leaves nothing behind.
+void serve_heap(boost::asio::io_context& io, const HeapRequest& request, Respond respond) {
+  const HeapState state = heap_state();
+  if (!state.on && state.rate == 0) {
+    const std::string problem = heap_sampling_unavailable();
+    return respond(text_response(409, "heap profiling is off: start it with `periscope heap PID --start` or "
+                                      "PERISCOPE_HEAP=on" + (problem.empty() ? std::string() : "; but " + problem) + "\n"));
+  }
+  if (request.delta.count() == 0) return respond(heap_response(named_heap_profile(), request.allocs));
+  auto timer = std::make_shared<boost::asio::steady_timer>(io, request.delta);
+  timer->async_wait([timer, before = raw_heap_profile(), allocs = request.allocs,
+                     respond = std::move(respond)](const boost::system::error_code& ec) {
+    if (ec) return;  // abandoned
+    HeapProfile delta = heap_delta(before, raw_heap_profile());
+    auto held = own_symbolizer_lock();
+    name_heap_stacks(delta, own_symbolizer(held));
+    respond(heap_response(delta, allocs));
+  });
+  if (request.on_abandoned) *request.on_abandoned = [timer] { timer->cancel(); };
 }
 
 std::vector<std::string> split_names(const std::string& list) {
@@ -112,7 +147,8 @@ std::unique_ptr<HttpServer> start_admin_endpoint(boost::asio::io_context& io, co
                      [&commands, &io, timeout = options.command_timeout](
                          const std::vector<std::string>& words, std::function<void(protocol::Reply)> done) {
                        manhole::run_command(commands, words, io, timeout, std::move(done));
-                     }},
+                     },
+                     [&io](const HeapRequest& request, Respond respond) { serve_heap(io, request, std::move(respond)); }},
                     guard);
   auto server = std::make_unique<HttpServer>(io, std::move(router), std::move(config));
   if (auto err = server->listen(); !err.empty()) {

@@ -55,6 +55,9 @@ const char* kIndexHtml = R"(<!DOCTYPE html>
 <li><a href="/metrics">/metrics</a>: Prometheus metrics (text format 0.0.4)</li>
 <li><a href="/debug/pprof/profile?seconds=30">/debug/pprof/profile?seconds=30</a>: CPU profile, gzipped pprof
  (<code>&amp;mode=wall</code> for wall-clock, <code>&amp;rate=HZ</code>); <code>go tool pprof http://HOST:PORT/debug/pprof/profile</code></li>
+<li><a href="/debug/pprof/heap">/debug/pprof/heap</a>, <a href="/debug/pprof/allocs">/debug/pprof/allocs</a>: sampled heap
+ profile, gzipped pprof (in use first, or allocated first; <code>?seconds=N</code> for what changed in N seconds); needs heap
+ profiling on (<code>PERISCOPE_HEAP=on</code> or <code>periscope heap PID --start</code>)</li>
 <li><a href="/debug/stacks">/debug/stacks</a>: every thread's stack (<code>?tid=N</code>, <code>?format=json</code>)</li>
 <li><a href="/debug/slow">/debug/slow</a>: slow-request reports (<code>?since=N</code>, <code>?format=json</code>)</li>
 <li><a href="/debug/inflight">/debug/inflight</a>: requests running now (<code>?limit=N</code>, <code>?format=json</code>)</li>
@@ -77,6 +80,8 @@ class Route {
     if (path == "/" || path == "/debug/pprof/" || path == "/debug/pprof") return index();
     if (path == "/metrics") return metrics();
     if (path == "/debug/pprof/profile") return profile();
+    if (path == "/debug/pprof/heap") return heap(false);
+    if (path == "/debug/pprof/allocs") return heap(true);
     if (path == "/debug/stacks") return command_route("stacks", "tid", 1, 1 << 22);
     if (path == "/debug/slow") return command_route("slow", "since", 0, 1L << 30);
     if (path == "/debug/inflight") return command_route("inflight", "limit", 1, 1L << 30);
@@ -142,6 +147,20 @@ class Route {
     }
     p.on_abandoned = request_.on_abandoned;
     backend_.profile(p, std::move(respond_));
+  }
+
+  void heap(bool allocs) {
+    if (!get_only() || !params_ok({"seconds"})) return;
+    HeapRequest h;
+    h.allocs = allocs;
+    if (auto s = target_.get("seconds")) {
+      auto v = parse_number(*s, 1, kMaxProfileSeconds);
+      if (!v) return respond_(text_response(400, "seconds must be 1.." + std::to_string(kMaxProfileSeconds) + "\n"));
+      h.delta = std::chrono::seconds(*v);
+    }
+    h.on_abandoned = request_.on_abandoned;
+    if (!backend_.heap) return respond_(text_response(404, "no heap profiles here\n"));
+    backend_.heap(h, std::move(respond_));
   }
 
   // A fixed command whose optional arguments come from one repeatable numeric parameter.

@@ -1,5 +1,5 @@
 // What the HTTP admin endpoint answers, independent of sockets (so it can be unit-tested and
-// fuzzed): /metrics, /debug/pprof/profile, /debug/stacks|slow|inflight and every manhole command
+// fuzzed): /metrics, /debug/pprof/profile|heap|allocs, /debug/stacks|slow|inflight and every manhole command
 // as /debug/cmd/NAME (GET for read-only commands, POST for those that change state).
 //
 // Threading: handle() on the io thread; `respond` is called exactly once, at once or later (a
@@ -48,12 +48,20 @@ struct ProfileRequest {
   std::shared_ptr<std::function<void()>> on_abandoned;  // the request's (HttpRequest)
 };
 
+struct HeapRequest {
+  bool allocs = false;           // /debug/pprof/allocs: pprof shows alloc_space first
+  std::chrono::seconds delta{0};  // ?seconds=N: the change over N seconds; 0: the profile as it is
+  std::shared_ptr<std::function<void()>> on_abandoned;
+};
+
 struct HttpBackend {
   std::function<std::string()> metrics_text;  // Prometheus text format 0.0.4
   // Profiles for the duration, then responds with the gzipped pprof (or the reason it could not).
   std::function<void(const ProfileRequest&, Respond)> profile;
   // Runs a command and hands its reply on (manhole/command_runner.h); null: at once, here.
   std::function<void(const std::vector<std::string>&, std::function<void(protocol::Reply)>)> run_command;
+  // The sampled heap profile, gzipped pprof (or why there is none); null: 404.
+  std::function<void(const HeapRequest&, Respond)> heap;
 };
 
 struct HttpGuardConfig;

@@ -8,6 +8,7 @@
 
 #include "agent/src/http/http_server.h"
 #include "agent/src/metrics/metric_builders.h"
+#include "agent/src/heap/heap_sampler.h"
 #include "agent/src/metrics/process_metrics.h"
 #include "agent/src/metrics/request_metrics.h"
 #include "agent/src/profiling.h"
@@ -56,6 +57,22 @@ void add_profiler_metrics(const LiveParts& parts, Families& out) {
   add_sample(out.back(), static_cast<double>(captures.not_signalled), {{"result", "not_signalled"}});
 }
 
+void add_heap_metrics(Families& out) {
+  const HeapState heap = heap_state();
+  out.push_back(gauge_family("periscope_heap_profiling", "1 while heap profiling samples allocations."));
+  add_sample(out.back(), heap.on ? 1 : 0);
+  if (heap.rate == 0) return;  // never started
+  out.push_back(gauge_family("periscope_heap_inuse_bytes",
+                             "Estimated bytes still in use of those allocated since heap profiling started "
+                             "(from sampled allocations)."));
+  add_sample(out.back(), heap.inuse_bytes);
+  out.push_back(counter_family("periscope_heap_allocated_bytes_total",
+                               "Estimated bytes allocated since heap profiling started (from sampled allocations)."));
+  add_sample(out.back(), heap.alloc_bytes);
+  out.push_back(counter_family("periscope_heap_samples_total", "Allocations sampled by the heap profiler."));
+  add_sample(out.back(), static_cast<double>(heap.samples));
+}
+
 void add_server_metrics(const LiveParts& parts, Families& out) {
   if (const manhole::ServerCounters* c = parts.sessions.load()) {
     out.push_back(counter_family("periscope_manhole_connections_total", "Manhole connections, by outcome."));
@@ -85,6 +102,7 @@ Families collect_metrics(const LiveParts& parts) {
   Families out = collect_process_metrics();
   add_profiler_metrics(parts, out);
   add_server_metrics(parts, out);
+  add_heap_metrics(out);
   if (const RequestTable* table = request_table()) {
     for (auto& f : collect_request_metrics(*table)) out.push_back(std::move(f));
   }

@@ -1,0 +1,102 @@
+// A program whose heap is known: blocks of three sizes kept by three named functions (through
+// malloc, std::vector's operator new and new[]), and heavy churn that keeps nothing. It prints
+// what each function keeps ("keeps retain_small_blocks 33554432"), then "ready", and reads stdin:
+// "leak" starts leaking 256 KiB every 50 ms in leak_slowly, "free" lets everything go, "quit" ends.
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+volatile unsigned char g_sink;
+std::vector<void*> g_small;
+std::vector<std::vector<char>> g_vectors;
+std::vector<char*> g_large;
+std::vector<void*> g_leaked;
+std::atomic<bool> g_leaking{false};
+
+__attribute__((noipa)) void retain_small_blocks(size_t count) {  // 64-byte blocks, malloc
+  for (size_t i = 0; i < count; ++i) {
+    void* p = std::malloc(64);
+    std::memset(p, 1, 64);
+    g_small.push_back(p);
+  }
+}
+
+__attribute__((noipa)) void retain_vectors(size_t count) {  // 4 KiB vectors, operator new
+  for (size_t i = 0; i < count; ++i) g_vectors.emplace_back(4096, static_cast<char>(i));
+}
+
+__attribute__((noipa)) void retain_large_blocks(size_t count) {  // 1 MiB arrays, operator new[]
+  for (size_t i = 0; i < count; ++i) {
+    char* p = new char[1 << 20];
+    std::memset(p, 2, 1 << 20);
+    g_large.push_back(p);
+  }
+}
+
+__attribute__((noipa)) void churn(size_t total) {  // allocates `total` bytes, keeps none
+  unsigned seed = 12345;
+  for (size_t done = 0; done < total;) {
+    seed = seed * 1103515245 + 12345;
+    const size_t size = 16 + (seed >> 8) % 4081;
+    auto* p = static_cast<unsigned char*>(std::malloc(size));
+    p[0] = static_cast<unsigned char>(size);
+    g_sink = p[size / 2];
+    std::free(p);
+    done += size;
+  }
+}
+
+__attribute__((noipa)) void leak_slowly() {
+  void* p = std::malloc(256 * 1024);
+  std::memset(p, 3, 256 * 1024);
+  g_leaked.push_back(p);
+}
+
+}  // namespace
+
+int main() {
+  constexpr size_t kSmall = 512 * 1024, kVectors = 8192, kLarge = 24;
+  g_small.reserve(kSmall);
+  g_vectors.reserve(kVectors);
+  g_large.reserve(kLarge);
+  g_leaked.reserve(100000);
+  retain_small_blocks(kSmall);
+  retain_vectors(kVectors);
+  retain_large_blocks(kLarge);
+  churn(size_t{1} << 30);
+  std::printf("keeps retain_small_blocks %zu\n", kSmall * 64);
+  std::printf("keeps retain_vectors %zu\n", kVectors * 4096);
+  std::printf("keeps retain_large_blocks %zu\n", kLarge << 20);
+  std::printf("churned churn %zu\n", size_t{1} << 30);
+  std::printf("ready\n");
+  std::fflush(stdout);
+  std::thread leaker([] {
+    while (true) {
+      if (g_leaking.load()) leak_slowly();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  leaker.detach();
+  for (std::string line; std::getline(std::cin, line);) {
+    if (line == "leak") g_leaking = true;
+    if (line == "quit") break;
+    if (line == "free") {
+      for (void* p : g_small) std::free(p);
+      g_small.clear();
+      g_vectors.clear();
+      for (char* p : g_large) delete[] p;
+      g_large.clear();
+    }
+    std::printf("ok %s\n", line.c_str());
+    std::fflush(stdout);
+  }
+  return 0;
+}
