@@ -121,6 +121,21 @@ TEST(Inject, AnIdleProgramGetsAWorkingAgentAndEjectLeavesItAsItWas) {
   EXPECT_EQ(periscope({"exec", target.pid_text(), "info"}).exit_code, 0);
 }
 
+// Heap profiling needs the allocation functions, which an agent loaded late does not own (the
+// program's calls are bound to libc's): it says so, and the program runs on.
+TEST(Inject, HeapProfilingSaysItNeedsTheAgentFromTheStart) {
+  SKIP_UNLESS_INJECT_CAN_LOAD();
+  Plain target({target_path("inject_target"), "0"});
+  ASSERT_EQ(periscope({"inject", target.pid_text()}).exit_code, 0);
+  auto heap = periscope({"heap", target.pid_text(), "--start"});
+  EXPECT_EQ(heap.exit_code, 1);
+  EXPECT_NE(heap.err.find("heap profiling needs libperiscope.so from the start"), std::string::npos) << heap.err;
+  EXPECT_NE(heap.err.find("an injected agent cannot see allocations"), std::string::npos) << heap.err;
+  EXPECT_EQ(periscope({"exec", target.pid_text(), "heap", "status"}).exit_code, 0);
+  EXPECT_TRUE(target.alive());
+  EXPECT_EQ(periscope({"eject", target.pid_text()}).exit_code, 0);
+}
+
 TEST(Inject, ABusyProgramKeepsItsPaceAndIsProfiled) {
   SKIP_UNLESS_INJECT_CAN_LOAD();
   Plain target({target_path("inject_target"), "2"});
