@@ -18,7 +18,7 @@ PACKAGES=(
 )
 
 case "${1:-}" in
-  bench) PACKAGES+=(libgoogle-perftools-dev gdb) ;;
+  bench) PACKAGES+=(libgoogle-perftools-dev gdb heaptrack) ;;
   fuzz) PACKAGES+=(clang-14 libclang-rt-14-dev) ;;
   "") ;;
   *) echo "setup-deps: unknown set '$1' (bench or fuzz)" >&2; exit 2 ;;

@@ -1,5 +1,6 @@
 #include "agent/src/heap/heap_sampler.h"
 
+#include <algorithm>
 #include <cmath>
 #include <ctime>
 #include <dlfcn.h>
@@ -8,25 +9,25 @@
 #include <pthread.h>
 #include <unistd.h>
 #include <unordered_map>
+#include <libunwind.h>
 
 #include "agent/src/heap/malloc_interposer.h"
-#include "profiler/capture/signal_unwind.h"
 
 namespace periscope::agent {
 
 std::atomic<bool> g_heap_sampling{false};
 std::atomic<bool> g_heap_tracking{false};
+std::atomic<uint8_t> g_heap_filter[size_t{1} << kHeapFilterBits];
+__thread int64_t t_heap_bytes_left __attribute__((tls_model("initial-exec"))) = 0;
 
 namespace {
 
 constexpr size_t kMaxDepth = 256;             // as the CPU profiler's stacks ("[cut at 256 frames]")
 constexpr size_t kMaxStacks = 1 << 16;
 constexpr size_t kMaxBlocks = size_t{1} << 22;
-constexpr unsigned kFilterBits = 16;
 
 // Initial-exec TLS (`__thread`: no wrapper calls): a thread's distance to its next sample, its
 // random state, and the guard that makes the profiler's own allocations pass through.
-__thread int64_t t_bytes_left __attribute__((tls_model("initial-exec"))) = 0;
 __thread uint64_t t_random __attribute__((tls_model("initial-exec"))) = 0;
 __thread uint64_t t_generation __attribute__((tls_model("initial-exec"))) = 0;
 __thread bool t_inside __attribute__((tls_model("initial-exec"))) = false;
@@ -37,16 +38,34 @@ struct Block {
   double weight;  // how many blocks of its size this sample stands for
 };
 
-struct VectorHash {
-  size_t operator()(const std::vector<uint64_t>& v) const {
+// Stacks are looked up by a view of the caller's array: a stack seen before costs no allocation.
+struct StackView {
+  const uint64_t* pcs;
+  size_t depth;
+};
+
+struct StackHash {
+  using is_transparent = void;
+  size_t operator()(StackView v) const {
     uint64_t h = 1469598103934665603ull;
-    for (uint64_t x : v) h = (h ^ x) * 1099511628211ull;
+    for (size_t i = 0; i < v.depth; ++i) h = (h ^ v.pcs[i]) * 1099511628211ull;
     return h;
   }
+  size_t operator()(const std::vector<uint64_t>& v) const { return (*this)(StackView{v.data(), v.size()}); }
+};
+
+struct StackEqual {
+  using is_transparent = void;
+  static bool same(StackView a, StackView b) {
+    return a.depth == b.depth && std::equal(a.pcs, a.pcs + a.depth, b.pcs);
+  }
+  bool operator()(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b) const { return a == b; }
+  bool operator()(StackView a, const std::vector<uint64_t>& b) const { return same(a, {b.data(), b.size()}); }
+  bool operator()(const std::vector<uint64_t>& a, StackView b) const { return same({a.data(), a.size()}, b); }
 };
 
 struct Table {
-  std::unordered_map<std::vector<uint64_t>, uint32_t, VectorHash> index;
+  std::unordered_map<std::vector<uint64_t>, uint32_t, StackHash, StackEqual> index;
   std::vector<HeapStackCounts> stacks;
   std::unordered_map<uintptr_t, Block> blocks;
 };
@@ -59,9 +78,6 @@ struct RecursiveLock {
   void unlock() { pthread_mutex_unlock(&mutex); }
 } g_lock;
 Table* g_table = nullptr;  // made at the first start, never freed (the interposer outlives us)
-// Per address hash, how many tracked blocks have it: a free whose count is 0 is not ours to look
-// up, without the lock.
-std::atomic<uint16_t> g_filter[size_t{1} << kFilterBits];
 std::atomic<uint64_t> g_rate{kDefaultHeapRate};
 std::atomic<uint64_t> g_generation{1};
 std::atomic<uint64_t> g_samples{0};
@@ -70,8 +86,6 @@ double g_inuse_bytes = 0;  // under g_lock
 double g_alloc_bytes = 0;
 timespec g_started{};
 uintptr_t g_own_low = 0, g_own_high = 0;  // this library's code: frames of ours are not the caller's
-
-size_t filter_slot(uintptr_t p) { return static_cast<size_t>(((p >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - kFilterBits)); }
 
 uint64_t next_random() {
   uint64_t x = t_random;
@@ -96,7 +110,7 @@ void seed_thread() {
              (reinterpret_cast<uintptr_t>(&t_random) << 7) ^ static_cast<uint64_t>(gettid());
   if (t_random == 0) t_random = 0x853c49e6748fea9bull;
   t_generation = g_generation.load(std::memory_order_relaxed);
-  t_bytes_left = draw_distance();
+  t_heap_bytes_left = draw_distance();
 }
 
 void find_own_code() {
@@ -123,17 +137,24 @@ void find_own_code() {
   }
 }
 
-// The sampled allocation's stack, its call site first. Under HeapPassThrough: libunwind's own
-// first use may allocate.
+// The sampled allocation's stack, its call site first. libunwind's unw_backtrace: it keeps, per
+// thread, how each return address's frame is laid out, and walks a known stack in ~10 ns a frame
+// (unw_step, or libgcc's _Unwind_Backtrace, interpret the unwind tables at every frame: ~400 ns).
+// Its per-thread cache is mmap'ed; anything it allocates passes through (HeapPassThrough).
 size_t allocation_stack(uint64_t* pcs) {
-  bool truncated = false;
-  size_t depth = unwind_here(pcs, kMaxDepth, &truncated);
+  void* frames[kMaxDepth + 1];
+  const int got = unw_backtrace(frames, static_cast<int>(kMaxDepth + 1));
   size_t first = 0;
-  while (first < depth && pcs[first] >= g_own_low && pcs[first] < g_own_high) ++first;
+  while (first < static_cast<size_t>(got) && reinterpret_cast<uintptr_t>(frames[first]) >= g_own_low &&
+         reinterpret_cast<uintptr_t>(frames[first]) < g_own_high) {
+    ++first;  // ours: not the caller's
+  }
   size_t n = 0;
-  for (size_t i = first; i < depth; ++i) pcs[n++] = pcs[i];
+  for (size_t i = first; i < static_cast<size_t>(got) && n < kMaxDepth; ++i) {
+    pcs[n++] = reinterpret_cast<uintptr_t>(frames[i]);
+  }
   if (n > 0) pcs[0] -= 1;  // a return address: its call instruction names the line
-  if (truncated && n > 0) pcs[n - 1] = 0;
+  if (static_cast<size_t>(got) - first > kMaxDepth) pcs[n - 1] = 0;  // cut
   return n;
 }
 
@@ -142,7 +163,8 @@ void forget(Table& table, std::unordered_map<uintptr_t, Block>::iterator it) {
   s.inuse_objects -= it->second.weight;
   s.inuse_bytes -= it->second.weight * static_cast<double>(it->second.size);
   g_inuse_bytes -= it->second.weight * static_cast<double>(it->second.size);
-  g_filter[filter_slot(it->first)].fetch_sub(1, std::memory_order_relaxed);
+  auto& slot = g_heap_filter[heap_filter_slot(reinterpret_cast<void*>(it->first))];
+  if (slot.load(std::memory_order_relaxed) != 255) slot.fetch_sub(1, std::memory_order_relaxed);  // 255: sticky
   table.blocks.erase(it);
 }
 
@@ -157,9 +179,9 @@ void record(void* block, size_t size) {
   Table& table = *g_table;
   const auto address = reinterpret_cast<uintptr_t>(block);
   if (auto stale = table.blocks.find(address); stale != table.blocks.end()) forget(table, stale);  // freed unseen
-  std::vector<uint64_t> key(pcs, pcs + depth);
-  auto found = table.index.find(key);
+  auto found = table.index.find(StackView{pcs, depth});
   if (found == table.index.end()) {
+    std::vector<uint64_t> key(pcs, pcs + depth);
     if (table.stacks.size() >= kMaxStacks || table.blocks.size() >= kMaxBlocks) {
       g_dropped.fetch_add(1, std::memory_order_relaxed);
       return;
@@ -178,7 +200,8 @@ void record(void* block, size_t size) {
   g_inuse_bytes += weight * static_cast<double>(size);
   g_alloc_bytes += weight * static_cast<double>(size);
   table.blocks.emplace(address, Block{found->second, size, weight});
-  g_filter[filter_slot(address)].fetch_add(1, std::memory_order_relaxed);
+  auto& slot = g_heap_filter[heap_filter_slot(block)];
+  if (slot.load(std::memory_order_relaxed) != 255) slot.fetch_add(1, std::memory_order_relaxed);
   g_heap_tracking.store(true, std::memory_order_relaxed);
 }
 
@@ -197,29 +220,27 @@ HeapPassThrough::~HeapPassThrough() {
   t_inside = was_;
 }
 
-void heap_note_alloc(void* block, size_t size) {
-  if (t_inside || !block) return;
-  const int64_t n = size > static_cast<size_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(size);
-  if (t_bytes_left > n) {
-    t_bytes_left -= n;
+void heap_sample_slow(void* block, size_t size) {
+  const int64_t n = static_cast<int64_t>(size & (~size_t{0} >> 1));
+  if (t_inside) {  // the profiler's own allocation: not counted
+    t_heap_bytes_left += n;
     return;
   }
   HeapPassThrough pass;
   if (t_generation != g_generation.load(std::memory_order_relaxed)) {  // a new thread, or a new start
     seed_thread();
-    if (t_bytes_left > n) {
-      t_bytes_left -= n;
+    if (t_heap_bytes_left > n) {
+      t_heap_bytes_left -= n;
       return;
     }
   }
-  t_bytes_left = draw_distance();
-  if (g_heap_sampling.load(std::memory_order_relaxed)) record(block, size);
+  t_heap_bytes_left = draw_distance();
+  if (block && g_heap_sampling.load(std::memory_order_relaxed)) record(block, size);
 }
 
-void heap_note_free(void* block) {
+void heap_untrack_slow(void* block) {
   if (t_inside || !block) return;
   const auto address = reinterpret_cast<uintptr_t>(block);
-  if (g_filter[filter_slot(address)].load(std::memory_order_relaxed) == 0) return;
   HeapPassThrough pass;
   std::lock_guard lock(g_lock);
   if (auto it = g_table->blocks.find(address); it != g_table->blocks.end()) forget(*g_table, it);
@@ -238,15 +259,14 @@ std::string start_heap_sampling(uint64_t rate) {
   static std::once_flag once;
   std::call_once(once, [] {
     find_own_code();
-    uint64_t warm[8];
-    bool truncated;
-    (void)unwind_here(warm, 8, &truncated);  // libunwind's first use, here rather than in a host's malloc
+    uint64_t warm[kMaxDepth];
+    (void)allocation_stack(warm);  // the unwinder's first use, here rather than in a host's malloc
     g_table = new Table;
     pthread_atfork(lock_for_fork, unlock_after_fork, unlock_after_fork);
   });
   {
     std::lock_guard lock(g_lock);
-    for (auto& slot : g_filter) slot.store(0, std::memory_order_relaxed);
+    for (auto& slot : g_heap_filter) slot.store(0, std::memory_order_relaxed);
     g_table->blocks.clear();
     g_table->index.clear();
     g_table->stacks.clear();

@@ -22,13 +22,35 @@ namespace periscope::agent {
 
 constexpr uint64_t kDefaultHeapRate = 512 * 1024;  // bytes between samples, on average (Go's)
 
-// The interposer's two fast checks: an allocation is sampled only while sampling is on; a free
-// looks for its block only while some block is tracked.
+// The interposer's fast paths (inline: they run on every allocation and free). An allocation is
+// counted only while sampling is on, and sampled when it crosses the thread's distance; a free
+// looks for its block only while some block is tracked and the block's filter slot is not empty.
 extern std::atomic<bool> g_heap_sampling;
 extern std::atomic<bool> g_heap_tracking;
+extern std::atomic<uint8_t> g_heap_filter[];  // per address hash, tracked blocks (sticky at 255)
+constexpr unsigned kHeapFilterBits = 16;
+extern __thread int64_t t_heap_bytes_left __attribute__((tls_model("initial-exec")));
 
-void heap_note_alloc(void* block, size_t size);  // host thread, inside malloc
-void heap_note_free(void* block);                // host thread, inside free, before the block goes
+inline size_t heap_filter_slot(const void* block) {
+  return static_cast<size_t>(((reinterpret_cast<uintptr_t>(block) >> 4) * 0x9E3779B97F4A7C15ull) >>
+                             (64 - kHeapFilterBits));
+}
+
+void heap_sample_slow(void* block, size_t size);  // the thread's distance was crossed
+void heap_untrack_slow(void* block);              // the block may be a tracked one
+
+inline void heap_note_alloc(void* block, size_t size) {
+  if (__builtin_expect(!g_heap_sampling.load(std::memory_order_relaxed), 1)) return;
+  const int64_t left = t_heap_bytes_left - static_cast<int64_t>(size & (~size_t{0} >> 1));
+  t_heap_bytes_left = left;
+  if (__builtin_expect(left < 0, 0)) heap_sample_slow(block, size);
+}
+
+inline void heap_note_free(void* block) {
+  if (__builtin_expect(!g_heap_tracking.load(std::memory_order_relaxed), 1)) return;
+  if (g_heap_filter[heap_filter_slot(block)].load(std::memory_order_relaxed) == 0) return;
+  heap_untrack_slow(block);
+}
 
 // Guards a host thread's call into another allocator (operator new into malloc): what it
 // allocates and frees inside is neither sampled nor looked up. Nests.

@@ -1,7 +1,8 @@
 // The allocation functions of the C library and of C++, passed on to the allocator the process
 // would use without the agent, with the heap sampler told of each while it is on. With sampling
-// and tracking off, a call costs two atomic loads (the resolved table, the sampler's flag) and an
-// indirect call.
+// off, a call costs one load of a function pointer, an indirect call and one load of a flag.
+// C++'s operator new and delete are that allocator's malloc and free (as libstdc++'s are), with
+// the standard's new_handler loop: one layer, where passing them on would go through us twice.
 //
 // Which allocator is "next": when the process's malloc is ours (preloaded, or linked before the
 // allocator), the one after us (RTLD_NEXT); when it is not (an injected agent, an allocator in the
@@ -20,7 +21,6 @@
 #include <dlfcn.h>
 #include <malloc.h>
 #include <new>
-#include <type_traits>
 #include <unistd.h>
 
 #include "agent/src/heap/heap_sampler.h"
@@ -41,38 +41,21 @@ void* pvalloc(size_t size);
 
 namespace {
 
-using periscope::agent::g_heap_sampling;
-using periscope::agent::g_heap_tracking;
 using periscope::agent::heap_note_alloc;
 using periscope::agent::heap_note_free;
-using periscope::agent::HeapPassThrough;
 
-enum Fn {
-  kMalloc, kFree, kCalloc, kRealloc, kMemalign, kPosixMemalign, kAlignedAlloc, kValloc, kPvalloc,
-  kNew, kNewArray, kNewNothrow, kNewArrayNothrow, kNewAligned, kNewArrayAligned, kNewAlignedNothrow,
-  kNewArrayAlignedNothrow,
-  kDelete, kDeleteArray, kDeleteSized, kDeleteArraySized, kDeleteAligned, kDeleteArrayAligned,
-  kDeleteSizedAligned, kDeleteArraySizedAligned, kDeleteNothrow, kDeleteArrayNothrow,
-  kDeleteAlignedNothrow, kDeleteArrayAlignedNothrow,
-  kFnCount
-};
-
-const char* const kNames[kFnCount] = {
-    "malloc", "free", "calloc", "realloc", "memalign", "posix_memalign", "aligned_alloc", "valloc", "pvalloc",
-    "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t",
-    "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
-    "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm", "_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t",
-    "_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t", "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t",
-    "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t"};
-
-void* g_next[kFnCount];
-std::atomic<bool> g_resolved{false};
-bool g_malloc_is_ours = false;
-__thread bool t_resolving __attribute__((tls_model("initial-exec"))) = false;
+using MallocFn = void* (*)(size_t);
+using FreeFn = void (*)(void*);
+using CallocFn = void* (*)(size_t, size_t);
+using ReallocFn = void* (*)(void*, size_t);
+using AlignedFn = void* (*)(size_t, size_t);  // memalign, aligned_alloc
+using PosixMemalignFn = int (*)(void**, size_t, size_t);
 
 // The bootstrap arena: a 16-byte header holds each block's size (realloc copies out of it).
 alignas(64) char g_arena[64 * 1024];
 std::atomic<size_t> g_arena_used{0};
+__thread bool t_resolving __attribute__((tls_model("initial-exec"))) = false;
+bool g_malloc_is_ours = false;
 
 bool in_arena(const void* p) {
   return p >= static_cast<const void*>(g_arena) && p < static_cast<const void*>(g_arena + sizeof g_arena);
@@ -96,94 +79,140 @@ size_t arena_size(const void* p) {
   return size;
 }
 
-void* own_address(Fn fn);
+void resolve();
+
+// Until resolved, each pointer is a function that resolves (or, on the resolving thread, serves
+// from the arena) and calls on.
+void* boot_malloc(size_t size);
+void boot_free(void* block);
+void* boot_calloc(size_t count, size_t size);
+void* boot_realloc(void* block, size_t size);
+void* boot_memalign(size_t alignment, size_t size);
+int boot_posix_memalign(void** out, size_t alignment, size_t size);
+void* boot_aligned_alloc(size_t alignment, size_t size);
+
+struct Next {
+  std::atomic<MallocFn> malloc{boot_malloc};
+  std::atomic<FreeFn> free{boot_free};
+  std::atomic<CallocFn> calloc{boot_calloc};
+  std::atomic<ReallocFn> realloc{boot_realloc};
+  std::atomic<AlignedFn> memalign{boot_memalign};
+  std::atomic<PosixMemalignFn> posix_memalign{boot_posix_memalign};
+  std::atomic<AlignedFn> aligned_alloc{boot_aligned_alloc};
+  std::atomic<MallocFn> valloc{nullptr};   // null: memalign at the page size
+  std::atomic<MallocFn> pvalloc{nullptr};
+} g_next;
+
+template <typename F>
+F load(const std::atomic<F>& f) {
+  return f.load(std::memory_order_relaxed);
+}
+
+// The process's definition when it is not ours, else the next one after us.
+template <typename F>
+F find_next(const char* name, F own) {
+  void* global = ::dlsym(RTLD_DEFAULT, name);
+  if (global && global != reinterpret_cast<void*>(own)) return reinterpret_cast<F>(global);
+  return reinterpret_cast<F>(::dlsym(RTLD_NEXT, name));
+}
 
 void resolve() {
   t_resolving = true;
-  void* found[kFnCount];
-  const bool ours = ::dlsym(RTLD_DEFAULT, "malloc") == own_address(kMalloc);
-  for (int i = 0; i < kFnCount; ++i) {
-    void* global = ::dlsym(RTLD_DEFAULT, kNames[i]);
-    found[i] = global && global != own_address(static_cast<Fn>(i)) ? global : ::dlsym(RTLD_NEXT, kNames[i]);
+  g_malloc_is_ours = ::dlsym(RTLD_DEFAULT, "malloc") == reinterpret_cast<void*>(&malloc);
+  auto next_malloc = find_next<MallocFn>("malloc", &malloc);
+  auto next_free = find_next<FreeFn>("free", &free);
+  auto next_calloc = find_next<CallocFn>("calloc", &calloc);
+  auto next_realloc = find_next<ReallocFn>("realloc", &realloc);
+  auto next_memalign = find_next<AlignedFn>("memalign", &memalign);
+  auto next_posix_memalign = find_next<PosixMemalignFn>("posix_memalign", &posix_memalign);
+  auto next_aligned_alloc = find_next<AlignedFn>("aligned_alloc", &aligned_alloc);
+  g_next.valloc.store(find_next<MallocFn>("valloc", &valloc));
+  g_next.pvalloc.store(find_next<MallocFn>("pvalloc", &pvalloc));
+  if (!next_malloc || !next_free || !next_calloc || !next_realloc || !next_memalign || !next_posix_memalign) {
+    static const char kMessage[] = "periscope: no allocator after the agent (malloc, free...); aborting\n";
+    (void)!::write(2, kMessage, sizeof kMessage - 1);
+    std::abort();
   }
-  for (int i = 0; i < kFnCount; ++i) g_next[i] = found[i];
-  g_malloc_is_ours = ours;
-  g_resolved.store(true, std::memory_order_release);
+  if (!next_aligned_alloc) next_aligned_alloc = next_memalign;
+  g_next.malloc.store(next_malloc);
+  g_next.free.store(next_free);
+  g_next.calloc.store(next_calloc);
+  g_next.realloc.store(next_realloc);
+  g_next.memalign.store(next_memalign);
+  g_next.posix_memalign.store(next_posix_memalign);
+  g_next.aligned_alloc.store(next_aligned_alloc);
   t_resolving = false;
 }
 
-// Null while this thread resolves the table (the caller uses the arena).
-template <typename F>
-F next(Fn fn) {
-  if (__builtin_expect(!g_resolved.load(std::memory_order_acquire), 0)) {
-    if (t_resolving) return nullptr;
-    resolve();
-  }
-  return reinterpret_cast<F>(g_next[fn]);
+// The resolving thread (dlsym may allocate) gets arena memory; others resolve.
+bool booting() {
+  if (t_resolving) return true;
+  resolve();
+  return false;
+}
+
+void* boot_malloc(size_t size) { return booting() ? arena_alloc(size, 16) : load(g_next.malloc)(size); }
+void boot_free(void* block) {
+  if (!booting()) load(g_next.free)(block);  // on the resolving thread: kept
+}
+void* boot_calloc(size_t count, size_t size) {
+  size_t total;
+  if (booting()) return __builtin_mul_overflow(count, size, &total) ? nullptr : arena_alloc(total, 16);  // zeroed
+  return load(g_next.calloc)(count, size);
+}
+void* boot_realloc(void* block, size_t size) {
+  if (!booting()) return load(g_next.realloc)(block, size);
+  void* p = arena_alloc(size, 16);
+  if (p && block && in_arena(block)) std::memcpy(p, block, arena_size(block) < size ? arena_size(block) : size);
+  return p;
+}
+void* boot_memalign(size_t alignment, size_t size) {
+  return booting() ? arena_alloc(size, alignment) : load(g_next.memalign)(alignment, size);
+}
+int boot_posix_memalign(void** out, size_t alignment, size_t size) {
+  if (!booting()) return load(g_next.posix_memalign)(out, alignment, size);
+  return (*out = arena_alloc(size, alignment)) ? 0 : ENOMEM;
+}
+void* boot_aligned_alloc(size_t alignment, size_t size) {
+  return booting() ? arena_alloc(size, alignment) : load(g_next.aligned_alloc)(alignment, size);
 }
 
 __attribute__((constructor(101))) void resolve_at_load() {
-  if (!g_resolved.load(std::memory_order_acquire)) resolve();
+  if (load(g_next.malloc) == boot_malloc) resolve();
 }
 
-bool profiling_anything() {
-  return g_heap_sampling.load(std::memory_order_relaxed) || g_heap_tracking.load(std::memory_order_relaxed);
+void* page_aligned(size_t size, bool round_up) {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  return load(g_next.memalign)(page, round_up ? (size + page - 1) / page * page : size);
 }
 
-void note_alloc(void* block, size_t size) {
-  if (__builtin_expect(g_heap_sampling.load(std::memory_order_relaxed), 0)) heap_note_alloc(block, size);
-}
-
-void note_free(void* block) {
-  if (__builtin_expect(g_heap_tracking.load(std::memory_order_relaxed), 0)) heap_note_free(block);
-}
-
-// Only when an allocator lacks one of these (dlsym found none after us).
-void* fallback_aligned(size_t alignment, size_t size) {
-  void* p = nullptr;
-  return posix_memalign(&p, alignment < sizeof(void*) ? sizeof(void*) : alignment, size) == 0 ? p : nullptr;
-}
-
-template <typename T>
-size_t aligned_of(T arg, size_t otherwise) {
-  if constexpr (std::is_same_v<T, std::align_val_t>) return static_cast<size_t>(arg);
-  return otherwise;
-}
-
-template <Fn fn, typename... Args>
-void* call_new(size_t size, Args... args) {
-  auto f = next<void* (*)(size_t, Args...)>(fn);
-  if (!f) {
-    constexpr bool aligned = fn == kNewAligned || fn == kNewArrayAligned || fn == kNewAlignedNothrow ||
-                             fn == kNewArrayAlignedNothrow;
-    constexpr bool nothrow = fn == kNewNothrow || fn == kNewArrayNothrow || fn == kNewAlignedNothrow ||
-                             fn == kNewArrayAlignedNothrow;
-    size_t alignment = 16;
-    ((alignment = aligned_of(args, alignment)), ...);
-    void* p = aligned ? fallback_aligned(alignment, size ? size : 1) : malloc(size ? size : 1);
-    if (!p && !nothrow) throw std::bad_alloc();
-    return p;
+// operator new's loop (the standard's): the new_handler may free memory, else bad_alloc.
+void* new_or_throw(size_t size, size_t alignment) {
+  if (size == 0) size = 1;
+  for (;;) {
+    void* p = alignment > 16 ? load(g_next.memalign)(alignment, size) : load(g_next.malloc)(size);
+    if (p) {
+      heap_note_alloc(p, size);
+      return p;
+    }
+    std::new_handler handler = std::get_new_handler();
+    if (!handler) throw std::bad_alloc();
+    handler();
   }
-  if (!profiling_anything()) return f(size, args...);
-  void* p;
-  {
-    HeapPassThrough pass;  // operator new of libstdc++ calls malloc: one sample, here
-    p = f(size, args...);
-  }
-  note_alloc(p, size);
-  return p;
 }
 
-template <Fn fn, typename... Args>
-void call_delete(void* block, Args... args) {
-  if (!block) return;
-  if (in_arena(block)) return;
-  auto f = next<void (*)(void*, Args...)>(fn);
-  if (!f) return free(block);
-  if (!profiling_anything()) return f(block, args...);
-  note_free(block);
-  HeapPassThrough pass;
-  f(block, args...);
+void* new_or_null(size_t size, size_t alignment) noexcept {
+  try {
+    return new_or_throw(size, alignment);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void delete_block(void* block) noexcept {
+  if (!block || in_arena(block)) return;
+  heap_note_free(block);
+  load(g_next.free)(block);
 }
 
 }  // namespace
@@ -191,211 +220,98 @@ void call_delete(void* block, Args... args) {
 extern "C" {
 
 __attribute__((visibility("default"))) void* malloc(size_t size) {
-  auto f = next<void* (*)(size_t)>(kMalloc);
-  if (!f) return arena_alloc(size, 16);
-  void* p = f(size);
-  note_alloc(p, size);
+  void* p = load(g_next.malloc)(size);
+  heap_note_alloc(p, size);
   return p;
 }
 
 __attribute__((visibility("default"))) void free(void* block) {
   if (!block || in_arena(block)) return;
-  note_free(block);
-  if (auto f = next<void (*)(void*)>(kFree)) f(block);  // none while this thread resolves: kept
+  heap_note_free(block);
+  load(g_next.free)(block);
 }
 
 __attribute__((visibility("default"))) void* calloc(size_t count, size_t size) {
-  auto f = next<void* (*)(size_t, size_t)>(kCalloc);
-  if (!f) {
-    size_t total;
-    if (__builtin_mul_overflow(count, size, &total)) return nullptr;
-    return arena_alloc(total, 16);  // static memory: zeroed, never reused
-  }
-  void* p = f(count, size);
-  note_alloc(p, count * size);
+  void* p = load(g_next.calloc)(count, size);
+  if (p) heap_note_alloc(p, count * size);
   return p;
 }
 
 __attribute__((visibility("default"))) void* realloc(void* block, size_t size) {
-  auto f = next<void* (*)(void*, size_t)>(kRealloc);
-  if (!f) return arena_alloc(size, 16);
   if (in_arena(block)) {
     void* p = malloc(size);
     if (p) std::memcpy(p, block, arena_size(block) < size ? arena_size(block) : size);
     return p;
   }
-  if (block) note_free(block);
-  void* p = f(block, size);
-  if (size != 0) note_alloc(p, size);
+  if (block) heap_note_free(block);
+  void* p = load(g_next.realloc)(block, size);
+  if (p && size != 0) heap_note_alloc(p, size);
   return p;
 }
 
 __attribute__((visibility("default"))) void* memalign(size_t alignment, size_t size) {
-  auto f = next<void* (*)(size_t, size_t)>(kMemalign);
-  if (!f) return arena_alloc(size, alignment);
-  void* p = f(alignment, size);
-  note_alloc(p, size);
+  void* p = load(g_next.memalign)(alignment, size);
+  heap_note_alloc(p, size);
   return p;
 }
 
 __attribute__((visibility("default"))) int posix_memalign(void** out, size_t alignment, size_t size) {
-  auto f = next<int (*)(void**, size_t, size_t)>(kPosixMemalign);
-  if (!f) return (*out = arena_alloc(size, alignment)) ? 0 : ENOMEM;
-  const int r = f(out, alignment, size);
-  if (r == 0) note_alloc(*out, size);
+  const int r = load(g_next.posix_memalign)(out, alignment, size);
+  if (r == 0) heap_note_alloc(*out, size);
   return r;
 }
 
 __attribute__((visibility("default"))) void* aligned_alloc(size_t alignment, size_t size) {
-  auto f = next<void* (*)(size_t, size_t)>(kAlignedAlloc);
-  if (!f) return arena_alloc(size, alignment);
-  void* p = f(alignment, size);
-  note_alloc(p, size);
+  void* p = load(g_next.aligned_alloc)(alignment, size);
+  heap_note_alloc(p, size);
   return p;
 }
 
 __attribute__((visibility("default"))) void* valloc(size_t size) {
-  auto f = next<void* (*)(size_t)>(kValloc);
-  void* p = f ? f(size) : fallback_aligned(static_cast<size_t>(::sysconf(_SC_PAGESIZE)), size);
-  note_alloc(p, size);
+  auto f = load(g_next.valloc);
+  void* p = f ? f(size) : page_aligned(size, false);
+  heap_note_alloc(p, size);
   return p;
 }
 
 __attribute__((visibility("default"))) void* pvalloc(size_t size) {
-  auto f = next<void* (*)(size_t)>(kPvalloc);
-  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  void* p = f ? f(size) : fallback_aligned(page, (size + page - 1) / page * page);
-  note_alloc(p, size);
+  auto f = load(g_next.pvalloc);
+  void* p = f ? f(size) : page_aligned(size, true);
+  heap_note_alloc(p, size);
   return p;
 }
 
 }  // extern "C"
 
-void* operator new(std::size_t n) { return call_new<kNew>(n); }
-void* operator new[](std::size_t n) { return call_new<kNewArray>(n); }
-void* operator new(std::size_t n, const std::nothrow_t& t) noexcept {
-  try {
-    return call_new<kNewNothrow, const std::nothrow_t&>(n, t);
-  } catch (...) {
-    return nullptr;
-  }
+void* operator new(std::size_t n) { return new_or_throw(n, 0); }
+void* operator new[](std::size_t n) { return new_or_throw(n, 0); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return new_or_null(n, 0); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return new_or_null(n, 0); }
+void* operator new(std::size_t n, std::align_val_t a) { return new_or_throw(n, static_cast<size_t>(a)); }
+void* operator new[](std::size_t n, std::align_val_t a) { return new_or_throw(n, static_cast<size_t>(a)); }
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return new_or_null(n, static_cast<size_t>(a));
 }
-void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept {
-  try {
-    return call_new<kNewArrayNothrow, const std::nothrow_t&>(n, t);
-  } catch (...) {
-    return nullptr;
-  }
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return new_or_null(n, static_cast<size_t>(a));
 }
-void* operator new(std::size_t n, std::align_val_t a) { return call_new<kNewAligned>(n, a); }
-void* operator new[](std::size_t n, std::align_val_t a) { return call_new<kNewArrayAligned>(n, a); }
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t& t) noexcept {
-  try {
-    return call_new<kNewAlignedNothrow, std::align_val_t, const std::nothrow_t&>(n, a, t);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t& t) noexcept {
-  try {
-    return call_new<kNewArrayAlignedNothrow, std::align_val_t, const std::nothrow_t&>(n, a, t);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void operator delete(void* p) noexcept { call_delete<kDelete>(p); }
-void operator delete[](void* p) noexcept { call_delete<kDeleteArray>(p); }
-void operator delete(void* p, std::size_t n) noexcept { call_delete<kDeleteSized>(p, n); }
-void operator delete[](void* p, std::size_t n) noexcept { call_delete<kDeleteArraySized>(p, n); }
-void operator delete(void* p, std::align_val_t a) noexcept { call_delete<kDeleteAligned>(p, a); }
-void operator delete[](void* p, std::align_val_t a) noexcept { call_delete<kDeleteArrayAligned>(p, a); }
-void operator delete(void* p, std::size_t n, std::align_val_t a) noexcept {
-  call_delete<kDeleteSizedAligned>(p, n, a);
-}
-void operator delete[](void* p, std::size_t n, std::align_val_t a) noexcept {
-  call_delete<kDeleteArraySizedAligned>(p, n, a);
-}
-void operator delete(void* p, const std::nothrow_t& t) noexcept {
-  call_delete<kDeleteNothrow, const std::nothrow_t&>(p, t);
-}
-void operator delete[](void* p, const std::nothrow_t& t) noexcept {
-  call_delete<kDeleteArrayNothrow, const std::nothrow_t&>(p, t);
-}
-void operator delete(void* p, std::align_val_t a, const std::nothrow_t& t) noexcept {
-  call_delete<kDeleteAlignedNothrow, std::align_val_t, const std::nothrow_t&>(p, a, t);
-}
-void operator delete[](void* p, std::align_val_t a, const std::nothrow_t& t) noexcept {
-  call_delete<kDeleteArrayAlignedNothrow, std::align_val_t, const std::nothrow_t&>(p, a, t);
-}
-
-namespace {
-
-// Our own definitions, to tell them from the process's (under -Bsymbolic-functions these are ours).
-void* own_address(Fn fn) {
-  using std::align_val_t;
-  using std::nothrow_t;
-  using std::size_t;
-  switch (fn) {
-    case kMalloc: return reinterpret_cast<void*>(&malloc);
-    case kFree: return reinterpret_cast<void*>(&free);
-    case kCalloc: return reinterpret_cast<void*>(&calloc);
-    case kRealloc: return reinterpret_cast<void*>(&realloc);
-    case kMemalign: return reinterpret_cast<void*>(&memalign);
-    case kPosixMemalign: return reinterpret_cast<void*>(&posix_memalign);
-    case kAlignedAlloc: return reinterpret_cast<void*>(&aligned_alloc);
-    case kValloc: return reinterpret_cast<void*>(&valloc);
-    case kPvalloc: return reinterpret_cast<void*>(&pvalloc);
-    case kNew: return reinterpret_cast<void*>(static_cast<void* (*)(size_t)>(&::operator new));
-    case kNewArray: return reinterpret_cast<void*>(static_cast<void* (*)(size_t)>(&::operator new[]));
-    case kNewNothrow:
-      return reinterpret_cast<void*>(static_cast<void* (*)(size_t, const nothrow_t&) noexcept>(&::operator new));
-    case kNewArrayNothrow:
-      return reinterpret_cast<void*>(static_cast<void* (*)(size_t, const nothrow_t&) noexcept>(&::operator new[]));
-    case kNewAligned: return reinterpret_cast<void*>(static_cast<void* (*)(size_t, align_val_t)>(&::operator new));
-    case kNewArrayAligned:
-      return reinterpret_cast<void*>(static_cast<void* (*)(size_t, align_val_t)>(&::operator new[]));
-    case kNewAlignedNothrow:
-      return reinterpret_cast<void*>(
-          static_cast<void* (*)(size_t, align_val_t, const nothrow_t&) noexcept>(&::operator new));
-    case kNewArrayAlignedNothrow:
-      return reinterpret_cast<void*>(
-          static_cast<void* (*)(size_t, align_val_t, const nothrow_t&) noexcept>(&::operator new[]));
-    case kDelete: return reinterpret_cast<void*>(static_cast<void (*)(void*) noexcept>(&::operator delete));
-    case kDeleteArray: return reinterpret_cast<void*>(static_cast<void (*)(void*) noexcept>(&::operator delete[]));
-    case kDeleteSized:
-      return reinterpret_cast<void*>(static_cast<void (*)(void*, size_t) noexcept>(&::operator delete));
-    case kDeleteArraySized:
-      return reinterpret_cast<void*>(static_cast<void (*)(void*, size_t) noexcept>(&::operator delete[]));
-    case kDeleteAligned:
-      return reinterpret_cast<void*>(static_cast<void (*)(void*, align_val_t) noexcept>(&::operator delete));
-    case kDeleteArrayAligned:
-      return reinterpret_cast<void*>(static_cast<void (*)(void*, align_val_t) noexcept>(&::operator delete[]));
-    case kDeleteSizedAligned:
-      return reinterpret_cast<void*>(static_cast<void (*)(void*, size_t, align_val_t) noexcept>(&::operator delete));
-    case kDeleteArraySizedAligned:
-      return reinterpret_cast<void*>(
-          static_cast<void (*)(void*, size_t, align_val_t) noexcept>(&::operator delete[]));
-    case kDeleteNothrow:
-      return reinterpret_cast<void*>(static_cast<void (*)(void*, const nothrow_t&) noexcept>(&::operator delete));
-    case kDeleteArrayNothrow:
-      return reinterpret_cast<void*>(static_cast<void (*)(void*, const nothrow_t&) noexcept>(&::operator delete[]));
-    case kDeleteAlignedNothrow:
-      return reinterpret_cast<void*>(
-          static_cast<void (*)(void*, align_val_t, const nothrow_t&) noexcept>(&::operator delete));
-    case kDeleteArrayAlignedNothrow:
-      return reinterpret_cast<void*>(
-          static_cast<void (*)(void*, align_val_t, const nothrow_t&) noexcept>(&::operator delete[]));
-    case kFnCount: break;
-  }
-  return nullptr;
-}
-
-}  // namespace
+void operator delete(void* p) noexcept { delete_block(p); }
+void operator delete[](void* p) noexcept { delete_block(p); }
+void operator delete(void* p, std::size_t) noexcept { delete_block(p); }
+void operator delete[](void* p, std::size_t) noexcept { delete_block(p); }
+void operator delete(void* p, std::align_val_t) noexcept { delete_block(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { delete_block(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { delete_block(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { delete_block(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { delete_block(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { delete_block(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { delete_block(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { delete_block(p); }
 
 namespace periscope::agent {
 
 std::string malloc_interposer_problem() {
-  if (!g_resolved.load(std::memory_order_acquire)) resolve();
+  if (load(g_next.malloc) == boot_malloc) resolve();
   if (g_malloc_is_ours) return {};
   Dl_info info{};
   void* global = ::dlsym(RTLD_DEFAULT, "malloc");
