@@ -5,6 +5,8 @@
 # periscope::Request scopes go slow so the watchdog fires. Meanwhile the real CLI records it at
 # 999 Hz, CPU and wall mode alternating, while other clients dump every stack: `periscope stacks`
 # in a loop (100 ms between calls) and one `periscope attach` session fed `stacks` every 100 ms.
+# Heap profiling is on from the start (every 64 KiB; not in ASan or TSan builds: their malloc is theirs),
+# and `periscope heap` reads it every 2 s.
 # It passes when:
 #   - the host exits 0 and reports no corrupted block and no failed child;
 #   - nothing crashed: no sanitizer report, no fatal signal, no agent error line on stderr;
@@ -40,6 +42,8 @@ for f in "$HOST" "$PLUGIN" "$CLI" "$AGENT"; do
   [ -e "$f" ] || { echo "soak: $f is missing: cmake --build $BUILD_DIR --target soak_host soak_plugin periscope_cli" >&2; exit 2; }
 done
 PRELOAD=$AGENT
+HEAP=on
+grep -Eq '^PERISCOPE_SANITIZE:STRING=(address|thread)' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null && HEAP=off
 if grep -q '^PERISCOPE_SANITIZE:STRING=address' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null; then
   cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:FILEPATH=//p' "$BUILD_DIR/CMakeCache.txt")
   PRELOAD="$("${cxx:-c++}" -print-file-name=libasan.so):$AGENT"  # the sanitizer's runtime must come first
@@ -116,7 +120,7 @@ folded_samples() { awk '{s += $NF} END {print s + 0}' "$@" 2>/dev/null; }
 mkdir "$dir/watch"
 mkfifo "$dir/control"
 LD_PRELOAD="$PRELOAD" PERISCOPE_SLOW_MS=$SLOW_MS PERISCOPE_SLOW_INTERVAL_MS=50 PERISCOPE_SLOW_LOG="$dir/slow.jsonl" \
-  "$HOST" soak "$PLUGIN" --seed "$SEED" --workers "$WORKERS" --slow-ms "$SLOW_MS" --leak "${SELF_TEST:-0}" \
+  PERISCOPE_HEAP=$HEAP PERISCOPE_HEAP_RATE=65536 "$HOST" soak "$PLUGIN" --seed "$SEED" --workers "$WORKERS" --slow-ms "$SLOW_MS" --leak "${SELF_TEST:-0}" \
   <>"$dir/control" >"$dir/host.out" 2>"$dir/host.err" &
 host_pid=$!
 echo "$(($(date +%s) + SECS * 2 + 300)) host" >"$dir/watch/$host_pid"  # under fire, then the quiet end
@@ -169,6 +173,19 @@ recorder=$!
   done
 ) &
 stacker=$!
+# The heap profile, every 2 s.
+if [ "$HEAP" = on ]; then
+  (
+    n=0
+    while [ "$(now)" -lt "$deadline" ]; do
+      n=$((n + 1))
+      bounded 60 "heap-$n" "$CLI" heap "$host_pid" -n 5 >"$dir/heap-last.txt" 2>>"$dir/clients.err"
+      echo "$n $?" >>"$dir/heaps"
+      sleep 2
+    done
+  ) &
+  heaper=$!
+fi
 # And one long session fed `stacks` every 100 ms (no process start or connect per dump).
 (
   while [ "$(now)" -lt "$deadline" ]; do
@@ -184,7 +201,8 @@ while [ "$(now)" -lt "$deadline" ] && kill -0 "$host_pid" 2>/dev/null; do
   echo "$(($(now) - started)) $(ls "/proc/$host_pid/fd" 2>/dev/null | wc -l) $(ls "/proc/$host_pid/task" 2>/dev/null | wc -l)" >>"$dir/proc"
   sleep 5
 done
-for who in recorder stacker attacher; do
+for who in recorder stacker attacher heaper; do
+  [ -n "${!who:-}" ] || continue
   pid=${!who}
   for ((i = 0; i < (CHUNK + 120) * 10; ++i)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$pid" 2>/dev/null; then fail "the $who loop did not end"; pkill -P "$pid"; kill "$pid"; fi
@@ -195,6 +213,7 @@ kill -0 "$host_pid" 2>/dev/null || fail "the host died under fire"
 echo snapshot >"$dir/control"
 wait_for_lines '^snapshot-end' 2 "$dir/host.out" 120 || { dump_and_kill host "$host_pid"; fail "no second snapshot (host hung?)"; }
 slow_reports=$(bounded 60 slow "$CLI" exec "$host_pid" slow 2>/dev/null | grep -c 'soak/' || true)
+heap_status=$(bounded 60 heap-status "$CLI" exec "$host_pid" heap status 2>/dev/null || true)
 echo quit >"$dir/control"
 for ((i = 0; i < 1200; ++i)); do kill -0 "$host_pid" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$host_pid" 2>/dev/null && dump_and_kill host "$host_pid"
@@ -225,6 +244,13 @@ cpu_samples=$(folded_samples "$dir"/rec-*-cpu.folded)
 wall_samples=$(folded_samples "$dir"/rec-*-wall.folded)
 [ "${cpu_samples:-0}" -gt 0 ] && [ "${wall_samples:-0}" -gt 0 ] || fail "recordings without samples"
 slow_events=$(count_lines '"event":"slow"' "$dir/slow.jsonl")
+heap_ok=$(awk '$2 == 0' "$dir/heaps" 2>/dev/null | wc -l)
+heap_bad=$(awk '$2 != 0' "$dir/heaps" 2>/dev/null | wc -l)
+if [ "$HEAP" = on ]; then
+  [ "$heap_bad" = 0 ] || fail "$heap_bad heap profile reads failed"
+  [ "$heap_ok" -gt 0 ] || fail "no heap profile was read"
+  grep -q 'allocations sampled' <<<"$heap_status" || fail "heap status: $heap_status"
+fi
 [ "$slow_events" -gt 0 ] || fail "the watchdog reported no slow request"
 
 # Snapshots: descriptors by what they point at (numbers may be reused), threads by name.
@@ -281,6 +307,7 @@ printf '  %-34s %s\n' \
   "profile samples recorded" "$cpu_samples CPU + $wall_samples wall at 999 Hz in $record_ok recordings ($record_bad failed)" \
   "stack dumps" "$stack_ok by 'periscope stacks' ($stack_bad failed), $(cat "$dir/attach-dumps" 2>/dev/null) in one 'attach' session" \
   "slow-request events" "$slow_events caught by the watchdog ($slow_reports reports kept by 'slow')" \
+  "heap profiling ($HEAP)" "$heap_ok reads by 'periscope heap' ($heap_bad failed); ${heap_status:-}" \
   "host threads created" "$(total threads)" \
   "allocations" "$(total allocations) ($(($(total bytes) / 1048576)) MiB), $(total handed_off) freed by another thread, $(total corrupt) corrupt" \
   "forks" "$(total forks) ($(total execs) exec'd true), $(total child_failures) failed" \
