@@ -198,6 +198,17 @@ TEST(HeapProfile, StartedAtRunTimeDiffPutsTheLeakFirst) {
   EXPECT_NE(metrics.out.find("periscope_heap_inuse_bytes"), std::string::npos) << metrics.out;
 }
 
+// Children forked while other threads sample (and may hold the profiler's lock) allocate, sample
+// and exit; they get an agent of their own, which reads their inherited picture.
+TEST(HeapProfile, ForkChildrenOfASamplingProcessDoNotHang) {
+  SKIP_UNLESS_HEAP_PROFILING();
+  SocketDir dir;
+  HeapHost host(dir, {{"PERISCOPE_HEAP", "on"}, {"PERISCOPE_HEAP_RATE", "4096"}});
+  host.process().write_stdin("forks\n");
+  EXPECT_EQ(host.process().read_line(120s).value_or("(no answer)"), "forks ok") << host.process().stderr_text();
+  EXPECT_EQ(periscope({"heap", host.pid()}, dir.env()).exit_code, 0);
+}
+
 TEST(HeapProfile, BadArgumentsGetOneLineAndTheHostLivesOn) {
   SKIP_UNLESS_HEAP_PROFILING();
   SocketDir dir;

@@ -1,13 +1,18 @@
 // A program whose heap is known: blocks of three sizes kept by three named functions (through
 // malloc, std::vector's operator new and new[]), and heavy churn that keeps nothing. It prints
 // what each function keeps ("keeps retain_small_blocks 33554432"), then "ready", and reads stdin:
-// "leak" starts leaking 256 KiB every 50 ms in leak_slowly, "free" lets everything go, "quit" ends.
+// "leak" starts leaking 256 KiB every 50 ms in leak_slowly, "free" lets everything go, "forks"
+// forks 200 children that allocate and exit while two threads allocate (a fork may come while a
+// sample is being recorded: a child inheriting a held lock hangs), "quit" ends.
 #include <atomic>
+#include <csignal>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -60,6 +65,41 @@ __attribute__((noipa)) void leak_slowly() {
   g_leaked.push_back(p);
 }
 
+// Each child allocates (and so samples) and exits; a child that does not end in 10 s is hung.
+std::string fork_while_allocating() {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> churners;
+  for (int i = 0; i < 2; ++i) {
+    churners.emplace_back([&] {
+      while (!stop.load()) churn(size_t{1} << 20);
+    });
+  }
+  std::string result = "forks ok";
+  for (int i = 0; i < 200 && result == "forks ok"; ++i) {
+    const pid_t child = fork();
+    if (child == 0) {
+      churn(size_t{4} << 20);
+      _exit(0);
+    }
+    int status = 0;
+    bool ended = false;
+    for (int waited = 0; waited < 1000 && !ended; ++waited) {
+      ended = waitpid(child, &status, WNOHANG) == child;
+      if (!ended) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!ended) {
+      kill(child, SIGKILL);
+      waitpid(child, &status, 0);
+      result = "forks: child " + std::to_string(i) + " hung";
+    } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      result = "forks: child " + std::to_string(i) + " failed";
+    }
+  }
+  stop = true;
+  for (auto& t : churners) t.join();
+  return result;
+}
+
 }  // namespace
 
 int main() {
@@ -94,6 +134,11 @@ int main() {
       g_vectors.clear();
       for (char* p : g_large) delete[] p;
       g_large.clear();
+    }
+    if (line == "forks") {
+      std::printf("%s\n", fork_while_allocating().c_str());
+      std::fflush(stdout);
+      continue;
     }
     std::printf("ok %s\n", line.c_str());
     std::fflush(stdout);

@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <mutex>
+#include <new>
 #include <pthread.h>
 #include <unistd.h>
 #include <unordered_map>
@@ -206,7 +207,10 @@ void record(void* block, size_t size) {
 }
 
 void lock_for_fork() { g_lock.lock(); }
-void unlock_after_fork() { g_lock.unlock(); }
+void unlock_in_parent() { g_lock.unlock(); }
+// A recursive mutex remembers its owner's thread id, which the child's thread does not have:
+// unlocking would fail (EPERM) and leave it locked. The child's only thread makes it anew.
+void reset_in_child() { new (&g_lock.mutex) pthread_mutex_t(PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP); }
 
 }  // namespace
 
@@ -262,7 +266,7 @@ std::string start_heap_sampling(uint64_t rate) {
     uint64_t warm[kMaxDepth];
     (void)allocation_stack(warm);  // the unwinder's first use, here rather than in a host's malloc
     g_table = new Table;
-    pthread_atfork(lock_for_fork, unlock_after_fork, unlock_after_fork);
+    pthread_atfork(lock_for_fork, unlock_in_parent, reset_in_child);
   });
   {
     std::lock_guard lock(g_lock);
