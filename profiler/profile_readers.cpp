@@ -175,7 +175,7 @@ bool parse_pprof(const std::string& raw, Profile* out, std::string* error) {
   std::map<uint64_t, std::vector<uint64_t>> location_funcs;  // id -> function ids, innermost first
   std::vector<PprofSample> samples;
   std::vector<std::pair<uint64_t, uint64_t>> sample_types;
-  uint64_t period = 0, duration = 0;
+  uint64_t period = 0, duration = 0, default_type = 0;
   ProtoReader r(raw);
   int field, wire;
   auto fail = [&](const char* what) {
@@ -262,8 +262,8 @@ bool parse_pprof(const std::string& raw, Profile* out, std::string* error) {
     } else if (field == 6 && wire == 2) {
       if (!r.bytes(&m)) return fail("truncated string");
       strings.emplace_back(m);
-    } else if ((field == 10 || field == 12) && wire == 0) {
-      if (!r.varint(field == 10 ? &duration : &period)) return fail("truncated number");
+    } else if ((field == 10 || field == 12 || field == 14) && wire == 0) {
+      if (!r.varint(field == 10 ? &duration : field == 12 ? &period : &default_type)) return fail("truncated number");
     } else if (!r.skip(wire)) {
       return fail("unreadable field");
     }
@@ -276,9 +276,26 @@ bool parse_pprof(const std::string& raw, Profile* out, std::string* error) {
   out->hz = period ? static_cast<int>(1000000000ull / period) : 0;
   out->seconds = static_cast<double>(duration) / 1e9;
   out->clock = "pprof";
+  // A heap profile (Go's, or ours): the value its default_sample_type names (else inuse_space), in
+  // bytes or objects; a delta's negative values (freed) count as none.
+  size_t value_index = 0;
+  bool heap = false;
+  for (size_t i = 0; i < sample_types.size(); ++i) {
+    const std::string& type = str(sample_types[i].first);
+    if (type == "inuse_space") heap = true;
+    if ((default_type != 0 && type == str(default_type)) || (default_type == 0 && type == "inuse_space")) value_index = i;
+  }
+  if (heap) {
+    out->mode = "heap";
+    out->hz = 0;
+    out->unit = str(sample_types[value_index].second) == "bytes" ? "bytes" : "objects";
+    out->clock = str(sample_types[value_index].first);
+  }
   for (const auto& s : samples) {
     ProfileStack stack;
-    stack.count = s.values.empty() ? 1 : s.values[0];
+    stack.count = s.values.size() <= value_index ? (s.values.empty() ? 1 : 0) : s.values[value_index];
+    if (heap && stack.count > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) stack.count = 0;
+    if (heap && stack.count == 0) continue;  // nothing of this value here (all freed, or none in the delta)
     // profile.proto's values are int64: a negative count arrives as 2^64 minus it.
     if (stack.count > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return fail("a sample has a negative count");
     if (out->samples + stack.count < out->samples) return fail("the sample counts do not fit in 64 bits");

@@ -1,5 +1,7 @@
 #include "profiler/profile_tree.h"
 
+#include "profiler/heap_profile.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -56,7 +58,8 @@ std::string render_tree(const Profile& p, bool bottom_up, double min_percent) {
   }
   // A folded file carries no duration, rate or losses: say only what the file says.
   std::string out = (p.mode.empty() ? std::string("profile") : p.mode + " profile") + ": " +
-                    std::to_string(p.samples) + " samples";
+                    (p.unit == "bytes" ? human_bytes(static_cast<double>(p.samples)) + " (" + p.clock + ")"
+                                       : std::to_string(p.samples) + " " + p.unit);
   if (p.lost > 0) out += ", " + std::to_string(p.lost) + " lost";
   if (p.seconds > 0) {
     char span[64];

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "profiler/flamegraph_html.h"
+#include "profiler/heap_profile.h"
 #include "profiler/pprof.h"
 #include "profiler/profile_formats.h"
 #include "profiler/profile_readers.h"
@@ -187,6 +188,62 @@ TEST(ProfileTree, TopDownAndBottomUpShares) {
   std::string bottom = render_tree(sample_profile(), true, 0);
   EXPECT_NE(bottom.find(" 60.0%   60.0%  work_a"), std::string::npos) << bottom;
   EXPECT_EQ(render_tree(sample_profile(), false, 50).find("work_b"), std::string::npos) << "pruned below 50%";
+}
+
+HeapProfile heap_profile(double keep_bytes, double churn_alloc) {
+  HeapProfile h;
+  h.rate = 512 * 1024;
+  h.seconds = 10;
+  h.samples = 100;
+  h.stacks.push_back({{}, {"main", "keep"}, 10, keep_bytes, 10, keep_bytes});
+  h.stacks.push_back({{}, {"main", "churn"}, 1000, churn_alloc, 0, 0});
+  return h;
+}
+
+TEST(HeapProfileFormat, DeltaSubtractsStackByStackAndKeepsWhatIsNew) {
+  HeapProfile before = heap_profile(1 << 20, 1 << 30);
+  HeapProfile after = heap_profile(3 << 20, 1536.0 * (1 << 20));
+  after.seconds = 70;
+  after.stacks.push_back({{}, {"main", "leak"}, 5, 5 << 20, 5, 5 << 20});
+  HeapProfile d = heap_delta(before, after);
+  ASSERT_EQ(d.stacks.size(), 3u);
+  EXPECT_TRUE(d.delta);
+  EXPECT_DOUBLE_EQ(d.seconds, 60);
+  EXPECT_DOUBLE_EQ(d.stacks[0].inuse_bytes, 2 << 20);
+  EXPECT_DOUBLE_EQ(d.stacks[1].alloc_bytes, 512.0 * (1 << 20));
+  EXPECT_DOUBLE_EQ(d.stacks[2].inuse_bytes, 5 << 20);
+  // The table puts the biggest growth first.
+  const std::string table = render_heap_top(d, HeapValue::kInuseSpace, 5);
+  EXPECT_LT(table.find("leak"), table.find("keep")) << table;
+  EXPECT_NE(table.find("change in inuse_space: 7.00 MiB over 60 s"), std::string::npos) << table;
+}
+
+TEST(HeapProfileFormat, PprofCarriesGoFourValuesAndReadsBackTheDefault) {
+  const HeapProfile h = heap_profile(1 << 20, 1 << 30);
+  std::string error;
+  Profile inuse, allocs;
+  ASSERT_TRUE(parse_profile(heap_to_pprof_gz(h, HeapValue::kInuseSpace), &inuse, &error)) << error;
+  EXPECT_EQ(inuse.mode, "heap");
+  EXPECT_EQ(inuse.unit, "bytes");
+  EXPECT_EQ(inuse.samples, 1u << 20);  // churn keeps nothing: not a stack of this view
+  ASSERT_EQ(inuse.stacks.size(), 1u);
+  EXPECT_EQ(inuse.stacks[0].frames.back(), "keep");
+  ASSERT_TRUE(parse_profile(heap_to_pprof_gz(h, HeapValue::kAllocSpace), &allocs, &error)) << error;
+  EXPECT_EQ(allocs.samples, (1u << 20) + (1u << 30));
+}
+
+TEST(HeapProfileFormat, AsProfileDropsNegativesAndSaysItsUnit) {
+  HeapProfile h = heap_profile(1 << 20, 1 << 30);
+  h.stacks[0].inuse_bytes = -4096;  // a delta: freed
+  Profile p = heap_as_profile(h, HeapValue::kInuseSpace);
+  EXPECT_EQ(p.unit, "bytes");
+  EXPECT_TRUE(p.stacks.empty());
+  p = heap_as_profile(h, HeapValue::kAllocObjects);
+  EXPECT_EQ(p.unit, "objects");
+  EXPECT_EQ(p.samples, 1010u);
+  EXPECT_EQ(human_bytes(1536), "1.50 KiB");
+  EXPECT_EQ(human_bytes(-3.0 * (1 << 30)), "-3.00 GiB");
+  EXPECT_EQ(human_bytes(812), "812 B");
 }
 
 }  // namespace
