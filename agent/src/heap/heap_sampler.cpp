@@ -212,6 +212,14 @@ void unlock_in_parent() { g_lock.unlock(); }
 // unlocking would fail (EPERM) and leave it locked. The child's only thread makes it anew.
 void reset_in_child() { new (&g_lock.mutex) pthread_mutex_t(PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP); }
 
+// At load, before the agent registers its own fork handlers: child handlers run in the order
+// they were registered, and the agent's restarts its thread in the child (pthread_create
+// allocates): the lock must be made anew before that. Prepare handlers run in reverse order, so
+// ours takes the lock after theirs have run.
+__attribute__((constructor(101))) void register_fork_handlers() {
+  pthread_atfork(lock_for_fork, unlock_in_parent, reset_in_child);
+}
+
 }  // namespace
 
 HeapPassThrough::HeapPassThrough() : was_(t_inside) {
@@ -266,7 +274,6 @@ std::string start_heap_sampling(uint64_t rate) {
     uint64_t warm[kMaxDepth];
     (void)allocation_stack(warm);  // the unwinder's first use, here rather than in a host's malloc
     g_table = new Table;
-    pthread_atfork(lock_for_fork, unlock_in_parent, reset_in_child);
   });
   {
     std::lock_guard lock(g_lock);
