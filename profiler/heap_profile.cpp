@@ -185,7 +185,7 @@ std::string heap_to_pprof_gz(const HeapProfile& h, HeapValue default_value) {
   for (const auto& s : strings.strings()) profile.field_bytes(6, s);
   const auto now = std::chrono::system_clock::now().time_since_epoch();
   profile.field_varint(9, static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()));
-  if (h.delta) profile.field_varint(10, static_cast<uint64_t>(h.seconds * 1e9));
+  if (h.delta && h.seconds > 0) profile.field_varint(10, static_cast<uint64_t>(h.seconds * 1e9));
   profile.field_bytes(11, period_type);
   profile.field_varint(12, h.rate);
   profile.field_packed(13, {comment});

@@ -280,9 +280,9 @@ bool parse_pprof(const std::string& raw, Profile* out, std::string* error) {
   // bytes or objects; a delta's negative values (freed) count as none.
   size_t value_index = 0;
   bool heap = false;
-  for (size_t i = 0; i < sample_types.size(); ++i) {
+  for (const auto& [type, unit] : sample_types) heap |= str(type) == "inuse_space";
+  for (size_t i = 0; heap && i < sample_types.size(); ++i) {
     const std::string& type = str(sample_types[i].first);
-    if (type == "inuse_space") heap = true;
     if ((default_type != 0 && type == str(default_type)) || (default_type == 0 && type == "inuse_space")) value_index = i;
   }
   if (heap) {

@@ -80,6 +80,10 @@ int run_heap(pid_t pid, const HeapOptions& o, const CommonOptions& options) {
     throw CliError(kExitUsage, "--value must be inuse_space, inuse_objects, alloc_space or alloc_objects, not '" +
                                    o.value + "'");
   }
+  if (o.rate > 0 && !o.start) throw CliError(kExitUsage, "--rate goes with --start (the rate of a new heap profile)");
+  if (o.stop && (!o.output.empty() || o.diff_seconds > 0)) {
+    throw CliError(kExitUsage, "--stop only stops; read the profile first (-o, --diff), then stop it");
+  }
   std::string format;
   if (!o.output.empty()) {
     std::string error;

@@ -44,6 +44,7 @@ Reply start(const LiveParts& parts, const manhole::Args& args) {
     }
     rate = v;
   }
+  if (args.size() == 1 && heap_state().on) rate = heap_state().rate;  // no rate asked: keep the running one
   if (auto err = start_heap_sampling(rate); !err.empty()) return Reply::failure("heap start: " + err);
   HeapState s = heap_state();
   return Reply::success("heap profiling " + describe(s), state_json(s));

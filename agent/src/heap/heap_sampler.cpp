@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include <unordered_map>
 #include <libunwind.h>
+#include <unwind.h>
+#include <utility>
 
 #include "agent/src/heap/malloc_interposer.h"
 
@@ -20,6 +22,8 @@ std::atomic<bool> g_heap_sampling{false};
 std::atomic<bool> g_heap_tracking{false};
 std::atomic<uint8_t> g_heap_filter[size_t{1} << kHeapFilterBits];
 __thread int64_t t_heap_bytes_left __attribute__((tls_model("initial-exec"))) = 0;
+__thread uint64_t t_heap_generation __attribute__((tls_model("initial-exec"))) = 0;
+std::atomic<uint64_t> g_heap_generation{1};
 
 namespace {
 
@@ -30,7 +34,6 @@ constexpr size_t kMaxBlocks = size_t{1} << 22;
 // Initial-exec TLS (`__thread`: no wrapper calls): a thread's distance to its next sample, its
 // random state, and the guard that makes the profiler's own allocations pass through.
 __thread uint64_t t_random __attribute__((tls_model("initial-exec"))) = 0;
-__thread uint64_t t_generation __attribute__((tls_model("initial-exec"))) = 0;
 __thread bool t_inside __attribute__((tls_model("initial-exec"))) = false;
 
 struct Block {
@@ -71,8 +74,8 @@ struct Table {
   std::unordered_map<uintptr_t, Block> blocks;
 };
 
-// Recursive: a pthread_atfork handler registered before ours runs after our prepare handler took
-// the lock, on the same thread, and may allocate.
+// Recursive: a host's signal handler may allocate on a thread that holds it (it then passes
+// through, but a free of a tracked block would look it up).
 struct RecursiveLock {
   pthread_mutex_t mutex = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
   void lock() { pthread_mutex_lock(&mutex); }
@@ -80,13 +83,16 @@ struct RecursiveLock {
 } g_lock;
 Table* g_table = nullptr;  // made at the first start, never freed (the interposer outlives us)
 std::atomic<uint64_t> g_rate{kDefaultHeapRate};
-std::atomic<uint64_t> g_generation{1};
 std::atomic<uint64_t> g_samples{0};
 std::atomic<uint64_t> g_dropped{0};
 double g_inuse_bytes = 0;  // under g_lock
 double g_alloc_bytes = 0;
 timespec g_started{};
 uintptr_t g_own_low = 0, g_own_high = 0;  // this library's code: frames of ours are not the caller's
+// In a fork child, libunwind's global locks (its caches, its memory pool) may have been held by a
+// parent thread at the fork and stay locked forever: stacks then come from libgcc's unwinder,
+// which finds unwind tables through glibc's _dl_find_object (no lock), at ~400 ns a frame.
+bool g_in_fork_child = false;
 
 uint64_t next_random() {
   uint64_t x = t_random;
@@ -110,7 +116,7 @@ void seed_thread() {
   t_random = (static_cast<uint64_t>(ts.tv_nsec) * 0x9E3779B97F4A7C15ull) ^
              (reinterpret_cast<uintptr_t>(&t_random) << 7) ^ static_cast<uint64_t>(gettid());
   if (t_random == 0) t_random = 0x853c49e6748fea9bull;
-  t_generation = g_generation.load(std::memory_order_relaxed);
+  t_heap_generation = g_heap_generation.load(std::memory_order_relaxed);
   t_heap_bytes_left = draw_distance();
 }
 
@@ -142,9 +148,25 @@ void find_own_code() {
 // thread, how each return address's frame is laid out, and walks a known stack in ~10 ns a frame
 // (unw_step, or libgcc's _Unwind_Backtrace, interpret the unwind tables at every frame: ~400 ns).
 // Its per-thread cache is mmap'ed; anything it allocates passes through (HeapPassThrough).
+_Unwind_Reason_Code add_frame(_Unwind_Context* context, void* data) {
+  auto* walk = static_cast<std::pair<void**, int>*>(data);
+  if (walk->second == static_cast<int>(kMaxDepth + 8)) return _URC_END_OF_STACK;
+  const uintptr_t pc = _Unwind_GetIP(context);
+  if (pc == 0) return _URC_END_OF_STACK;
+  walk->first[walk->second++] = reinterpret_cast<void*>(pc);
+  return _URC_NO_REASON;
+}
+
+int backtrace_of_this_thread(void** frames) {
+  if (!g_in_fork_child) return unw_backtrace(frames, static_cast<int>(kMaxDepth + 8));
+  std::pair<void**, int> walk{frames, 0};
+  _Unwind_Backtrace(add_frame, &walk);
+  return walk.second;
+}
+
 size_t allocation_stack(uint64_t* pcs) {
-  void* frames[kMaxDepth + 1];
-  const int got = unw_backtrace(frames, static_cast<int>(kMaxDepth + 1));
+  void* frames[kMaxDepth + 8];  // room for our own frames above the caller's
+  const int got = backtrace_of_this_thread(frames);
   size_t first = 0;
   while (first < static_cast<size_t>(got) && reinterpret_cast<uintptr_t>(frames[first]) >= g_own_low &&
          reinterpret_cast<uintptr_t>(frames[first]) < g_own_high) {
@@ -169,7 +191,7 @@ void forget(Table& table, std::unordered_map<uintptr_t, Block>::iterator it) {
   table.blocks.erase(it);
 }
 
-void record(void* block, size_t size) {
+void record_or_throw(void* block, size_t size) {
   uint64_t pcs[kMaxDepth];
   const size_t depth = allocation_stack(pcs);
   const double rate = static_cast<double>(g_rate.load(std::memory_order_relaxed));
@@ -206,19 +228,51 @@ void record(void* block, size_t size) {
   g_heap_tracking.store(true, std::memory_order_relaxed);
 }
 
-void lock_for_fork() { g_lock.lock(); }
-void unlock_in_parent() { g_lock.unlock(); }
-// A recursive mutex remembers its owner's thread id, which the child's thread does not have:
-// unlocking would fail (EPERM) and leave it locked. The child's only thread makes it anew.
-void reset_in_child() { new (&g_lock.mutex) pthread_mutex_t(PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP); }
-
-// At load, before the agent registers its own fork handlers: child handlers run in the order
-// they were registered, and the agent's restarts its thread in the child (pthread_create
-// allocates): the lock must be made anew before that. Prepare handlers run in reverse order, so
-// ours takes the lock after theirs have run.
-__attribute__((constructor(101))) void register_fork_handlers() {
-  pthread_atfork(lock_for_fork, unlock_in_parent, reset_in_child);
+// Out of memory while recording (a host at its limit): the sample is dropped, the allocation
+// stands. Nothing may leave malloc by exception.
+void record(void* block, size_t size) noexcept {
+  try {
+    record_or_throw(block, size);
+  } catch (...) {
+    g_dropped.fetch_add(1, std::memory_order_relaxed);
+  }
 }
+
+void clear_table_locked() {
+  for (auto& slot : g_heap_filter) slot.store(0, std::memory_order_relaxed);
+  g_table->blocks.clear();
+  g_table->index.clear();
+  g_table->stacks.clear();
+  g_inuse_bytes = 0;
+  g_alloc_bytes = 0;
+  g_samples = 0;
+  g_dropped = 0;
+}
+
+// The fork child's only thread. No prepare handler: taking our lock before fork would order it
+// before glibc's own fork locks (NSS, stdio), which threads that allocate while holding them take
+// first. So the lock may be copied held, by a thread that was changing the table: the child then
+// makes the lock anew and, if it was held, starts from an empty table (the half-changed one is
+// left alone). Registered at load, before the agent's handler (child handlers run in the order
+// they were registered), which starts a thread and so allocates.
+void reset_in_child() {
+  const bool held = g_lock.mutex.__data.__lock != 0;  // glibc's pthread_mutex_t
+  new (&g_lock.mutex) pthread_mutex_t(PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP);
+  g_in_fork_child = true;
+  if (held && g_table) {
+    HeapPassThrough pass;
+    std::lock_guard lock(g_lock);
+    g_table = new (std::nothrow) Table;  // the old one may be inconsistent: leaked on purpose
+    if (!g_table) {
+      g_heap_sampling.store(false);
+      g_heap_tracking.store(false);
+      return;
+    }
+    clear_table_locked();
+  }
+}
+
+__attribute__((constructor(101))) void register_fork_handlers() { pthread_atfork(nullptr, nullptr, reset_in_child); }
 
 }  // namespace
 
@@ -232,14 +286,14 @@ HeapPassThrough::~HeapPassThrough() {
   t_inside = was_;
 }
 
-void heap_sample_slow(void* block, size_t size) {
+void heap_sample_slow(void* block, size_t size) noexcept {
   const int64_t n = static_cast<int64_t>(size & (~size_t{0} >> 1));
   if (t_inside) {  // the profiler's own allocation: not counted
     t_heap_bytes_left += n;
     return;
   }
   HeapPassThrough pass;
-  if (t_generation != g_generation.load(std::memory_order_relaxed)) {  // a new thread, or a new start
+  if (t_heap_generation != g_heap_generation.load(std::memory_order_relaxed)) {  // a new thread, or a new start
     seed_thread();
     if (t_heap_bytes_left > n) {
       t_heap_bytes_left -= n;
@@ -250,7 +304,7 @@ void heap_sample_slow(void* block, size_t size) {
   if (block && g_heap_sampling.load(std::memory_order_relaxed)) record(block, size);
 }
 
-void heap_untrack_slow(void* block) {
+void heap_untrack_slow(void* block) noexcept {
   if (t_inside || !block) return;
   const auto address = reinterpret_cast<uintptr_t>(block);
   HeapPassThrough pass;
@@ -277,16 +331,9 @@ std::string start_heap_sampling(uint64_t rate) {
   });
   {
     std::lock_guard lock(g_lock);
-    for (auto& slot : g_heap_filter) slot.store(0, std::memory_order_relaxed);
-    g_table->blocks.clear();
-    g_table->index.clear();
-    g_table->stacks.clear();
-    g_inuse_bytes = 0;
-    g_alloc_bytes = 0;
-    g_samples = 0;
-    g_dropped = 0;
+    clear_table_locked();
     g_rate = rate;
-    g_generation.fetch_add(1);
+    g_heap_generation.fetch_add(1);
     clock_gettime(CLOCK_MONOTONIC, &g_started);
   }
   g_heap_sampling.store(true);

@@ -103,6 +103,16 @@ struct Next {
   std::atomic<MallocFn> pvalloc{nullptr};
 } g_next;
 
+// When the process's operator new is not ours (the executable replaces it, or the agent was
+// loaded late), the agent's own new and delete (bound to ours by -Bsymbolic-functions) must use
+// the process's: a block may cross between agent code and libstdc++'s. Null: ours is the process's.
+struct ForeignNew {
+  void* (*plain)(size_t) = nullptr;
+  void* (*aligned)(size_t, std::align_val_t) = nullptr;
+  void (*free_plain)(void*) = nullptr;
+  void (*free_aligned)(void*, std::align_val_t) = nullptr;
+} g_foreign_new;
+
 template <typename F>
 F load(const std::atomic<F>& f) {
   return f.load(std::memory_order_relaxed);
@@ -134,6 +144,14 @@ void resolve() {
     std::abort();
   }
   if (!next_aligned_alloc) next_aligned_alloc = next_memalign;
+  void* global_new = ::dlsym(RTLD_DEFAULT, "_Znwm");
+  if (global_new && global_new != reinterpret_cast<void*>(static_cast<void* (*)(size_t)>(&::operator new))) {
+    g_foreign_new.plain = reinterpret_cast<void* (*)(size_t)>(global_new);
+    g_foreign_new.aligned = reinterpret_cast<void* (*)(size_t, std::align_val_t)>(::dlsym(RTLD_DEFAULT, "_ZnwmSt11align_val_t"));
+    g_foreign_new.free_plain = reinterpret_cast<void (*)(void*)>(::dlsym(RTLD_DEFAULT, "_ZdlPv"));
+    g_foreign_new.free_aligned =
+        reinterpret_cast<void (*)(void*, std::align_val_t)>(::dlsym(RTLD_DEFAULT, "_ZdlPvSt11align_val_t"));
+  }
   g_next.malloc.store(next_malloc);
   g_next.free.store(next_free);
   g_next.calloc.store(next_calloc);
@@ -187,10 +205,15 @@ void* page_aligned(size_t size, bool round_up) {
 }
 
 // operator new's loop (the standard's): the new_handler may free memory, else bad_alloc.
+// `alignment` 0: plain new.
 void* new_or_throw(size_t size, size_t alignment) {
+  if (__builtin_expect(g_foreign_new.plain != nullptr, 0)) {
+    if (alignment != 0 && g_foreign_new.aligned) return g_foreign_new.aligned(size, std::align_val_t{alignment});
+    return g_foreign_new.plain(size);
+  }
   if (size == 0) size = 1;
   for (;;) {
-    void* p = alignment > 16 ? load(g_next.memalign)(alignment, size) : load(g_next.malloc)(size);
+    void* p = alignment != 0 ? load(g_next.memalign)(alignment, size) : load(g_next.malloc)(size);
     if (p) {
       heap_note_alloc(p, size);
       return p;
@@ -209,8 +232,12 @@ void* new_or_null(size_t size, size_t alignment) noexcept {
   }
 }
 
-void delete_block(void* block) noexcept {
+void delete_block(void* block, size_t alignment = 0) noexcept {
   if (!block || in_arena(block)) return;
+  if (__builtin_expect(g_foreign_new.plain != nullptr, 0)) {
+    if (alignment != 0 && g_foreign_new.free_aligned) return g_foreign_new.free_aligned(block, std::align_val_t{alignment});
+    if (g_foreign_new.free_plain) return g_foreign_new.free_plain(block);
+  }
   heap_note_free(block);
   load(g_next.free)(block);
 }
@@ -299,14 +326,18 @@ void operator delete(void* p) noexcept { delete_block(p); }
 void operator delete[](void* p) noexcept { delete_block(p); }
 void operator delete(void* p, std::size_t) noexcept { delete_block(p); }
 void operator delete[](void* p, std::size_t) noexcept { delete_block(p); }
-void operator delete(void* p, std::align_val_t) noexcept { delete_block(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { delete_block(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { delete_block(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { delete_block(p); }
+void operator delete(void* p, std::align_val_t a) noexcept { delete_block(p, static_cast<size_t>(a)); }
+void operator delete[](void* p, std::align_val_t a) noexcept { delete_block(p, static_cast<size_t>(a)); }
+void operator delete(void* p, std::size_t, std::align_val_t a) noexcept { delete_block(p, static_cast<size_t>(a)); }
+void operator delete[](void* p, std::size_t, std::align_val_t a) noexcept { delete_block(p, static_cast<size_t>(a)); }
 void operator delete(void* p, const std::nothrow_t&) noexcept { delete_block(p); }
 void operator delete[](void* p, const std::nothrow_t&) noexcept { delete_block(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { delete_block(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { delete_block(p); }
+void operator delete(void* p, std::align_val_t a, const std::nothrow_t&) noexcept {
+  delete_block(p, static_cast<size_t>(a));
+}
+void operator delete[](void* p, std::align_val_t a, const std::nothrow_t&) noexcept {
+  delete_block(p, static_cast<size_t>(a));
+}
 
 namespace periscope::agent {
 
