@@ -60,7 +60,5 @@ std::string heap_to_pprof_gz(const HeapProfile& profile, HeapValue default_value
 // and cumulative (anywhere below them), from named stacks. Sorted by flat; a delta's negatives last.
 std::string render_heap_top(const HeapProfile& profile, HeapValue value, size_t rows);
 
-// Bytes for people: "1.5 MiB", "812 B", with a sign when negative.
-std::string human_bytes(double bytes);
 
 }  // namespace periscope

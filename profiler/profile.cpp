@@ -1,5 +1,6 @@
 #include "profiler/profile.h"
 
+#include <cmath>
 #include <cstdio>
 #include <map>
 
@@ -109,6 +110,20 @@ std::string to_folded(const Profile& p, RootFrames roots) {
   std::string out;
   for (const auto& [line, count] : lines) out += line + " " + std::to_string(count) + "\n";
   return out;
+}
+
+std::string human_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = std::fabs(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char text[32];
+  if (u == 0) std::snprintf(text, sizeof text, "%s%.0f B", bytes < 0 ? "-" : "", v);
+  else std::snprintf(text, sizeof text, "%s%.*f %s", bytes < 0 ? "-" : "", v < 10 ? 2 : v < 100 ? 1 : 0, v, units[u]);
+  return text;
 }
 
 }  // namespace periscope

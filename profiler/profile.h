@@ -60,6 +60,9 @@ std::string describe_costs(const Profile& profile);
 // Why a profile holds no samples, in words for the user (empty when it has some).
 std::string why_no_samples(const Profile& profile);
 
+// Bytes for people: "1.50 MiB", "812 B", with a sign when negative.
+std::string human_bytes(double bytes);
+
 nlohmann::json profile_to_json(const Profile& profile);
 Profile profile_from_json(const nlohmann::json& json);  // throws on malformed input
 

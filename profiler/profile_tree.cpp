@@ -1,7 +1,5 @@
 #include "profiler/profile_tree.h"
 
-#include "profiler/heap_profile.h"
-
 #include <algorithm>
 #include <cstdio>
 #include <map>

@@ -45,9 +45,12 @@ Reply start(const LiveParts& parts, const manhole::Args& args) {
     rate = v;
   }
   if (args.size() == 1 && heap_state().on) rate = heap_state().rate;  // no rate asked: keep the running one
-  if (auto err = start_heap_sampling(rate); !err.empty()) return Reply::failure("heap start: " + err);
+  std::string note;
+  if (auto err = start_heap_sampling(rate, &note); !err.empty()) return Reply::failure("heap start: " + err);
   HeapState s = heap_state();
-  return Reply::success("heap profiling " + describe(s), state_json(s));
+  nlohmann::json data = state_json(s);
+  if (!note.empty()) data["note"] = note;
+  return Reply::success("heap profiling " + describe(s) + (note.empty() ? "" : "note: " + note + "\n"), std::move(data));
 }
 
 Reply heap(const LiveParts& parts, const manhole::Args& args) {
@@ -71,6 +74,7 @@ Reply heap(const LiveParts& parts, const manhole::Args& args) {
       return Reply::failure("heap dump: heap profiling is off; start it with 'heap start' (or PERISCOPE_HEAP=on)" +
                             (problem.empty() ? std::string() : "; but " + problem));
     }
+    refresh_heap_patches();
     if (args.size() > 1 && args[1] == "--raw") {
       return Reply::success("heap profile with addresses only (--raw)\n", heap_profile_to_json(raw_heap_profile()));
     }

@@ -14,6 +14,7 @@
 #include <unwind.h>
 #include <utility>
 
+#include "agent/src/heap/got_patch.h"
 #include "agent/src/heap/malloc_interposer.h"
 
 namespace periscope::agent {
@@ -312,10 +313,42 @@ void heap_untrack_slow(void* block) noexcept {
   if (auto it = g_table->blocks.find(address); it != g_table->blocks.end()) forget(*g_table, it);
 }
 
-std::string heap_sampling_unavailable() { return malloc_interposer_problem(); }
+namespace {
 
-std::string start_heap_sampling(uint64_t rate) {
-  if (auto problem = malloc_interposer_problem(); !problem.empty()) return problem;
+std::atomic<bool> g_patching{false};  // the agent was not first: modules' GOT entries point at it
+
+// Points what is new since the last time (modules loaded since) at the agent. Agent's thread.
+std::string patch_modules(std::string* note) {
+  const GotPatchResult r = patch_allocation_got(own_allocation_function);
+  if (!g_patching.load() && r.entries == 0) {
+    return malloc_interposer_problem() + (r.error.empty() ? "" : " (patching the modules' GOT: " + r.error + ")");
+  }
+  g_patching.store(true);
+  if (note && r.entries > 0) {
+    *note = "the agent was not first in this process: " + std::to_string(r.entries) + " allocation entries of " +
+            std::to_string(r.modules) + " modules now point at it (an allocator's calls to itself stay unseen)";
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string heap_sampling_unavailable() {
+  if (g_patching.load()) return {};
+  std::string problem = malloc_interposer_problem();
+  if (!problem.empty() && own_allocation_function("malloc")) return {};  // patchable at start
+  return problem;
+}
+
+void refresh_heap_patches() {
+  if (g_patching.load()) (void)patch_modules(nullptr);
+}
+
+std::string start_heap_sampling(uint64_t rate, std::string* note) {
+  if (!malloc_interposer_problem().empty()) {
+    if (!own_allocation_function("malloc")) return malloc_interposer_problem();  // a sanitizer build
+    if (auto err = patch_modules(note); !err.empty()) return err;
+  }
   if (rate == 0) return "the sampling rate must be at least 1 byte";
   HeapPassThrough pass;
   if (g_heap_sampling.load()) {

@@ -71,12 +71,16 @@ class HeapPassThrough {
 };
 
 // Starts sampling at `rate` bytes (a fresh picture: what was tracked before is forgotten).
-// Returns why not: this process's malloc is not the agent's (an injected agent, a sanitizer, an
-// allocator linked into the executable). Already on at the same rate: nothing changes.
-[[nodiscard]] std::string start_heap_sampling(uint64_t rate);
+// When the process's malloc is not the agent's (an injected agent, an allocator ahead of it), the
+// loaded modules' GOT entries for malloc's family are pointed at the agent first (got_patch.h) and
+// *note says so. Returns why not (a sanitizer build; nothing to patch). Already on at the same
+// rate: nothing changes.
+[[nodiscard]] std::string start_heap_sampling(uint64_t rate, std::string* note = nullptr);
+// With patched GOT entries: patches the modules loaded since (before a profile is read).
+void refresh_heap_patches();
 // Stops sampling new allocations; what is tracked stays until freed, and can still be read.
 void stop_heap_sampling();
-// Why heap sampling cannot work in this process, or empty when it can.
+// Why heap sampling cannot work in this process, or empty when it can (or can by patching).
 std::string heap_sampling_unavailable();
 
 // Estimated counts of one allocating stack. `pcs`: innermost first, the allocation's call site

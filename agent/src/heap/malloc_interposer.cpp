@@ -341,6 +341,26 @@ void operator delete[](void* p, std::align_val_t a, const std::nothrow_t&) noexc
 
 namespace periscope::agent {
 
+void* own_allocation_function(const char* name) {
+  struct Entry {
+    const char* name;
+    void* function;
+  };
+  static const Entry kOwn[] = {{"malloc", reinterpret_cast<void*>(&malloc)},
+                               {"free", reinterpret_cast<void*>(&free)},
+                               {"calloc", reinterpret_cast<void*>(&calloc)},
+                               {"realloc", reinterpret_cast<void*>(&realloc)},
+                               {"memalign", reinterpret_cast<void*>(&memalign)},
+                               {"posix_memalign", reinterpret_cast<void*>(&posix_memalign)},
+                               {"aligned_alloc", reinterpret_cast<void*>(&aligned_alloc)},
+                               {"valloc", reinterpret_cast<void*>(&valloc)},
+                               {"pvalloc", reinterpret_cast<void*>(&pvalloc)}};
+  for (const auto& e : kOwn) {
+    if (std::strcmp(e.name, name) == 0) return e.function;
+  }
+  return nullptr;
+}
+
 std::string malloc_interposer_problem() {
   if (load(g_next.malloc) == boot_malloc) resolve();
   if (g_malloc_is_ours) return {};
@@ -363,6 +383,8 @@ namespace periscope::agent {
 std::string malloc_interposer_problem() {
   return "heap profiling is not built into sanitizer builds (the sanitizer replaces malloc)";
 }
+
+void* own_allocation_function(const char*) { return nullptr; }
 
 }  // namespace periscope::agent
 

@@ -14,4 +14,8 @@ namespace periscope::agent {
 // allocator), else why heap profiling cannot see its allocations.
 std::string malloc_interposer_problem();
 
+// The agent's function for one of malloc's family by name ("malloc", "free", ...), or null (other
+// names, and sanitizer builds, which have none): what an injected agent points GOT entries at.
+void* own_allocation_function(const char* name);
+
 }  // namespace periscope::agent

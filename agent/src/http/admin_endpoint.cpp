@@ -55,6 +55,7 @@ void serve_heap(boost::asio::io_context& io, const HeapRequest& request, Respond
     return respond(text_response(409, "heap profiling is off: start it with `periscope heap PID --start` or "
                                       "PERISCOPE_HEAP=on" + (problem.empty() ? std::string() : "; but " + problem) + "\n"));
   }
+  refresh_heap_patches();
   if (request.delta.count() == 0) return respond(heap_response(named_heap_profile(), request.allocs));
   auto timer = std::make_shared<boost::asio::steady_timer>(io, request.delta);
   timer->async_wait([timer, before = raw_heap_profile(), allocs = request.allocs,

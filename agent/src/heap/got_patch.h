@@ -1,0 +1,31 @@
+// For an agent that was not first in the process (`periscope inject`): the loaded modules' calls
+// to malloc's family are bound to the allocator's functions, not to the agent's. Heap profiling
+// then points each module's GOT entries for them (JUMP_SLOT and GLOB_DAT relocations) at the
+// agent's functions, which pass every call on to the allocator as before.
+//
+// libc's own calls (strdup, stdio buffers) go through its GOT too and are patched; the agent's
+// functions pass them to the allocator's function by its address, never through a GOT.
+// What is left unseen: direct calls inside a module that defines the function (an allocator in
+// the executable), the dynamic loader's own allocations, and modules loaded after the last patch (every `heap start` and `heap dump`
+// patches what is new). A block allocated before the patch and freed after passes through.
+//
+// Agent's thread. The loader's lock is held while modules are patched (dl_iterate_phdr), so
+// none is unloaded meanwhile; each entry is one aligned 8-byte store, so a thread calling through
+// it at that moment calls either the allocator or the agent, both right.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace periscope::agent {
+
+struct GotPatchResult {
+  size_t modules = 0;  // modules with at least one entry pointed at the agent by this call
+  size_t entries = 0;
+  std::string error;   // why an entry could not be written (the rest were)
+};
+
+// `ours(name)`: the agent's function for a symbol name, or null for names left alone.
+GotPatchResult patch_allocation_got(void* (*ours)(const char* name));
+
+}  // namespace periscope::agent
