@@ -94,6 +94,15 @@ int exit_code_of(int status) {
 
 }  // namespace
 
+std::string line_of(const std::string& text, size_t n) {
+  std::istringstream lines(text);
+  std::string line;
+  for (size_t i = 0; i <= n; ++i) {
+    if (!std::getline(lines, line)) return {};
+  }
+  return line;
+}
+
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;

@@ -58,6 +58,8 @@ class Process {
 
 // The whole file, or "" if it cannot be read.
 std::string slurp(const std::string& path);
+// Line `n` (0: the first) of `text`, or "" when it has fewer.
+std::string line_of(const std::string& text, size_t n);
 
 struct RunResult {
   int exit_code = -1;

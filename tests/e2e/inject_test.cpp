@@ -138,12 +138,7 @@ TEST(Inject, HeapProfilingPatchesTheModulesAndSeesTheProgramsAllocations) {
   EXPECT_EQ(target.read_line(10s).value_or(""), "ok leak");
   auto diff = periscope({"heap", pid, "--diff", "2", "-n", "3"});
   ASSERT_EQ(diff.exit_code, 0) << diff.err;
-  std::istringstream lines(diff.out);
-  std::string header, columns, first;
-  std::getline(lines, header);
-  std::getline(lines, columns);
-  std::getline(lines, first);
-  EXPECT_NE(first.find("leak_slowly"), std::string::npos) << diff.out;
+  EXPECT_NE(line_of(diff.out, 2).find("leak_slowly"), std::string::npos) << "the first row:\n" << diff.out;
   EXPECT_EQ(periscope({"heap", pid, "--stop"}).exit_code, 0);
   EXPECT_EQ(periscope({"eject", pid}).exit_code, 0);
   target.write_stdin("free\n");
