@@ -51,6 +51,7 @@ step "$PERISCOPE" exec "$DEMO" vars
 step "$PERISCOPE" exec "$DEMO" set log_level debug
 step "$PERISCOPE" exec "$DEMO" help
 step "$PERISCOPE" metrics "$DEMO" request
+step "$PERISCOPE" heap "$DEMO" --start --rate 65536   # heap profiling from now on
 printf '\n\033[1m$ curl -s http://%s/metrics | grep demo_responses\033[0m\n' "$admin"
 http_get "$admin" /metrics | grep demo_responses
 (for _ in 1 2 3 4 5 6; do request "/cpu?ms=300"; done) &
@@ -58,6 +59,7 @@ traffic=$!
 printf '\n\033[1m$ go tool pprof -top http://%s/debug/pprof/profile?seconds=2\033[0m\n' "$admin"
 HOME=$(mktemp -d) go tool pprof -top "http://$admin/debug/pprof/profile?seconds=2" 2>&1 | head -12 || true
 wait "$traffic"  # not a bare 'wait': that would wait for the demo server too
+step "$PERISCOPE" heap "$DEMO" -n 8   # what the traffic since --start allocated and still holds
 step "$PERISCOPE" exec --json "$SLEEPER" info
 kill "$SLEEPER"; wait "$SLEEPER" 2>/dev/null || true
 sleep 600 &   # no agent this time: stacks by ptrace

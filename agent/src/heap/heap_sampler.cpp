@@ -17,6 +17,9 @@
 #include "agent/src/heap/got_patch.h"
 #include "agent/src/heap/malloc_interposer.h"
 
+extern "C" char __start_periscope_heap_path[];  // the section's bounds, from the linker
+extern "C" char __stop_periscope_heap_path[];
+
 namespace periscope::agent {
 
 std::atomic<bool> g_heap_sampling{false};
@@ -89,7 +92,6 @@ std::atomic<uint64_t> g_dropped{0};
 double g_inuse_bytes = 0;  // under g_lock
 double g_alloc_bytes = 0;
 timespec g_started{};
-uintptr_t g_own_low = 0, g_own_high = 0;  // this library's code: frames of ours are not the caller's
 // In a fork child, libunwind's global locks (its caches, its memory pool) may have been held by a
 // parent thread at the fork and stay locked forever: stacks then come from libgcc's unwinder,
 // which finds unwind tables through glibc's _dl_find_object (no lock), at ~400 ns a frame.
@@ -121,29 +123,6 @@ void seed_thread() {
   t_heap_bytes_left = draw_distance();
 }
 
-void find_own_code() {
-  Dl_info info{};
-  if (!dladdr(reinterpret_cast<void*>(&heap_note_alloc), &info)) return;
-  struct Range { uintptr_t base, low, high; } range{reinterpret_cast<uintptr_t>(info.dli_fbase), UINTPTR_MAX, 0};
-  dl_iterate_phdr(
-      [](dl_phdr_info* module, size_t, void* data) {
-        auto* r = static_cast<Range*>(data);
-        for (int i = 0; i < module->dlpi_phnum; ++i) {
-          const auto& ph = module->dlpi_phdr[i];
-          if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
-          const uintptr_t start = module->dlpi_addr + ph.p_vaddr;
-          if (r->base < start - ph.p_offset || r->base > start) continue;  // not our module
-          if (start < r->low) r->low = start;
-          if (start + ph.p_memsz > r->high) r->high = start + ph.p_memsz;
-        }
-        return 0;
-      },
-      &range);
-  if (range.high > range.low) {
-    g_own_low = range.low;
-    g_own_high = range.high;
-  }
-}
 
 // The sampled allocation's stack, its call site first. libunwind's unw_backtrace: it keeps, per
 // thread, how each return address's frame is laid out, and walks a known stack in ~10 ns a frame
@@ -158,21 +137,24 @@ _Unwind_Reason_Code add_frame(_Unwind_Context* context, void* data) {
   return _URC_NO_REASON;
 }
 
-int backtrace_of_this_thread(void** frames) {
+PERISCOPE_HEAP_PATH int backtrace_of_this_thread(void** frames) {
   if (!g_in_fork_child) return unw_backtrace(frames, static_cast<int>(kMaxDepth + 8));
   std::pair<void**, int> walk{frames, 0};
   _Unwind_Backtrace(add_frame, &walk);
   return walk.second;
 }
 
-size_t allocation_stack(uint64_t* pcs) {
+bool on_heap_path(void* pc) {
+  const auto p = reinterpret_cast<uintptr_t>(pc);
+  return p >= reinterpret_cast<uintptr_t>(__start_periscope_heap_path) &&
+         p < reinterpret_cast<uintptr_t>(__stop_periscope_heap_path);
+}
+
+PERISCOPE_HEAP_PATH size_t allocation_stack(uint64_t* pcs) {
   void* frames[kMaxDepth + 8];  // room for our own frames above the caller's
   const int got = backtrace_of_this_thread(frames);
   size_t first = 0;
-  while (first < static_cast<size_t>(got) && reinterpret_cast<uintptr_t>(frames[first]) >= g_own_low &&
-         reinterpret_cast<uintptr_t>(frames[first]) < g_own_high) {
-    ++first;  // ours: not the caller's
-  }
+  while (first < static_cast<size_t>(got) && on_heap_path(frames[first])) ++first;  // not the caller's
   size_t n = 0;
   for (size_t i = first; i < static_cast<size_t>(got) && n < kMaxDepth; ++i) {
     pcs[n++] = reinterpret_cast<uintptr_t>(frames[i]);
@@ -192,7 +174,7 @@ void forget(Table& table, std::unordered_map<uintptr_t, Block>::iterator it) {
   table.blocks.erase(it);
 }
 
-void record_or_throw(void* block, size_t size) {
+PERISCOPE_HEAP_PATH void record_or_throw(void* block, size_t size) {
   uint64_t pcs[kMaxDepth];
   const size_t depth = allocation_stack(pcs);
   const double rate = static_cast<double>(g_rate.load(std::memory_order_relaxed));
@@ -231,7 +213,7 @@ void record_or_throw(void* block, size_t size) {
 
 // Out of memory while recording (a host at its limit): the sample is dropped, the allocation
 // stands. Nothing may leave malloc by exception.
-void record(void* block, size_t size) noexcept {
+PERISCOPE_HEAP_PATH void record(void* block, size_t size) noexcept {
   try {
     record_or_throw(block, size);
   } catch (...) {
@@ -287,7 +269,7 @@ HeapPassThrough::~HeapPassThrough() {
   t_inside = was_;
 }
 
-void heap_sample_slow(void* block, size_t size) noexcept {
+PERISCOPE_HEAP_PATH void heap_sample_slow(void* block, size_t size) noexcept {
   const int64_t n = static_cast<int64_t>(size & (~size_t{0} >> 1));
   if (t_inside) {  // the profiler's own allocation: not counted
     t_heap_bytes_left += n;
@@ -357,7 +339,6 @@ std::string start_heap_sampling(uint64_t rate, std::string* note) {
   }
   static std::once_flag once;
   std::call_once(once, [] {
-    find_own_code();
     uint64_t warm[kMaxDepth];
     (void)allocation_stack(warm);  // the unwinder's first use, here rather than in a host's malloc
     g_table = new Table;

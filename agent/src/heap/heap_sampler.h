@@ -39,7 +39,12 @@ inline size_t heap_filter_slot(const void* block) {
                              (64 - kHeapFilterBits));
 }
 
-void heap_sample_slow(void* block, size_t size) noexcept;  // the thread's distance was crossed
+// The functions a sampled allocation's stack passes through from the host's call to the unwinder
+// (the interposer's entry points, the sampler's slow path) live in one section: the stack starts
+// at the first frame outside it, so the agent's own allocations keep their agent frames.
+#define PERISCOPE_HEAP_PATH __attribute__((section("periscope_heap_path")))
+
+PERISCOPE_HEAP_PATH void heap_sample_slow(void* block, size_t size) noexcept;  // the thread's distance was crossed
 void heap_untrack_slow(void* block) noexcept;              // the block may be a tracked one
 
 inline void heap_note_alloc(void* block, size_t size) {

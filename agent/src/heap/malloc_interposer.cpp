@@ -206,7 +206,7 @@ void* page_aligned(size_t size, bool round_up) {
 
 // operator new's loop (the standard's): the new_handler may free memory, else bad_alloc.
 // `alignment` 0: plain new.
-void* new_or_throw(size_t size, size_t alignment) {
+PERISCOPE_HEAP_PATH void* new_or_throw(size_t size, size_t alignment) {
   if (__builtin_expect(g_foreign_new.plain != nullptr, 0)) {
     if (alignment != 0 && g_foreign_new.aligned) return g_foreign_new.aligned(size, std::align_val_t{alignment});
     return g_foreign_new.plain(size);
@@ -224,7 +224,7 @@ void* new_or_throw(size_t size, size_t alignment) {
   }
 }
 
-void* new_or_null(size_t size, size_t alignment) noexcept {
+PERISCOPE_HEAP_PATH void* new_or_null(size_t size, size_t alignment) noexcept {
   try {
     return new_or_throw(size, alignment);
   } catch (...) {
@@ -246,25 +246,25 @@ void delete_block(void* block, size_t alignment = 0) noexcept {
 
 extern "C" {
 
-__attribute__((visibility("default"))) void* malloc(size_t size) {
+__attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* malloc(size_t size) {
   void* p = load(g_next.malloc)(size);
   heap_note_alloc(p, size);
   return p;
 }
 
-__attribute__((visibility("default"))) void free(void* block) {
+__attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void free(void* block) {
   if (!block || in_arena(block)) return;
   heap_note_free(block);
   load(g_next.free)(block);
 }
 
-__attribute__((visibility("default"))) void* calloc(size_t count, size_t size) {
+__attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* calloc(size_t count, size_t size) {
   void* p = load(g_next.calloc)(count, size);
   if (p) heap_note_alloc(p, count * size);
   return p;
 }
 
-__attribute__((visibility("default"))) void* realloc(void* block, size_t size) {
+__attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* realloc(void* block, size_t size) {
   if (in_arena(block)) {
     void* p = malloc(size);
     if (p) std::memcpy(p, block, arena_size(block) < size ? arena_size(block) : size);
@@ -276,32 +276,32 @@ __attribute__((visibility("default"))) void* realloc(void* block, size_t size) {
   return p;
 }
 
-__attribute__((visibility("default"))) void* memalign(size_t alignment, size_t size) {
+__attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* memalign(size_t alignment, size_t size) {
   void* p = load(g_next.memalign)(alignment, size);
   heap_note_alloc(p, size);
   return p;
 }
 
-__attribute__((visibility("default"))) int posix_memalign(void** out, size_t alignment, size_t size) {
+__attribute__((visibility("default"))) PERISCOPE_HEAP_PATH int posix_memalign(void** out, size_t alignment, size_t size) {
   const int r = load(g_next.posix_memalign)(out, alignment, size);
   if (r == 0) heap_note_alloc(*out, size);
   return r;
 }
 
-__attribute__((visibility("default"))) void* aligned_alloc(size_t alignment, size_t size) {
+__attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* aligned_alloc(size_t alignment, size_t size) {
   void* p = load(g_next.aligned_alloc)(alignment, size);
   heap_note_alloc(p, size);
   return p;
 }
 
-__attribute__((visibility("default"))) void* valloc(size_t size) {
+__attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* valloc(size_t size) {
   auto f = load(g_next.valloc);
   void* p = f ? f(size) : page_aligned(size, false);
   heap_note_alloc(p, size);
   return p;
 }
 
-__attribute__((visibility("default"))) void* pvalloc(size_t size) {
+__attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* pvalloc(size_t size) {
   auto f = load(g_next.pvalloc);
   void* p = f ? f(size) : page_aligned(size, true);
   heap_note_alloc(p, size);
@@ -310,16 +310,16 @@ __attribute__((visibility("default"))) void* pvalloc(size_t size) {
 
 }  // extern "C"
 
-void* operator new(std::size_t n) { return new_or_throw(n, 0); }
-void* operator new[](std::size_t n) { return new_or_throw(n, 0); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return new_or_null(n, 0); }
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return new_or_null(n, 0); }
-void* operator new(std::size_t n, std::align_val_t a) { return new_or_throw(n, static_cast<size_t>(a)); }
-void* operator new[](std::size_t n, std::align_val_t a) { return new_or_throw(n, static_cast<size_t>(a)); }
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+PERISCOPE_HEAP_PATH void* operator new(std::size_t n) { return new_or_throw(n, 0); }
+PERISCOPE_HEAP_PATH void* operator new[](std::size_t n) { return new_or_throw(n, 0); }
+PERISCOPE_HEAP_PATH void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return new_or_null(n, 0); }
+PERISCOPE_HEAP_PATH void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return new_or_null(n, 0); }
+PERISCOPE_HEAP_PATH void* operator new(std::size_t n, std::align_val_t a) { return new_or_throw(n, static_cast<size_t>(a)); }
+PERISCOPE_HEAP_PATH void* operator new[](std::size_t n, std::align_val_t a) { return new_or_throw(n, static_cast<size_t>(a)); }
+PERISCOPE_HEAP_PATH void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
   return new_or_null(n, static_cast<size_t>(a));
 }
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+PERISCOPE_HEAP_PATH void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
   return new_or_null(n, static_cast<size_t>(a));
 }
 void operator delete(void* p) noexcept { delete_block(p); }
