@@ -150,33 +150,17 @@ std::string heap_to_pprof_gz(const HeapProfile& h, HeapValue default_value) {
   for (HeapValue v : order) {
     profile.field_bytes(1, proto::value_type(strings, heap_value_name(v), units[static_cast<int>(v)]));
   }
-  std::map<std::string, uint64_t> location_of;
-  for (const auto& s : h.stacks) {
-    for (const auto& f : s.frames) location_of.emplace(f, location_of.size() + 1);
-  }
+  proto::FrameTable frames;
+  for (const auto& s : h.stacks) frames.add(s.frames);
   for (const auto& s : h.stacks) {
     ProtoWriter sample;
-    std::vector<uint64_t> locations;
-    for (auto it = s.frames.rbegin(); it != s.frames.rend(); ++it) locations.push_back(location_of[*it]);
-    sample.field_packed(1, locations);
+    sample.field_packed(1, frames.locations(s.frames));
     std::vector<uint64_t> values;
     for (HeapValue v : order) values.push_back(static_cast<uint64_t>(rounded(value_of(s, v))));  // int64 on the wire
     sample.field_packed(2, values);
     profile.field_bytes(2, sample.bytes());
   }
-  for (const auto& [name, id] : location_of) {
-    ProtoWriter line;
-    line.field_varint(1, id);
-    ProtoWriter location;
-    location.field_varint(1, id);
-    location.field_bytes(4, line.bytes());
-    profile.field_bytes(4, location.bytes());
-    ProtoWriter function;
-    function.field_varint(1, id);
-    function.field_varint(2, static_cast<uint64_t>(strings.index(name)));
-    function.field_varint(3, static_cast<uint64_t>(strings.index(name)));
-    profile.field_bytes(5, function.bytes());
-  }
+  frames.write(profile, strings);
   const uint64_t comment = static_cast<uint64_t>(strings.index(
       "periscope heap: " + std::to_string(h.samples) + " allocations sampled, " + std::to_string(h.dropped) +
       " not kept" + (h.delta ? ", a delta over " + std::to_string(std::lround(h.seconds)) + " s" : "")));

@@ -23,17 +23,13 @@ std::string to_pprof(const Profile& p) {
   profile.field_bytes(1, value_type(strings, kind, "nanoseconds"));
 
   // One function and one location per distinct frame name (ids start at 1).
-  std::map<std::string, uint64_t> location_of;
-  for (const auto& s : p.stacks) {
-    for (const auto& f : s.frames) location_of.emplace(f, location_of.size() + 1);
-  }
+  proto::FrameTable frames;
+  for (const auto& s : p.stacks) frames.add(s.frames);
   const int64_t thread_key = strings.index("thread");
   const int64_t request_key = strings.index("request");
   for (const auto& s : p.stacks) {
     ProtoWriter sample;
-    std::vector<uint64_t> locations;
-    for (auto it = s.frames.rbegin(); it != s.frames.rend(); ++it) locations.push_back(location_of[*it]);  // leaf first
-    sample.field_packed(1, locations);
+    sample.field_packed(1, frames.locations(s.frames));
     sample.field_packed(2, {s.count, s.count * period_ns});
     auto add_label = [&](int64_t key, const std::string& value) {
       ProtoWriter label;
@@ -45,19 +41,7 @@ std::string to_pprof(const Profile& p) {
     if (!s.request.empty()) add_label(request_key, s.request);  // go tool pprof -tagfocus request=NAME
     profile.field_bytes(2, sample.bytes());
   }
-  for (const auto& [name, id] : location_of) {
-    ProtoWriter line;
-    line.field_varint(1, id);  // function_id == location id
-    ProtoWriter location;
-    location.field_varint(1, id);
-    location.field_bytes(4, line.bytes());
-    profile.field_bytes(4, location.bytes());
-    ProtoWriter function;
-    function.field_varint(1, id);
-    function.field_varint(2, static_cast<uint64_t>(strings.index(name)));
-    function.field_varint(3, static_cast<uint64_t>(strings.index(name)));
-    profile.field_bytes(5, function.bytes());
-  }
+  frames.write(profile, strings);
   std::vector<uint64_t> comments{static_cast<uint64_t>(
       strings.index("periscope: " + p.clock + ", " + std::to_string(p.lost) + " samples lost"))};
   if (auto costs = describe_costs(p); !costs.empty()) {

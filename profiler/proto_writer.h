@@ -63,4 +63,38 @@ inline std::string value_type(StringTable& strings, const char* type, const char
   return m.bytes();
 }
 
+// One Location and one Function per distinct frame name (ids from 1, function id == location id),
+// as both profile writers describe their stacks' frames.
+class FrameTable {
+ public:
+  void add(const std::vector<std::string>& frames) {
+    for (const auto& f : frames) ids_.emplace(f, ids_.size() + 1);
+  }
+  // A sample's location ids, leaf first, for `frames` root first (all added before).
+  std::vector<uint64_t> locations(const std::vector<std::string>& frames) const {
+    std::vector<uint64_t> out;
+    for (auto it = frames.rbegin(); it != frames.rend(); ++it) out.push_back(ids_.at(*it));
+    return out;
+  }
+  // The Location (field 4) and Function (field 5) messages, names into `strings`.
+  void write(ProtoWriter& profile, StringTable& strings) const {
+    for (const auto& [name, id] : ids_) {
+      ProtoWriter line;
+      line.field_varint(1, id);  // function_id == location id
+      ProtoWriter location;
+      location.field_varint(1, id);
+      location.field_bytes(4, line.bytes());
+      profile.field_bytes(4, location.bytes());
+      ProtoWriter function;
+      function.field_varint(1, id);
+      function.field_varint(2, static_cast<uint64_t>(strings.index(name)));
+      function.field_varint(3, static_cast<uint64_t>(strings.index(name)));
+      profile.field_bytes(5, function.bytes());
+    }
+  }
+
+ private:
+  std::map<std::string, uint64_t> ids_;
+};
+
 }  // namespace periscope::proto

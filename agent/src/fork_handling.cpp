@@ -21,8 +21,10 @@ void install_fork_handlers_once() {
   installed = (::pthread_atfork(nullptr, nullptr, child) == 0);
 }
 
-PERISCOPE_FORK_PATH void reset_if_held_in_fork_child(std::mutex& mutex) {
-  if (mutex.native_handle()->__data.__lock != 0) new (&mutex) std::mutex;  // glibc's pthread_mutex_t
+PERISCOPE_FORK_PATH bool reset_if_held_in_fork_child(std::mutex& mutex) {
+  if (mutex.native_handle()->__data.__lock == 0) return false;  // glibc's pthread_mutex_t
+  new (&mutex) std::mutex;
+  return true;
 }
 
 }  // namespace periscope::agent

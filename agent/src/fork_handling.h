@@ -13,6 +13,7 @@ void install_fork_handlers_once();
 
 // In a fork child: a mutex that some thread of the parent held at fork is locked for good in the
 // child; give it a fresh state. Reads first, so that a mutex that was free costs no copied page.
-void reset_if_held_in_fork_child(std::mutex& mutex);
+// Returns whether it was held (what it guards may be half-changed).
+bool reset_if_held_in_fork_child(std::mutex& mutex);
 
 }  // namespace periscope::agent

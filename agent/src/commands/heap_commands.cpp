@@ -44,7 +44,9 @@ Reply start(const LiveParts& parts, const manhole::Args& args) {
     }
     rate = v;
   }
-  if (args.size() == 1 && heap_state().on) rate = heap_state().rate;  // no rate asked: keep the running one
+  if (args.size() == 1) {  // no rate asked: keep the running one
+    if (const HeapState running = heap_state(); running.on) rate = running.rate;
+  }
   std::string note;
   if (auto err = start_heap_sampling(rate, &note); !err.empty()) return Reply::failure("heap start: " + err);
   HeapState s = heap_state();

@@ -14,6 +14,7 @@
 #include <unwind.h>
 #include <utility>
 
+#include "agent/src/fork_handling.h"
 #include "agent/src/heap/got_patch.h"
 #include "agent/src/heap/malloc_interposer.h"
 
@@ -78,13 +79,9 @@ struct Table {
   std::unordered_map<uintptr_t, Block> blocks;
 };
 
-// Recursive: a host's signal handler may allocate on a thread that holds it (it then passes
-// through, but a free of a tracked block would look it up).
-struct RecursiveLock {
-  pthread_mutex_t mutex = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
-  void lock() { pthread_mutex_lock(&mutex); }
-  void unlock() { pthread_mutex_unlock(&mutex); }
-} g_lock;
+// Never taken twice on one thread: whoever holds it is inside HeapPassThrough, so what it (or a
+// signal handler on its thread) allocates or frees passes through without looking.
+std::mutex g_lock;
 Table* g_table = nullptr;  // made at the first start, never freed (the interposer outlives us)
 std::atomic<uint64_t> g_rate{kDefaultHeapRate};
 std::atomic<uint64_t> g_samples{0};
@@ -239,8 +236,7 @@ void clear_table_locked() {
 // left alone). Registered at load, before the agent's handler (child handlers run in the order
 // they were registered), which starts a thread and so allocates.
 void reset_in_child() {
-  const bool held = g_lock.mutex.__data.__lock != 0;  // glibc's pthread_mutex_t
-  new (&g_lock.mutex) pthread_mutex_t(PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP);
+  const bool held = reset_if_held_in_fork_child(g_lock);
   g_in_fork_child = true;
   if (held && g_table) {
     HeapPassThrough pass;
