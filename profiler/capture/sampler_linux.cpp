@@ -49,6 +49,9 @@ std::atomic<intptr_t> g_timers[kMaxTimers];
 std::atomic<bool> g_silenced_by_host{false};
 // CPU mode: whether perf_event is used (else CPU timers), for threads that arm themselves.
 std::atomic<bool> g_use_perf{true};
+// Whether perf events count user mode only (exclude_kernel): what perf_event_paranoid 2 allows a
+// process without CAP_PERFMON, as `perf record` does for such a user (cycles:u).
+std::atomic<bool> g_perf_user_only{false};
 // Threads started while sampling (agent/src/hooks/thread_hooks.cpp) arm themselves at once, so a
 // thread that lives 10 ms is sampled from its first millisecond, not from the next rescan; they
 // hand their perf event or timer to the agent's thread here. state: 0 free, 1 arming, 2 armed.
@@ -275,9 +278,11 @@ int open_perf_sampler(pid_t tid, pid_t owner, int sig, uint64_t first_period_ns)
   attr.sample_period = first_period_ns;
   attr.disabled = 1;
   attr.wakeup_events = 1;
-  // Not exclude_kernel, which perf_event_paranoid 2 would allow a non-root process: with it a
-  // sample due while the thread is in the kernel is dropped, and a postgres postmaster (its time
-  // in system calls) recorded 0 samples. CPU timers count the kernel's time too.
+  // exclude_kernel only where the kernel refuses the whole clock: a sample due while the thread
+  // is in the kernel is then dropped (a postgres postmaster, its time in system calls, records
+  // almost none), but every sample taken is placed right, which CPU timers, firing at the next
+  // scheduler tick (4 ms at HZ=250), cannot do for work that repeats.
+  attr.exclude_kernel = attr.exclude_hv = g_perf_user_only.load() ? 1 : 0;
   const int fd = static_cast<int>(::syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC));
   if (fd < 0) return -1;
   f_owner_ex owner_ex{F_OWNER_TID, owner};
@@ -290,6 +295,34 @@ int open_perf_sampler(pid_t tid, pid_t owner, int sig, uint64_t first_period_ns)
   ::close(fd);
   errno = saved;
   return -1;
+}
+
+std::string user_mode_only_words() {
+  return "perf_event task-clock per thread, user mode only: time in the kernel is not sampled "
+         "(perf_event_paranoid " + std::to_string(perf_event_paranoid()) + " and no CAP_PERFMON)";
+}
+
+enum class PerfAccess { kFull, kUserOnly, kNone };
+
+// Which perf events this process may open on its threads, tried on the calling thread (a
+// disabled event, closed at once).
+PerfAccess probe_perf_access() {
+  for (bool user_only : {false, true}) {
+    perf_event_attr attr{};
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.size = sizeof attr;
+    attr.config = PERF_COUNT_SW_TASK_CLOCK;
+    attr.sample_period = 1000000;
+    attr.disabled = 1;
+    attr.exclude_kernel = attr.exclude_hv = user_only ? 1 : 0;
+    const int fd = static_cast<int>(::syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC));
+    if (fd >= 0) {
+      ::close(fd);
+      return user_only ? PerfAccess::kUserOnly : PerfAccess::kFull;
+    }
+    if (errno != EACCES && errno != EPERM) break;  // not a permission: exclude_kernel will not help
+  }
+  return PerfAccess::kNone;
 }
 
 // A timer on `tid`'s CPU clock that sends `sig` to it, first after `first_ns`, then every `period_ns`.
@@ -436,8 +469,10 @@ std::string Sampler::start(SampleMode mode, int hz, bool timers_only) {
   mode_ = mode;
   hz_ = hz;
   g_period_ns.store(mode == SampleMode::kCpu ? 1000000000ull / static_cast<uint64_t>(hz) : 0);
-  use_perf_ = !timers_only;
+  const PerfAccess access = timers_only ? PerfAccess::kNone : probe_perf_access();
+  use_perf_ = access != PerfAccess::kNone;
   g_use_perf.store(use_perf_);
+  g_perf_user_only.store(access == PerfAccess::kUserOnly);
   profile_ = RawProfile{};
   profile_.mode = mode;
   profile_.hz = hz;
@@ -457,9 +492,10 @@ std::string Sampler::start(SampleMode mode, int hz, bool timers_only) {
   g_sampling_pid.store(::getpid());
   running_ = true;
   g_sampling.store(true);
-  profile_.clock = mode == SampleMode::kWall ? "wall clock, every thread"
-                   : use_perf_              ? "perf_event task-clock per thread"
-                                            : "per-thread CPU timer (timer_create)";
+  profile_.clock = mode == SampleMode::kWall             ? "wall clock, every thread"
+                   : access == PerfAccess::kUserOnly    ? user_mode_only_words()
+                   : use_perf_                          ? "perf_event task-clock per thread"
+                                                        : "per-thread CPU timer (timer_create)";
   rescan_threads();  // may find perf_event not allowed
   if (mode == SampleMode::kCpu && !use_perf_ && !timers_only) {
     profile_.clock = "per-thread CPU timer (timer_create): perf_event is not allowed here (perf_event_paranoid " +

@@ -53,8 +53,6 @@ int marker_line(const std::string& file, const std::string& marker) {
 
 namespace {
 
-constexpr uid_t kSameUser = static_cast<uid_t>(-1);
-
 std::vector<std::string> merged_env(const Env& extra) {
   std::map<std::string, std::string> env;
   for (char** e = environ; *e; ++e) {

@@ -15,6 +15,9 @@ namespace periscope::test {
 
 using namespace std::chrono_literals;
 
+// A process's run_as when it runs as the test does.
+inline constexpr uid_t kSameUser = static_cast<uid_t>(-1);
+
 // Paths baked in by CMake.
 std::string cli_path();
 std::string agent_path();
@@ -32,7 +35,7 @@ using Env = std::map<std::string, std::string>;  // added to (or, with empty val
 // A child process with its stdin and stdout on pipes and its stderr in a file.
 class Process {
  public:
-  Process(const std::vector<std::string>& argv, const Env& env, uid_t run_as = static_cast<uid_t>(-1));
+  Process(const std::vector<std::string>& argv, const Env& env, uid_t run_as = kSameUser);
   ~Process();  // kills and reaps if still running
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
@@ -69,10 +72,10 @@ struct RunResult {
 
 // Runs a program to completion (killed after `timeout`) and collects its output.
 RunResult run(const std::vector<std::string>& argv, const Env& env = {}, const std::string& stdin_text = {},
-              uid_t run_as = static_cast<uid_t>(-1), std::chrono::milliseconds timeout = 30s);
+              uid_t run_as = kSameUser, std::chrono::milliseconds timeout = 30s);
 // Runs the periscope CLI with `args`.
 RunResult periscope(const std::vector<std::string>& args, const Env& env = {},
-                    uid_t run_as = static_cast<uid_t>(-1));
+                    uid_t run_as = kSameUser);
 
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s);
 bool file_exists(const std::string& path);
@@ -121,7 +124,7 @@ class AgentTarget {
 // A raw client connection to a manhole socket (or, with tcp(), to "HOST:PORT").
 class RawConnection {
  public:
-  explicit RawConnection(const std::string& socket_path, uid_t run_as = static_cast<uid_t>(-1));
+  explicit RawConnection(const std::string& socket_path, uid_t run_as = kSameUser);
   static RawConnection tcp(const std::string& ipv4_address_and_port);
   RawConnection(RawConnection&& other) noexcept;
   ~RawConnection();
