@@ -14,7 +14,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   socat procps util-linux bsdutils elfutils curl
   golang-go chromium prometheus
-  redis-server nginx-light postgresql memcached libc6-dbg
+  redis-server nginx-light postgresql memcached libc6-dbg linux-perf
 )
 
 case "${1:-}" in
