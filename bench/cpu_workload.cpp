@@ -10,6 +10,9 @@
 //   FLOOR_HZ=N (with fixed): the floor a sampling profiler cannot go below, for comparison: a
 //                                task-clock perf event on the thread at N Hz whose signal runs an
 //                                empty handler; prints floor_samples too.
+//   FLOOR_RESTART=1 (with FLOOR_HZ): the floor of a sampler whose periods are random: the event
+//                                stops after each overflow and the handler sets a new period and
+//                                starts it again (two ioctls, no unwinding), as periscope's does.
 //   cpu_workload shares SECONDS  one thread: work_a 60%, work_b 30%, work_c 10% of its CPU time
 //   cpu_workload twins SECONDS   two identical busy threads, twin_left and twin_right
 #include <atomic>
@@ -74,8 +77,22 @@ __attribute__((noinline, noipa)) void twin_right(double seconds) {
 }
 
 std::atomic<unsigned long> g_floor_samples{0};
+int g_floor_fd = -1;
+bool g_floor_restart = false;
+uint64_t g_floor_mean_ns = 0;
+uint64_t g_floor_random = 0x9e3779b97f4a7c15ull;
 
-void on_floor_signal(int, siginfo_t*, void*) { g_floor_samples.fetch_add(1, std::memory_order_relaxed); }
+// async-signal-safe: an atomic add, arithmetic and two ioctls.
+void on_floor_signal(int, siginfo_t*, void*) {
+  g_floor_samples.fetch_add(1, std::memory_order_relaxed);
+  if (!g_floor_restart) return;
+  g_floor_random ^= g_floor_random << 13;
+  g_floor_random ^= g_floor_random >> 7;
+  g_floor_random ^= g_floor_random << 17;
+  uint64_t next = g_floor_mean_ns / 2 + g_floor_random % (g_floor_mean_ns + 1);
+  ioctl(g_floor_fd, PERF_EVENT_IOC_PERIOD, &next);
+  ioctl(g_floor_fd, PERF_EVENT_IOC_REFRESH, 1);
+}
 
 // The kernel's part of a sample and nothing else: a perf event whose overflow signal runs a handler
 // that only counts. False if perf_event is not allowed here.
@@ -90,14 +107,18 @@ bool start_floor_sampling(int hz) {
   attr.type = PERF_TYPE_SOFTWARE;
   attr.size = sizeof attr;
   attr.config = PERF_COUNT_SW_TASK_CLOCK;
-  attr.sample_period = 1000000000ull / static_cast<uint64_t>(hz);
+  g_floor_mean_ns = 1000000000ull / static_cast<uint64_t>(hz);
+  g_floor_restart = std::getenv("FLOOR_RESTART") != nullptr;
+  attr.sample_period = g_floor_mean_ns;
   attr.disabled = 1;
   attr.wakeup_events = 1;
   const int fd = static_cast<int>(syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC));
   if (fd < 0) return false;
+  g_floor_fd = fd;
   f_owner_ex owner{F_OWNER_TID, static_cast<pid_t>(syscall(SYS_gettid))};
   return fcntl(fd, F_SETOWN_EX, &owner) == 0 && fcntl(fd, F_SETSIG, sig) == 0 &&
-         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC) == 0 && ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) == 0;
+         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC) == 0 &&
+         (g_floor_restart ? ioctl(fd, PERF_EVENT_IOC_REFRESH, 1) : ioctl(fd, PERF_EVENT_IOC_ENABLE, 0)) == 0;
 }
 
 }  // namespace

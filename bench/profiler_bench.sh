@@ -39,6 +39,9 @@ one_run() {
     floor)  # the kernel's part of a sample: a perf event whose signal runs an empty handler
       out=$($PIN env FLOOR_HZ="$hz" "$W" fixed "$WORK_S" "$RATE")
       echo "$(field work_cpu_seconds <<<"$out") $(field floor_samples <<<"$out")" ;;
+    restart)  # the same, plus what random periods take: a new period and a restart per sample
+      out=$($PIN env FLOOR_HZ="$hz" FLOOR_RESTART=1 "$W" fixed "$WORK_S" "$RATE")
+      echo "$(field work_cpu_seconds <<<"$out") $(field floor_samples <<<"$out")" ;;
     periscope)
       out=$($PIN env LD_PRELOAD="$AGENT" PERISCOPE_PROFILE="cpu:$hz" PERISCOPE_PROFILE_OUT="$dir/p.folded" "$W" fixed "$WORK_S" "$RATE" 2>/dev/null)
       echo "$(field work_cpu_seconds <<<"$out") $(folded_samples "$dir/p.folded")" ;;
@@ -61,18 +64,22 @@ for run in $(seq "$RUNS"); do
     S[$who_hz]+="$s "
   done
 done
-# The floor and periscope's own part above it, at 4999 Hz so that a sample's cost stands well
-# above the runs' noise: triples (none, floor, periscope), each cost against its triple's none.
-OWN="" RATIO_FLOOR="" FLOOR_COST="" P_COST=""
+# The floors and periscope's own part above them, at 4999 Hz so that a sample's cost stands well
+# above the runs' noise: quadruples (none, floor, restart floor, periscope), each cost against its
+# quadruple's none.
+OWN="" RATIO_FLOOR="" FLOOR_COST="" P_COST="" RESTART_COST="" OWN_RESTART="" RATIO_RESTART=""
+per_sample() { awk -v t="$1" -v b="$2" -v s="$3" 'BEGIN {print (s > 0 ? (t - b) / s * 1e6 : 0)}'; }
 for run in $(seq "$RUNS"); do
   read -r t0 _ < <(one_run none 0)
   read -r tf sf < <(one_run floor 4999)
+  read -r tr sr < <(one_run restart 4999)
   read -r tp sp < <(one_run periscope 4999)
-  f=$(awk -v t="$tf" -v b="$t0" -v s="$sf" 'BEGIN {print (t - b) / s * 1e6}')
-  p=$(awk -v t="$tp" -v b="$t0" -v s="$sp" 'BEGIN {print (t - b) / s * 1e6}')
-  FLOOR_COST+="$f " P_COST+="$p "
+  f=$(per_sample "$tf" "$t0" "$sf") r=$(per_sample "$tr" "$t0" "$sr") p=$(per_sample "$tp" "$t0" "$sp")
+  FLOOR_COST+="$f " RESTART_COST+="$r " P_COST+="$p "
   OWN+="$(awk -v p="$p" -v f="$f" 'BEGIN {print p - f}') "
   RATIO_FLOOR+="$(awk -v p="$p" -v f="$f" 'BEGIN {print (f > 0 ? p / f : 0)}') "
+  OWN_RESTART+="$(awk -v p="$p" -v f="$r" 'BEGIN {print p - f}') "
+  RATIO_RESTART+="$(awk -v p="$p" -v f="$r" 'BEGIN {print (f > 0 ? p / f : 0)}') "
 done
 med() { tr ' ' '\n' <<<"$1" | grep -v '^$' | median; }
 echo "Overhead on fixed CPU work (~40-frame stacks, ${WORK_S} s a run, one pinned core): medians of $RUNS paired runs"
@@ -83,10 +90,12 @@ for who_hz in periscope:99 gperf:99 periscope:999 gperf:999; do
     'BEGIN { printf "%-30s %10d %9.2f%% %11.2f us   (x%.3f)\n", n, s, (r - 1) * 100, c, r }'
 done
 echo
-echo "A sample's cost at 4999 Hz, medians of $RUNS triples (none, floor, periscope) on one pinned core"
-awk -v f="$(med "$FLOOR_COST")" -v p="$(med "$P_COST")" -v o="$(med "$OWN")" -v r="$(med "$RATIO_FLOOR")" 'BEGIN {
+echo "A sample's cost at 4999 Hz, medians of $RUNS quadruples (none, floor, restart floor, periscope) on one pinned core"
+awk -v f="$(med "$FLOOR_COST")" -v p="$(med "$P_COST")" -v o="$(med "$OWN")" -v r="$(med "$RATIO_FLOOR")" \
+    -v rf="$(med "$RESTART_COST")" -v above="$(med "$OWN_RESTART")" -v rr="$(med "$RATIO_RESTART")" 'BEGIN {
   printf "floor (perf event, empty handler): %.2f us; periscope: %.2f us\n", f, p
-  printf "periscope own part (its cost less the floor): %.2f us (target <= 3 us); ratio to the floor x%.2f (target <= 1.1)\n", o, r }'
+  printf "periscope own part (its cost less the floor): %.2f us (target <= 3 us); ratio to the floor x%.2f (target <= 1.1)\n", o, r
+  printf "restart floor (empty handler, new period, event restarted): %.2f us; periscope above it (unwinding, ring): %.2f us; ratio x%.2f\n", rf, above, rr }'
 
 echo
 echo "Achieved rate on one busy thread, median of 3 runs (target >= 95% of the requested rate)"

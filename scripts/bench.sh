@@ -105,6 +105,8 @@ row "profiler overhead, 999 Hz" "$o999" "<= 5%" "gperftools: $g999" "-"
 row "profiler cost per sample, 999 Hz" "$s999 us" "-" "gperftools: $gs999 us" "$(ratio "$s999" "$gs999")"
 own=$(f profiler | awk '/^periscope own part/ {print $9 " us, x" substr($19, 2)}')
 row "profiler own part of a sample (less the floor)" "${own% us,*} us" "<= 3 us" "floor: perf event, empty handler" "x${own##*x}"
+above=$(f profiler | awk '/^restart floor/ {for (i = 1; i < NF; ++i) if ($i == "it" && $(i+1) == "(unwinding,") print $(i+3) " us, x" substr($NF, 2)}')
+row "profiler part above a random-period floor" "${above% us,*} us" "-" "floor: empty handler, new period, restart" "x${above##*x}"
 rate=$(f profiler | awk '$1 == "999" && $2 == "Hz" {print $NF}')
 row "profiler achieved rate at 999 Hz" "$rate" ">= 95%" "-" "-"
 acc=$(f profiler | awk -F: '/^60\/30\/10 workload/ {sub(/^ +/, "", $2); sub(/ +\(.*/, "", $2); print $2}')

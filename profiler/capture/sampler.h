@@ -103,7 +103,8 @@ class Sampler {
   void drain();
   bool arm(pid_t tid, ThreadState& state);
   bool arm_cpu(pid_t tid, ThreadState& state);  // arm's CPU-mode half, inside the send guard
-  void disarm(ThreadState& state);
+  // `inside_guard`: called inside a guarded send of the sampling signal (arm_cpu's fallback).
+  void disarm(ThreadState& state, bool inside_guard = false);
   // Whether `tid` blocks the sampling signal now; if so it is disarmed and named in the profile.
   bool leave_out_if_blocking(pid_t tid, ThreadState& state);
   void give_up(std::string why);  // the host took the signal: stop sampling, keep what was taken

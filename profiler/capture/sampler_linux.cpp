@@ -113,32 +113,47 @@ uint64_t next_period_ns(uint64_t mean) {
   return mean / 2 + x % (mean + 1);
 }
 
-// A new period is drawn after every sample. Setting a period restarts the event's hrtimer, ~15 us
-// on this VM (the timer hardware is the hypervisor's): most of the handler's time (16 us median
-// instead of 1), and the restart drops the time the signal took to arrive (93% of the rate at
-// 1000 Hz). Drawing after one sample in 16 instead made the handler 1 us and the rate 98%, but
-// runs of equal periods are correlated samples: when a run's period is close to the period of the
-// host's work, its samples land at nearly the same phase, and the PeriodicWork tests read 55/36/9
-// and 71/.. for 60/30/10 (outside 4 standard deviations of independent samples). A profile that
-// is right costs more than one that is cheap.
+// A new period is drawn after every sample: runs of equal periods are correlated samples. Drawing
+// after one sample in 16 made the handler cheap, but when a run's period is close to the period
+// of the host's work its samples land at nearly the same phase, and the PeriodicWork tests read
+// 55/36/9 and 71/.. for 60/30/10 (outside 4 standard deviations of independent samples).
 //
-// async-signal-safe: one ioctl or timer_settime system call. Draws the period until the sample
-// after this one, on the perf event or CPU timer that sent this signal.
-void draw_next_period(const siginfo_t* info) {
+// What a new period costs is arming the event's hrtimer, which programs the timer hardware: on
+// this VM (the hypervisor's timer) ~8 us each time. PERF_EVENT_IOC_PERIOD on a running event
+// stops and starts it, two programmings, 16 us median a sample. So each perf event stops itself
+// after one overflow (event_limit 1: its hrtimer is not restarted), and the handler sets the next
+// period on the stopped event (no programming) and starts it with PERF_EVENT_IOC_REFRESH (one),
+// 8 us. A thread that cannot run the handler (it blocks the signal) has one signal queued at most,
+// its event stopped until the handler runs.
+//
+// async-signal-safe: timer_settime. The period until the sample after this one, on the CPU timer
+// that sent this signal.
+void draw_next_timer_period(const siginfo_t* info) {
   const uint64_t mean = g_period_ns.load(std::memory_order_relaxed);
   if (mean == 0) return;
   const uint64_t period = next_period_ns(mean);
-  if (info->si_code == SI_TIMER) {
-    itimerspec spec{};
-    spec.it_value.tv_sec = static_cast<time_t>(period / 1000000000ull);
-    spec.it_value.tv_nsec = static_cast<long>(period % 1000000000ull);
-    spec.it_interval = spec.it_value;  // if a draw is ever missed, the same period again
-    (void)::syscall(SYS_timer_settime, info->si_timerid, 0, &spec, nullptr);
-  } else if (info->si_code > 0 && info->si_fd >= 0 && info->si_fd < kPerfFdFlags &&
-             g_perf_fd_ours[info->si_fd].load(std::memory_order_relaxed)) {
-    uint64_t next = period;
-    (void)::ioctl(info->si_fd, PERF_EVENT_IOC_PERIOD, &next);
+  itimerspec spec{};
+  spec.it_value.tv_sec = static_cast<time_t>(period / 1000000000ull);
+  spec.it_value.tv_nsec = static_cast<long>(period % 1000000000ull);
+  spec.it_interval = spec.it_value;  // if a draw is ever missed, the same period again
+  (void)::syscall(SYS_timer_settime, info->si_timerid, 0, &spec, nullptr);
+}
+
+// async-signal-safe: two ioctls inside the send guard. Restarts the perf event that sent this
+// signal (stopped after its overflow) with a new period, unless sampling has stopped, the host has
+// taken the signal, or the descriptor is no longer ours (disarm waits for the guard to close it).
+void restart_perf_event(int sig, const siginfo_t* info) {
+  const int fd = info->si_fd;
+  if (info->si_code <= 0 || fd < 0 || fd >= kPerfFdFlags || !begin_guarded_send(sig)) return;
+  if (g_sampling.load() && g_perf_fd_ours[fd].load()) {
+    const uint64_t mean = g_period_ns.load(std::memory_order_relaxed);
+    if (mean != 0) {
+      uint64_t next = next_period_ns(mean);
+      (void)::ioctl(fd, PERF_EVENT_IOC_PERIOD, &next);
+    }
+    (void)::ioctl(fd, PERF_EVENT_IOC_REFRESH, 1);
   }
+  end_guarded_send(sig);
 }
 
 // async-signal-safe: libunwind's fast backtrace, cut to start at the interrupted pc; the slower
@@ -158,26 +173,30 @@ void fill_stack(SampleRecord& r, void* ucontext) {
 }
 
 // async-signal-safe: atomics, gettid, libunwind into a preallocated ring cell; errno preserved.
-void on_sample_signal(int, siginfo_t* info, void* ucontext) {
+void on_sample_signal(int sig, siginfo_t* info, void* ucontext) {
   const int saved_errno = errno;
+  const uint64_t started = now_ns();
+  const bool from_timer = info->si_code == SI_TIMER;
+  bool sampled = false;
   SampleRing* ring = g_ring.load(std::memory_order_acquire);
   if (ring && g_sampling.load(std::memory_order_relaxed)) {
     if (t_in_handler) {
       g_lost_reentry.fetch_add(1, std::memory_order_relaxed);
     } else if (SampleRing::Cell* cell = ring->begin_push()) {
-      const uint64_t started = now_ns();
       t_in_handler = true;
       SampleRecord& r = cell->record;
       r.tid = current_tid();
-      r.weight = 1 + (info->si_code == SI_TIMER && info->si_overrun > 0 ? static_cast<uint32_t>(info->si_overrun) : 0);
+      r.weight = 1 + (from_timer && info->si_overrun > 0 ? static_cast<uint32_t>(info->si_overrun) : 0);
       r.label = sample_label();
       fill_stack(r, ucontext);
       ring->commit_push(cell);
-      draw_next_period(info);
+      if (from_timer) draw_next_timer_period(info);
       t_in_handler = false;
-      record_cost(now_ns() - started);
+      sampled = true;
     }
   }
+  if (!from_timer) restart_perf_event(sig, info);  // sampled or not: the event waits for this
+  if (sampled) record_cost(now_ns() - started);
   errno = saved_errno;
 }
 
@@ -268,8 +287,9 @@ uint64_t thread_cpu_ns(pid_t tid) {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-// A task-clock perf event on `tid` (0: the calling thread) whose overflows send `sig` to `owner`;
-// -1 when not allowed or the thread is gone (errno says which).
+// A task-clock perf event on `tid` (0: the calling thread) whose overflows will send `sig` to
+// `owner`, not started (start_perf_sampler, once remember_perf_fd has it); -1 when not allowed or
+// the thread is gone (errno says which).
 int open_perf_sampler(pid_t tid, pid_t owner, int sig, uint64_t first_period_ns) {
   perf_event_attr attr{};
   attr.type = PERF_TYPE_SOFTWARE;
@@ -287,14 +307,20 @@ int open_perf_sampler(pid_t tid, pid_t owner, int sig, uint64_t first_period_ns)
   if (fd < 0) return -1;
   f_owner_ex owner_ex{F_OWNER_TID, owner};
   if (::fcntl(fd, F_SETOWN_EX, &owner_ex) == 0 && ::fcntl(fd, F_SETSIG, sig) == 0 &&
-      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_ASYNC | O_NONBLOCK) == 0 &&
-      ::ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) == 0) {
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_ASYNC | O_NONBLOCK) == 0) {
     return fd;
   }
   const int saved = errno;
   ::close(fd);
   errno = saved;
   return -1;
+}
+
+// async-signal-safe: one ioctl. Starts a remembered perf sampler: stopping itself after one
+// overflow, for the handler to restart with a new period (restart_perf_event); a descriptor
+// beyond the handler's table runs on at its first period instead.
+bool start_perf_sampler(int fd) {
+  return fd < kPerfFdFlags ? ::ioctl(fd, PERF_EVENT_IOC_REFRESH, 1) == 0 : ::ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) == 0;
 }
 
 std::string user_mode_only_words() {
@@ -437,6 +463,10 @@ void Sampler::arm_new_thread() {
       if (slot->perf_fd >= 0 && !remember_perf_fd(slot->perf_fd)) {
         ::close(slot->perf_fd);
         slot->perf_fd = -1;
+      } else if (slot->perf_fd >= 0 && !start_perf_sampler(slot->perf_fd)) {
+        forget_perf_fd(slot->perf_fd);  // never started: no handler can be restarting it
+        ::close(slot->perf_fd);
+        slot->perf_fd = -1;
       } else if (slot->perf_fd >= 0) {
         slot->perf_id = FdIdentity::of(slot->perf_fd).value_or(FdIdentity{});
       } else {
@@ -550,6 +580,11 @@ bool Sampler::arm_cpu(pid_t tid, ThreadState& state) {
       ::close(fd);
       return state.armed = false;
     }
+    if (fd >= 0 && !start_perf_sampler(fd)) {
+      forget_perf_fd(fd);
+      ::close(fd);
+      return state.armed = false;
+    }
     if (fd >= 0) {
       state.perf_fd = fd;
       state.perf_id = FdIdentity::of(fd).value_or(FdIdentity{});
@@ -560,7 +595,7 @@ bool Sampler::arm_cpu(pid_t tid, ThreadState& state) {
     g_use_perf.store(false);
     for (auto& [other, s] : per_thread_) {
       if (s.perf_fd >= 0) {
-        disarm(s);
+        disarm(s, /*inside_guard=*/true);
         arm_cpu(other, s);
       }
     }
@@ -572,15 +607,17 @@ bool Sampler::arm_cpu(pid_t tid, ThreadState& state) {
   return true;
 }
 
-void Sampler::disarm(ThreadState& state) {
+void Sampler::disarm(ThreadState& state, bool inside_guard) {
   state.armed = false;
   state.awaiting = false;
   if (state.perf_fd >= 0) {
+    const bool ours = state.perf_id.still_at(state.perf_fd);
+    if (ours) ::ioctl(state.perf_fd, PERF_EVENT_IOC_DISABLE, 0);
     forget_perf_fd(state.perf_fd);
-    if (state.perf_id.still_at(state.perf_fd)) {
-      ::ioctl(state.perf_fd, PERF_EVENT_IOC_DISABLE, 0);
-      ::close(state.perf_fd);
-    }
+    // A handler restarting this event (restart_perf_event) finishes before the number is freed:
+    // one that starts later finds it forgotten. (Inside a guard ourselves we would wait for us.)
+    if (!inside_guard) wait_for_guarded_sends(g_signal.load());
+    if (ours) ::close(state.perf_fd);
     state.perf_fd = -1;
   }
   if (state.has_timer) {

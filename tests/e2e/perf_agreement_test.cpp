@@ -64,8 +64,8 @@ LeafShares periscope_leaves(const std::string& folded) {
   return out;
 }
 
-// `perf script -F tid,ip,sym,dso --no-inline`: a header line per sample, then its frames
-// innermost first ("ffffffff8123 do_syscall_64 ([kernel.kallsyms])", "108f36 epoll_wait
+// `perf script -F tid,ip,sym,dso --no-inline`: a header line per sample, then its frames, each
+// after a tab, innermost first ("ffffffff8123 do_syscall_64 ([kernel.kallsyms])", "108f36 epoll_wait
 // (/usr/lib/x86_64-linux-gnu/libc.so.6)"), then a blank line. A sample with no user frame
 // counts as "[kernel]".
 LeafShares perf_leaves(const std::string& script) {
@@ -85,7 +85,7 @@ LeafShares perf_leaves(const std::string& script) {
       finish();
       continue;
     }
-    if (line[0] != '\t' && line[0] != ' ') {  // a sample's header
+    if (line[0] != '\t') {  // a sample's header: its tid, right-aligned
       finish();
       in_sample = true;
       continue;
