@@ -46,10 +46,6 @@ std::string why_no_samples(const Profile& p) {
   if (p.samples > 0) return {};
   if (!p.problem.empty()) return p.problem;
   if (p.threads == 0 && !p.unsampled.empty()) return "no thread could be sampled";
-  if (p.mode == "cpu" && p.clock.find("user mode only") != std::string::npos) {
-    return "the process used no CPU time in user mode while it was sampled, and its time in the kernel cannot be "
-           "sampled here (" + p.clock + "; --wall samples every thread, waiting or in the kernel)";
-  }
   if (p.mode == "cpu") return "the process used no CPU time while it was sampled (--wall samples waiting threads too)";
   return "no thread answered the sampling signal";
 }

@@ -49,8 +49,10 @@ std::atomic<intptr_t> g_timers[kMaxTimers];
 std::atomic<bool> g_silenced_by_host{false};
 // CPU mode: whether perf_event is used (else CPU timers), for threads that arm themselves.
 std::atomic<bool> g_use_perf{true};
-// Whether perf events count user mode only (exclude_kernel): what perf_event_paranoid 2 allows a
-// process without CAP_PERFMON, as `perf record` does for such a user (cycles:u).
+// Whether perf events sample user mode only (exclude_kernel): what perf_event_paranoid 2 allows a
+// process without CAP_PERFMON, as `perf record` does for such a user (cycles:u). Each thread then
+// has a CPU timer too, whose samples are kept only when they come in a system call: the time in
+// the kernel that the perf event does not see.
 std::atomic<bool> g_perf_user_only{false};
 // Threads started while sampling (agent/src/hooks/thread_hooks.cpp) arm themselves at once, so a
 // thread that lives 10 ms is sampled from its first millisecond, not from the next rescan; they
@@ -172,14 +174,29 @@ void fill_stack(SampleRecord& r, void* ucontext) {
   r.depth = static_cast<uint32_t>(unwind_signal_context(ucontext, r.pcs, kMaxSampleDepth, &r.truncated));
 }
 
+// async-signal-safe: reads two bytes of code in the page of the interrupted pc. Whether the thread
+// was in a system call when the signal came: its pc right after a `syscall` instruction (0f 05),
+// or on one (a call the kernel restarts after the handler).
+bool in_system_call(const void* ucontext) {
+  const auto pc = static_cast<uintptr_t>(static_cast<const ucontext_t*>(ucontext)->uc_mcontext.gregs[REG_RIP]);
+  const uintptr_t in_page = pc & 4095;
+  if (in_page < 2 || in_page > 4094) return false;  // the bytes read stay in the pc's own page
+  const auto* code = reinterpret_cast<const unsigned char*>(pc);
+  return (code[-2] == 0x0f && code[-1] == 0x05) || (code[0] == 0x0f && code[1] == 0x05);
+}
+
 // async-signal-safe: atomics, gettid, libunwind into a preallocated ring cell; errno preserved.
 void on_sample_signal(int sig, siginfo_t* info, void* ucontext) {
   const int saved_errno = errno;
   const uint64_t started = now_ns();
   const bool from_timer = info->si_code == SI_TIMER;
+  // User-mode perf events: a CPU timer's signal outside a system call is the perf event's to take.
+  const bool wanted = !from_timer || !g_perf_user_only.load(std::memory_order_relaxed) || in_system_call(ucontext);
   bool sampled = false;
   SampleRing* ring = g_ring.load(std::memory_order_acquire);
-  if (ring && g_sampling.load(std::memory_order_relaxed)) {
+  if (!wanted) {
+    if (ring && g_sampling.load(std::memory_order_relaxed)) draw_next_timer_period(info);
+  } else if (ring && g_sampling.load(std::memory_order_relaxed)) {
     if (t_in_handler) {
       g_lost_reentry.fetch_add(1, std::memory_order_relaxed);
     } else if (SampleRing::Cell* cell = ring->begin_push()) {
@@ -299,9 +316,9 @@ int open_perf_sampler(pid_t tid, pid_t owner, int sig, uint64_t first_period_ns)
   attr.disabled = 1;
   attr.wakeup_events = 1;
   // exclude_kernel only where the kernel refuses the whole clock: a sample due while the thread
-  // is in the kernel is then dropped (a postgres postmaster, its time in system calls, records
-  // almost none), but every sample taken is placed right, which CPU timers, firing at the next
-  // scheduler tick (4 ms at HZ=250), cannot do for work that repeats.
+  // is in the kernel is then dropped (a postgres postmaster, its time in system calls, would
+  // record almost none; CPU timers sample that time beside it), but every sample taken is placed
+  // right, which CPU timers, firing at the scheduler's tick (4 ms at HZ=250), cannot promise.
   attr.exclude_kernel = attr.exclude_hv = g_perf_user_only.load() ? 1 : 0;
   const int fd = static_cast<int>(::syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC));
   if (fd < 0) return -1;
@@ -324,8 +341,9 @@ bool start_perf_sampler(int fd) {
 }
 
 std::string user_mode_only_words() {
-  return "perf_event task-clock per thread, user mode only: time in the kernel is not sampled "
-         "(perf_event_paranoid " + std::to_string(perf_event_paranoid()) + " and no CAP_PERFMON)";
+  return "perf_event task-clock per thread in user mode, per-thread CPU timers in system calls "
+         "(perf_event_paranoid " + std::to_string(perf_event_paranoid()) +
+         " and no CAP_PERFMON: perf_event may not look into the kernel)";
 }
 
 enum class PerfAccess { kFull, kUserOnly, kNone };
@@ -469,6 +487,7 @@ void Sampler::arm_new_thread() {
         slot->perf_fd = -1;
       } else if (slot->perf_fd >= 0) {
         slot->perf_id = FdIdentity::of(slot->perf_fd).value_or(FdIdentity{});
+        slot->has_timer = g_perf_user_only.load() && open_cpu_timer(tid, sig, next_period_ns(mean), mean, &slot->timer);
       } else {
         slot->has_timer = open_cpu_timer(tid, sig, next_period_ns(mean), mean, &slot->timer);
       }
@@ -588,11 +607,15 @@ bool Sampler::arm_cpu(pid_t tid, ThreadState& state) {
     if (fd >= 0) {
       state.perf_fd = fd;
       state.perf_id = FdIdentity::of(fd).value_or(FdIdentity{});
+      if (g_perf_user_only.load()) {  // the time in system calls, which the perf event does not see
+        state.has_timer = open_cpu_timer(tid, g_signal.load(), next_period_ns(period_ns), period_ns, &state.timer);
+      }
       return true;
     }
     if (errno == ESRCH) return false;  // gone already
     use_perf_ = false;  // not allowed here (perf_event_paranoid, seccomp): timers from now on
     g_use_perf.store(false);
+    g_perf_user_only.store(false);
     for (auto& [other, s] : per_thread_) {
       if (s.perf_fd >= 0) {
         disarm(s, /*inside_guard=*/true);
