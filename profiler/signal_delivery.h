@@ -43,9 +43,9 @@ bool discard_queued(int sig, SignalHandler handler);
 // and signal() (agent/src/hooks/) and, before the host's change takes effect, stops every source
 // of the signal, waits for sends in flight and drops what is queued.
 
-// Registers `sig` as periscope's, its handler, and what stops the kernel sending it (may be null).
-// Agent's thread, at install. Up to 4 signals.
-void guard_signal(int sig, SignalHandler handler, void (*silence)());
+// Registers `sig` as periscope's, its handler, and what stops the kernel sending it (may be null;
+// says whether it stopped a running source). Agent's thread, at install. Up to 4 signals.
+void guard_signal(int sig, SignalHandler handler, bool (*silence)());
 // async-signal-safe. tgkill(pid, tid, sig) unless the host has taken `sig`; false (errno EPERM)
 // when it has. A host thread's sigaction waits for a send that passed the check to complete.
 bool send_guarded(pid_t pid, pid_t tid, int sig);
@@ -64,8 +64,13 @@ bool taken_by_host(int sig);
 // (not a query, not the agent's own change, not periscope's handler put back).
 bool host_takes_signal(int sig, SignalHandler handler, int flags);
 // Marks `sig` taken, waits for sends and armings in flight, then stops the sources (the silencer).
-// Call before the change.
-void before_host_takes(int sig);
+// Call before the change. True when a running source was stopped: one that overflowed a moment
+// ago may still send (below).
+bool before_host_takes(int sig);
+// async-signal-safe. After before_host_takes() said true, with `sig` ignored: waits out a signal
+// a stopped source has already under way (a perf event's overflow sends it from the kernel's
+// irq_work, which on a descheduled vCPU runs late); sent while ignored, it is discarded.
+void let_late_signals_be_discarded();
 // The host put periscope's handler back (a save-and-restore): the signal is usable again.
 void host_restored(int sig);
 

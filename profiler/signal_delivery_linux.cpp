@@ -27,7 +27,7 @@ bool mask_has(const std::string& status, const char* key, int sig) {
 struct Guarded {
   std::atomic<int> sig{0};
   std::atomic<SignalHandler> handler{nullptr};
-  std::atomic<void (*)()> silence{nullptr};
+  std::atomic<bool (*)()> silence{nullptr};
   std::atomic<bool> taken{false};
   std::atomic<int> sends_in_flight{0};
 };
@@ -85,7 +85,7 @@ int agent_sigaction(int sig, const struct sigaction* action, struct sigaction* o
   return r;
 }
 
-void guard_signal(int sig, SignalHandler handler, void (*silence)()) {
+void guard_signal(int sig, SignalHandler handler, bool (*silence)()) {
   (void)first_sigaction();  // resolved here, never first in a host's handler
   Guarded* g = guarded(sig);
   for (int i = 0; !g && i < kMaxGuarded; ++i) {
@@ -153,12 +153,19 @@ bool host_takes_signal(int sig, SignalHandler handler, int flags) {
 }
 
 // async-signal-safe: the silencer (ioctl, timer_settime), atomics, sched_yield and nanosleep.
-void before_host_takes(int sig) {
+bool before_host_takes(int sig) {
   Guarded* g = guarded(sig);
-  if (!g) return;
+  if (!g) return false;
   g->taken.store(true);
   wait_for_zero(g->sends_in_flight);  // a send or an arming that passed its check
-  if (auto silence = g->silence.load()) silence();
+  auto silence = g->silence.load();
+  return silence && silence();
+}
+
+// async-signal-safe: nanosleep.
+void let_late_signals_be_discarded() {
+  const timespec moment{0, 2000000};  // irq_work runs microseconds after an overflow, unless the
+  ::nanosleep(&moment, nullptr);      // vCPU is preempted; 2 ms, once per change the host makes
 }
 
 // async-signal-safe: an atomic store. Not for the agent's own changes (discard_queued puts the

@@ -262,23 +262,26 @@ void forget_timer(timer_t timer) {
 }
 
 // async-signal-safe: ioctl and timer_settime. Runs on a host thread that is changing the sampling
-// signal's action: no perf event or timer may send it any more. The agent's tick cleans up.
-void silence_for_host() {
+// signal's action: no perf event or timer may send it any more. The agent's tick cleans up. True
+// when it stopped any.
+bool silence_for_host() {
   g_silenced_by_host.store(true);
   g_sampling.store(false);
+  bool stopped_any = false;
   if (g_perf_fds_used.load() != 0) {
     for (auto& slot : g_perf_fds) {
       const int value = slot.load();
       if (value > 0 && fd_is_kind(value - 1, "anon_inode:[perf_event]")) {
-        (void)::ioctl(value - 1, PERF_EVENT_IOC_DISABLE, 0);
+        stopped_any |= ::ioctl(value - 1, PERF_EVENT_IOC_DISABLE, 0) == 0;
       }
     }
   }
   const itimerspec stopped{};
   for (auto& slot : g_timers) {
     const intptr_t value = slot.load();
-    if (value != 0) (void)::timer_settime(reinterpret_cast<timer_t>(value - 1), 0, &stopped, nullptr);
+    if (value != 0) stopped_any |= ::timer_settime(reinterpret_cast<timer_t>(value - 1), 0, &stopped, nullptr) == 0;
   }
+  return stopped_any;
 }
 
 int perf_event_paranoid() {

@@ -62,8 +62,9 @@ extern "C" __attribute__((visibility("default"))) int sigaction(int sig, const s
     return r;
   }
   const int saved_errno = errno;  // the hook's own calls must not show in the host's errno
-  periscope::before_host_takes(sig);
+  const bool silenced = periscope::before_host_takes(sig);
   struct sigaction previous = drop_queued(sig);
+  if (silenced) periscope::let_late_signals_be_discarded();
   errno = saved_errno;
   const int r = g_next_sigaction(sig, action, nullptr);
   if (r != 0) {
@@ -82,8 +83,9 @@ extern "C" __attribute__((visibility("default"))) sighandler_t signal(int sig, s
   resolve_next();
   if (!periscope::host_takes_signal(sig, nullptr, 0)) return g_next_signal(sig, handler);
   const int saved_errno = errno;
-  periscope::before_host_takes(sig);
+  const bool silenced = periscope::before_host_takes(sig);
   struct sigaction previous = drop_queued(sig);
+  if (silenced) periscope::let_late_signals_be_discarded();
   errno = saved_errno;
   if (g_next_signal(sig, handler) == SIG_ERR) {
     const int refused = errno;
