@@ -103,8 +103,7 @@ class Sampler {
   void drain();
   bool arm(pid_t tid, ThreadState& state);
   bool arm_cpu(pid_t tid, ThreadState& state);  // arm's CPU-mode half, inside the send guard
-  // `inside_guard`: called inside a guarded send of the sampling signal (arm_cpu's fallback).
-  void disarm(ThreadState& state, bool inside_guard = false);
+  void disarm(ThreadState& state);
   // Whether `tid` blocks the sampling signal now; if so it is disarmed and named in the profile.
   bool leave_out_if_blocking(pid_t tid, ThreadState& state);
   void give_up(std::string why);  // the host took the signal: stop sampling, keep what was taken
@@ -123,7 +122,6 @@ class Sampler {
   uint64_t reentry_at_start_ = 0;  // samples lost inside the handler, likewise
   double cpu_at_start_ = 0;        // the process's CPU seconds when sampling started
   long queued_at_start_ = 0;     // the uid's queued signals when sampling started (SigQ)
-  bool discard_queued_ = false;  // a thread was found blocking: drop what was queued to it
   // Wall mode: ticks the agent's thread was too busy to give, counted as one lost sample per
   // thread each, so a busy agent shows in "lost" instead of silently thinning the profile.
   std::chrono::steady_clock::time_point last_wall_tick_;

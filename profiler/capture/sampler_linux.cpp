@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -70,11 +71,18 @@ SelfArmed g_self_armed[kMaxSelfArmed];
 std::atomic<uint64_t> g_threads_started{0};  // while sampling: the agent rescans when it moves
 __attribute__((tls_model("initial-exec"))) thread_local bool t_in_handler = false;
 __attribute__((tls_model("initial-exec"))) thread_local uint64_t t_jitter_state = 0;
-// The mean sampling period (ns) and the perf descriptors that are ours, by number, for the
-// handler's next-period draw (perf descriptors beyond the table keep a fixed period).
+// The mean sampling period (ns) and, by descriptor number, the thread each of our perf events
+// samples (0: not ours) and the handlers restarting it now, for the handler's restart (perf
+// descriptors beyond the table keep a fixed period). A signal of an event closed since (handed
+// over twice, disarmed) may come late, when the number is another thread's event: the owner
+// check keeps it from restarting that one.
 std::atomic<uint64_t> g_period_ns{0};
 constexpr int kPerfFdFlags = 65536;
-std::atomic<bool> g_perf_fd_ours[kPerfFdFlags];
+std::atomic<pid_t> g_perf_fd_owner[kPerfFdFlags];
+std::atomic<int> g_perf_fd_restarting[kPerfFdFlags];
+// sigev_value of the CPU timers beside user-mode perf events: their samples are kept only in
+// system calls.
+constexpr int kSystemCallsOnly = 0x53595343;
 // How long the handler takes, in log2(ns) buckets with 4 sub-steps each (for p50/p99).
 constexpr int kCostBuckets = 128;
 std::atomic<uint64_t> g_handler_cost[kCostBuckets];
@@ -141,13 +149,15 @@ void draw_next_timer_period(const siginfo_t* info) {
   (void)::syscall(SYS_timer_settime, info->si_timerid, 0, &spec, nullptr);
 }
 
-// async-signal-safe: two ioctls inside the send guard. Restarts the perf event that sent this
-// signal (stopped after its overflow) with a new period, unless sampling has stopped, the host has
-// taken the signal, or the descriptor is no longer ours (disarm waits for the guard to close it).
-void restart_perf_event(int sig, const siginfo_t* info) {
+// async-signal-safe: atomics and two ioctls inside the send guard. Restarts the perf event that
+// sent this signal (stopped after its overflow) with a new period, unless sampling has stopped,
+// the host has taken the signal, or the descriptor is not this thread's event any more (disarm
+// waits for restarts under way before it closes one).
+void restart_perf_event(int sig, const siginfo_t* info, pid_t self) {
   const int fd = info->si_fd;
   if (info->si_code <= 0 || fd < 0 || fd >= kPerfFdFlags || !begin_guarded_send(sig)) return;
-  if (g_sampling.load() && g_perf_fd_ours[fd].load()) {
+  g_perf_fd_restarting[fd].fetch_add(1);
+  if (g_sampling.load() && g_perf_fd_owner[fd].load() == self) {
     const uint64_t mean = g_period_ns.load(std::memory_order_relaxed);
     if (mean != 0) {
       uint64_t next = next_period_ns(mean);
@@ -155,7 +165,14 @@ void restart_perf_event(int sig, const siginfo_t* info) {
     }
     (void)::ioctl(fd, PERF_EVENT_IOC_REFRESH, 1);
   }
+  g_perf_fd_restarting[fd].fetch_sub(1);
   end_guarded_send(sig);
+}
+
+// Waits until no handler is restarting perf descriptor `fd` (forgotten already: none starts now).
+void wait_for_restarts(int fd) {
+  if (fd < 0 || fd >= kPerfFdFlags) return;
+  while (g_perf_fd_restarting[fd].load() != 0) ::sched_yield();
 }
 
 // async-signal-safe: libunwind's fast backtrace, cut to start at the interrupted pc; the slower
@@ -174,15 +191,19 @@ void fill_stack(SampleRecord& r, void* ucontext) {
   r.depth = static_cast<uint32_t>(unwind_signal_context(ucontext, r.pcs, kMaxSampleDepth, &r.truncated));
 }
 
-// async-signal-safe: reads two bytes of code in the page of the interrupted pc. Whether the thread
-// was in a system call when the signal came: its pc right after a `syscall` instruction (0f 05),
-// or on one (a call the kernel restarts after the handler).
+// async-signal-safe: process_vm_readv, which fails where a plain read would fault (code pages
+// that are execute-only under protection keys, or unmapped meanwhile). Whether the thread was in
+// a system call when the signal came: its pc right after a `syscall` instruction (0f 05), or on
+// one (a call the kernel restarts after the handler).
 bool in_system_call(const void* ucontext) {
   const auto pc = static_cast<uintptr_t>(static_cast<const ucontext_t*>(ucontext)->uc_mcontext.gregs[REG_RIP]);
-  const uintptr_t in_page = pc & 4095;
-  if (in_page < 2 || in_page > 4094) return false;  // the bytes read stay in the pc's own page
-  const auto* code = reinterpret_cast<const unsigned char*>(pc);
-  return (code[-2] == 0x0f && code[-1] == 0x05) || (code[0] == 0x0f && code[1] == 0x05);
+  unsigned char code[4] = {};
+  iovec local{code, sizeof code};
+  iovec remote{reinterpret_cast<void*>(pc - 2), sizeof code};
+  if (::syscall(SYS_process_vm_readv, ::getpid(), &local, 1, &remote, 1, 0) != static_cast<long>(sizeof code)) {
+    return false;
+  }
+  return (code[0] == 0x0f && code[1] == 0x05) || (code[2] == 0x0f && code[3] == 0x05);
 }
 
 // async-signal-safe: atomics, gettid, libunwind into a preallocated ring cell; errno preserved.
@@ -190,8 +211,9 @@ void on_sample_signal(int sig, siginfo_t* info, void* ucontext) {
   const int saved_errno = errno;
   const uint64_t started = now_ns();
   const bool from_timer = info->si_code == SI_TIMER;
-  // User-mode perf events: a CPU timer's signal outside a system call is the perf event's to take.
-  const bool wanted = !from_timer || !g_perf_user_only.load(std::memory_order_relaxed) || in_system_call(ucontext);
+  const pid_t self = current_tid();
+  // Beside a user-mode perf event, a CPU timer's signal outside a system call is the event's to take.
+  const bool wanted = !from_timer || info->si_value.sival_int != kSystemCallsOnly || in_system_call(ucontext);
   bool sampled = false;
   SampleRing* ring = g_ring.load(std::memory_order_acquire);
   if (!wanted) {
@@ -202,7 +224,7 @@ void on_sample_signal(int sig, siginfo_t* info, void* ucontext) {
     } else if (SampleRing::Cell* cell = ring->begin_push()) {
       t_in_handler = true;
       SampleRecord& r = cell->record;
-      r.tid = current_tid();
+      r.tid = self;
       r.weight = 1 + (from_timer && info->si_overrun > 0 ? static_cast<uint32_t>(info->si_overrun) : 0);
       r.label = sample_label();
       fill_stack(r, ucontext);
@@ -212,18 +234,18 @@ void on_sample_signal(int sig, siginfo_t* info, void* ucontext) {
       sampled = true;
     }
   }
-  if (!from_timer) restart_perf_event(sig, info);  // sampled or not: the event waits for this
+  if (!from_timer) restart_perf_event(sig, info, self);  // sampled or not: the event waits for this
   if (sampled) record_cost(now_ns() - started);
   errno = saved_errno;
 }
 
 // async-signal-safe: atomics. False when the table is full: the caller does not arm (a source
 // the host-takes-the-signal path could not find must not exist).
-bool remember_perf_fd(int fd) {
+bool remember_perf_fd(int fd, pid_t owner) {
   for (auto& slot : g_perf_fds) {
     int expected = 0;
     if (slot.compare_exchange_strong(expected, fd + 1)) {
-      if (fd < kPerfFdFlags) g_perf_fd_ours[fd].store(true);
+      if (fd < kPerfFdFlags) g_perf_fd_owner[fd].store(owner);
       g_perf_fds_used.fetch_add(1);
       return true;
     }
@@ -232,7 +254,7 @@ bool remember_perf_fd(int fd) {
 }
 
 void forget_perf_fd(int fd) {
-  if (fd >= 0 && fd < kPerfFdFlags) g_perf_fd_ours[fd].store(false);
+  if (fd >= 0 && fd < kPerfFdFlags) g_perf_fd_owner[fd].store(0);
   for (auto& slot : g_perf_fds) {
     int expected = fd + 1;
     if (slot.compare_exchange_strong(expected, 0)) {
@@ -373,10 +395,12 @@ PerfAccess probe_perf_access() {
 }
 
 // A timer on `tid`'s CPU clock that sends `sig` to it, first after `first_ns`, then every `period_ns`.
-bool open_cpu_timer(pid_t tid, int sig, uint64_t first_ns, uint64_t period_ns, timer_t* out) {
+bool open_cpu_timer(pid_t tid, int sig, uint64_t first_ns, uint64_t period_ns, timer_t* out,
+                    bool system_calls_only = false) {
   sigevent sev{};
   sev.sigev_notify = SIGEV_THREAD_ID;
   sev.sigev_signo = sig;
+  sev.sigev_value.sival_int = system_calls_only ? kSystemCallsOnly : 0;
   sev._sigev_un._tid = tid;
   if (::timer_create(thread_cpu_clock(tid), &sev, out) != 0) return false;
   if (!remember_timer(*out)) {  // before it runs: the host-takes-the-signal path must find it
@@ -481,7 +505,7 @@ void Sampler::arm_new_thread() {
       slot->tid.store(tid);
       slot->has_timer = false;
       slot->perf_fd = g_use_perf.load() ? open_perf_sampler(0, tid, sig, next_period_ns(mean)) : -1;
-      if (slot->perf_fd >= 0 && !remember_perf_fd(slot->perf_fd)) {
+      if (slot->perf_fd >= 0 && !remember_perf_fd(slot->perf_fd, tid)) {
         ::close(slot->perf_fd);
         slot->perf_fd = -1;
       } else if (slot->perf_fd >= 0 && !start_perf_sampler(slot->perf_fd)) {
@@ -490,7 +514,8 @@ void Sampler::arm_new_thread() {
         slot->perf_fd = -1;
       } else if (slot->perf_fd >= 0) {
         slot->perf_id = FdIdentity::of(slot->perf_fd).value_or(FdIdentity{});
-        slot->has_timer = g_perf_user_only.load() && open_cpu_timer(tid, sig, next_period_ns(mean), mean, &slot->timer);
+        slot->has_timer = g_perf_user_only.load() && open_cpu_timer(tid, sig, next_period_ns(mean), mean, &slot->timer,
+                                                                    /*system_calls_only=*/true);
       } else {
         slot->has_timer = open_cpu_timer(tid, sig, next_period_ns(mean), mean, &slot->timer);
       }
@@ -539,7 +564,6 @@ std::string Sampler::start(SampleMode mode, int hz, bool timers_only) {
   missed_wall_samples_ = 0;
   last_wall_tick_ = {};
   queued_at_start_ = queued_signals_of_uid();
-  discard_queued_ = false;
   g_silenced_by_host.store(false);
   g_sampling_pid.store(::getpid());
   running_ = true;
@@ -576,7 +600,10 @@ bool Sampler::leave_out_if_blocking(pid_t tid, ThreadState& state) {
   auto signals = thread_signal_state(tid, sig);
   if (signals && !signals->blocked) return false;
   if (signals) {
-    if (state.armed) discard_queued_ = true;  // it may have had some queued already
+    // What it has queued stays until stop() drops it: one signal at most (a perf event stops
+    // after each overflow until the handler restarts it, a CPU timer queues one with an overrun
+    // count), and dropping it now (SIG_IGN) would drop every other thread's, whose events
+    // would then wait for a restart that never comes.
     profile_.unsampled[tid] = "blocks signal " + std::to_string(sig);
   }
   disarm(state);
@@ -598,7 +625,7 @@ bool Sampler::arm_cpu(pid_t tid, ThreadState& state) {
   const uint64_t period_ns = 1000000000ull / static_cast<uint64_t>(hz_);
   if (use_perf_) {
     const int fd = open_perf_sampler(tid, tid, g_signal.load(), next_period_ns(period_ns));
-    if (fd >= 0 && !remember_perf_fd(fd)) {  // 4096 sampled threads: this one is left out
+    if (fd >= 0 && !remember_perf_fd(fd, tid)) {  // 4096 sampled threads: this one is left out
       ::close(fd);
       return state.armed = false;
     }
@@ -611,7 +638,8 @@ bool Sampler::arm_cpu(pid_t tid, ThreadState& state) {
       state.perf_fd = fd;
       state.perf_id = FdIdentity::of(fd).value_or(FdIdentity{});
       if (g_perf_user_only.load()) {  // the time in system calls, which the perf event does not see
-        state.has_timer = open_cpu_timer(tid, g_signal.load(), next_period_ns(period_ns), period_ns, &state.timer);
+        state.has_timer = open_cpu_timer(tid, g_signal.load(), next_period_ns(period_ns), period_ns, &state.timer,
+                                         /*system_calls_only=*/true);
       }
       return true;
     }
@@ -621,7 +649,7 @@ bool Sampler::arm_cpu(pid_t tid, ThreadState& state) {
     g_perf_user_only.store(false);
     for (auto& [other, s] : per_thread_) {
       if (s.perf_fd >= 0) {
-        disarm(s, /*inside_guard=*/true);
+        disarm(s);
         arm_cpu(other, s);
       }
     }
@@ -633,7 +661,7 @@ bool Sampler::arm_cpu(pid_t tid, ThreadState& state) {
   return true;
 }
 
-void Sampler::disarm(ThreadState& state, bool inside_guard) {
+void Sampler::disarm(ThreadState& state) {
   state.armed = false;
   state.awaiting = false;
   if (state.perf_fd >= 0) {
@@ -641,8 +669,8 @@ void Sampler::disarm(ThreadState& state, bool inside_guard) {
     if (ours) ::ioctl(state.perf_fd, PERF_EVENT_IOC_DISABLE, 0);
     forget_perf_fd(state.perf_fd);
     // A handler restarting this event (restart_perf_event) finishes before the number is freed:
-    // one that starts later finds it forgotten. (Inside a guard ourselves we would wait for us.)
-    if (!inside_guard) wait_for_guarded_sends(g_signal.load());
+    // one that starts later finds it forgotten.
+    wait_for_restarts(state.perf_fd);
     if (ours) ::close(state.perf_fd);
     state.perf_fd = -1;
   }
@@ -711,10 +739,6 @@ void Sampler::rescan_threads(bool check_every_thread) {
     }
     disarm(it->second);
     it = per_thread_.erase(it);
-  }
-  if (discard_queued_) {
-    discard_queued(g_signal.load(), on_sample_signal);
-    discard_queued_ = false;
   }
 }
 
@@ -848,7 +872,7 @@ void Sampler::reset_in_fork_child() {
   for (auto& slot : g_perf_fds) {
     if (slot.load(std::memory_order_relaxed) == 0) continue;
     int value = slot.exchange(0);
-    if (value > 0 && value - 1 < kPerfFdFlags) g_perf_fd_ours[value - 1].store(false);
+    if (value > 0 && value - 1 < kPerfFdFlags) g_perf_fd_owner[value - 1].store(0);
     if (value != 0 && fd_is_kind(value - 1, "anon_inode:[perf_event]")) ::close(value - 1);  // else the host's now
   }
 }
