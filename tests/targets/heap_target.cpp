@@ -25,6 +25,7 @@ std::vector<std::vector<char>> g_vectors;
 std::vector<char*> g_large;
 std::vector<void*> g_leaked;
 std::atomic<bool> g_leaking{false};
+std::atomic<bool> g_quitting{false};
 
 __attribute__((noipa)) void retain_small_blocks(size_t count) {  // 64-byte blocks, malloc
   for (size_t i = 0; i < count; ++i) {
@@ -118,13 +119,14 @@ int main() {
   std::printf("churned churn %zu\n", size_t{1} << 30);
   std::printf("ready\n");
   std::fflush(stdout);
+  // Joined before main returns: a thread pushing into g_leaked while exit destroys it crashed the
+  // program at "quit" (1 run in 25).
   std::thread leaker([] {
-    while (true) {
+    while (!g_quitting.load()) {
       if (g_leaking.load()) leak_slowly();
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
-  leaker.detach();
   for (std::string line; std::getline(std::cin, line);) {
     if (line == "leak") g_leaking = true;
     if (line == "quit") break;
@@ -143,5 +145,7 @@ int main() {
     std::printf("ok %s\n", line.c_str());
     std::fflush(stdout);
   }
+  g_quitting = true;
+  leaker.join();
   return 0;
 }
