@@ -71,11 +71,6 @@ SelfArmed g_self_armed[kMaxSelfArmed];
 std::atomic<uint64_t> g_threads_started{0};  // while sampling: the agent rescans when it moves
 __attribute__((tls_model("initial-exec"))) thread_local bool t_in_handler = false;
 __attribute__((tls_model("initial-exec"))) thread_local uint64_t t_jitter_state = 0;
-// The calling thread's CPU time (ns) at which its perf event is due to overflow next, as the
-// handler set it, and the profile it belongs to (g_profile_number); 0: not known.
-__attribute__((tls_model("initial-exec"))) thread_local uint64_t t_overflow_due_ns = 0;
-__attribute__((tls_model("initial-exec"))) thread_local uint32_t t_overflow_due_profile = 0;
-std::atomic<uint32_t> g_profile_number{0};  // counts profiles started
 // The mean sampling period (ns) and, by descriptor number, the thread each of our perf events
 // samples (0: not ours) and the handlers restarting it now, for the handler's restart (perf
 // descriptors beyond the table keep a fixed period). A signal of an event closed since (handed
@@ -88,7 +83,6 @@ std::atomic<int> g_perf_fd_restarting[kPerfFdFlags];
 // sigev_value of the CPU timers beside user-mode perf events: their samples are kept only in
 // system calls.
 constexpr int kSystemCallsOnly = 0x53595343;
-constexpr uint64_t kShortestPeriodNs = 10000;  // the kernel's floor for an hrtimer event's period
 // How long the handler takes, in log2(ns) buckets with 4 sub-steps each (for p50/p99).
 constexpr int kCostBuckets = 128;
 std::atomic<uint64_t> g_handler_cost[kCostBuckets];
@@ -167,20 +161,6 @@ void restart_perf_event(int sig, const siginfo_t* info, pid_t self) {
     const uint64_t mean = g_period_ns.load(std::memory_order_relaxed);
     if (mean != 0) {
       uint64_t next = next_period_ns(mean);
-      // The event stopped at its overflow, and the thread ran on unseen until now (the rest of
-      // the system call it was in, the signal's delivery): the next period counts from the
-      // overflow, as perf's free-running timer does. Else a sample is followed by a blind spell
-      // that hides the end of long system calls (redis's write read 3 points under perf's).
-      timespec cpu{};
-      ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
-      const uint64_t now = static_cast<uint64_t>(cpu.tv_sec) * 1000000000ull + static_cast<uint64_t>(cpu.tv_nsec);
-      const uint32_t profile = g_profile_number.load(std::memory_order_relaxed);
-      const uint64_t due = t_overflow_due_profile == profile ? t_overflow_due_ns : 0;
-      if (due != 0 && now > due && now - due < 2 * mean) {
-        next = next > now - due + kShortestPeriodNs ? next - (now - due) : kShortestPeriodNs;
-      }
-      t_overflow_due_ns = now + next;
-      t_overflow_due_profile = profile;
       (void)::ioctl(fd, PERF_EVENT_IOC_PERIOD, &next);
     }
     (void)::ioctl(fd, PERF_EVENT_IOC_REFRESH, 1);
@@ -566,7 +546,6 @@ std::string Sampler::start(SampleMode mode, int hz, bool timers_only) {
   mode_ = mode;
   hz_ = hz;
   g_period_ns.store(mode == SampleMode::kCpu ? 1000000000ull / static_cast<uint64_t>(hz) : 0);
-  g_profile_number.fetch_add(1);  // what threads remember of an earlier profile is not this one's
   const PerfAccess access = timers_only ? PerfAccess::kNone : probe_perf_access();
   use_perf_ = access != PerfAccess::kNone;
   g_use_perf.store(use_perf_);
