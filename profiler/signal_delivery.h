@@ -7,6 +7,7 @@
 // Any thread.
 #pragma once
 
+#include <atomic>
 #include <csignal>
 #include <optional>
 #include <string>
@@ -56,6 +57,8 @@ bool begin_guarded_send(int sig);
 void end_guarded_send(int sig);
 // Waits until no send or arming of `sig` is in flight (the agent's thread, stopping a profile).
 void wait_for_guarded_sends(int sig);
+// async-signal-safe. Waits until `in_flight` (a count of callers inside some section) is zero.
+void wait_for_zero(const std::atomic<int>& in_flight);
 // async-signal-safe. Whether the host changed the action of `sig` since the agent installed it.
 bool taken_by_host(int sig);
 

@@ -40,19 +40,6 @@ std::atomic<pid_t> g_guard_pid{0};
 
 bool guards_are_ours() { return ::getpid() == g_guard_pid.load(); }
 
-// async-signal-safe: sched_yield, then nanosleep (a SCHED_FIFO caller on the in-flight thread's
-// CPU would never let it run by yielding).
-void wait_for_zero(const std::atomic<int>& in_flight) {
-  for (int spins = 0; in_flight.load() != 0; ++spins) {
-    if (spins < 1000) {
-      ::sched_yield();
-    } else {
-      const timespec pause{0, 20000};
-      ::nanosleep(&pause, nullptr);
-    }
-  }
-}
-
 // async-signal-safe: a scan of a fixed array.
 Guarded* guarded(int sig) {
   for (auto& g : g_guarded) {
@@ -76,6 +63,19 @@ SigactionFn first_sigaction() {
 }
 
 }  // namespace
+
+// async-signal-safe: sched_yield, then nanosleep (a SCHED_FIFO caller on the in-flight thread's
+// CPU would never let it run by yielding).
+void wait_for_zero(const std::atomic<int>& in_flight) {
+  for (int spins = 0; in_flight.load() != 0; ++spins) {
+    if (spins < 1000) {
+      ::sched_yield();
+    } else {
+      const timespec pause{0, 20000};
+      ::nanosleep(&pause, nullptr);
+    }
+  }
+}
 
 int agent_sigaction(int sig, const struct sigaction* action, struct sigaction* old) {
   const bool was = t_agent_changes_signals;

@@ -171,8 +171,7 @@ void restart_perf_event(int sig, const siginfo_t* info, pid_t self) {
 
 // Waits until no handler is restarting perf descriptor `fd` (forgotten already: none starts now).
 void wait_for_restarts(int fd) {
-  if (fd < 0 || fd >= kPerfFdFlags) return;
-  while (g_perf_fd_restarting[fd].load() != 0) ::sched_yield();
+  if (fd >= 0 && fd < kPerfFdFlags) wait_for_zero(g_perf_fd_restarting[fd]);
 }
 
 // async-signal-safe: libunwind's fast backtrace, cut to start at the interrupted pc; the slower
@@ -329,22 +328,28 @@ uint64_t thread_cpu_ns(pid_t tid) {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-// A task-clock perf event on `tid` (0: the calling thread) whose overflows will send `sig` to
-// `owner`, not started (start_perf_sampler, once remember_perf_fd has it); -1 when not allowed or
-// the thread is gone (errno says which).
-int open_perf_sampler(pid_t tid, pid_t owner, int sig, uint64_t first_period_ns) {
+// A sampling task-clock event, disabled, counting user mode only or everything.
+perf_event_attr task_clock_attr(uint64_t period_ns, bool user_only) {
   perf_event_attr attr{};
   attr.type = PERF_TYPE_SOFTWARE;
   attr.size = sizeof attr;
   attr.config = PERF_COUNT_SW_TASK_CLOCK;
-  attr.sample_period = first_period_ns;
+  attr.sample_period = period_ns;
   attr.disabled = 1;
-  attr.wakeup_events = 1;
+  attr.exclude_kernel = attr.exclude_hv = user_only ? 1 : 0;
+  return attr;
+}
+
+// A task-clock perf event on `tid` (0: the calling thread) whose overflows will send `sig` to
+// `owner`, not started (start_perf_sampler, once remember_perf_fd has it); -1 when not allowed or
+// the thread is gone (errno says which).
+int open_perf_sampler(pid_t tid, pid_t owner, int sig, uint64_t first_period_ns) {
   // exclude_kernel only where the kernel refuses the whole clock: a sample due while the thread
   // is in the kernel is then dropped (a postgres postmaster, its time in system calls, would
   // record almost none; CPU timers sample that time beside it), but every sample taken is placed
   // right, which CPU timers, firing at the scheduler's tick (4 ms at HZ=250), cannot promise.
-  attr.exclude_kernel = attr.exclude_hv = g_perf_user_only.load() ? 1 : 0;
+  perf_event_attr attr = task_clock_attr(first_period_ns, g_perf_user_only.load());
+  attr.wakeup_events = 1;
   const int fd = static_cast<int>(::syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC));
   if (fd < 0) return -1;
   f_owner_ex owner_ex{F_OWNER_TID, owner};
@@ -377,13 +382,7 @@ enum class PerfAccess { kFull, kUserOnly, kNone };
 // disabled event, closed at once).
 PerfAccess probe_perf_access() {
   for (bool user_only : {false, true}) {
-    perf_event_attr attr{};
-    attr.type = PERF_TYPE_SOFTWARE;
-    attr.size = sizeof attr;
-    attr.config = PERF_COUNT_SW_TASK_CLOCK;
-    attr.sample_period = 1000000;
-    attr.disabled = 1;
-    attr.exclude_kernel = attr.exclude_hv = user_only ? 1 : 0;
+    perf_event_attr attr = task_clock_attr(1000000, user_only);
     const int fd = static_cast<int>(::syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC));
     if (fd >= 0) {
       ::close(fd);

@@ -15,8 +15,9 @@ namespace periscope::test {
 
 using namespace std::chrono_literals;
 
-// A process's run_as when it runs as the test does.
+// A process's run_as when it runs as the test does, or as nobody.
 inline constexpr uid_t kSameUser = static_cast<uid_t>(-1);
+inline constexpr uid_t kNobody = 65534;
 
 // Paths baked in by CMake.
 std::string cli_path();

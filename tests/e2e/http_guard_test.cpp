@@ -15,8 +15,6 @@
 namespace periscope::test {
 namespace {
 
-constexpr uid_t kNobody = 65534;
-
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
   std::string line;

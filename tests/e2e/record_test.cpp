@@ -18,8 +18,6 @@
 namespace periscope::test {
 namespace {
 
-constexpr uid_t kNobody = 65534;
-
 int perf_event_paranoid() {
   const std::string level = slurp("/proc/sys/kernel/perf_event_paranoid");
   return level.empty() ? -9 : std::stoi(level);

@@ -9,8 +9,6 @@
 namespace periscope::test {
 namespace {
 
-constexpr uid_t kNobody = 65534;
-
 int mode_of(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return -1;

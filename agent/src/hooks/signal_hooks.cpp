@@ -47,6 +47,16 @@ struct sigaction drop_queued(int sig) {
   return previous;
 }
 
+// async-signal-safe: the host is taking `sig` from periscope. Stops what sends it, drops what is
+// queued and, if a source was running, waits out a signal it still has under way (ignored, it is
+// discarded). Returns the action that was installed; `sig` is left ignored until the caller sets it.
+struct sigaction take_from_periscope(int sig) {
+  const bool silenced = periscope::before_host_takes(sig);
+  struct sigaction previous = drop_queued(sig);
+  if (silenced) periscope::let_late_signals_be_discarded();
+  return previous;
+}
+
 }  // namespace
 
 extern "C" __attribute__((visibility("default"))) int sigaction(int sig, const struct sigaction* action,
@@ -62,9 +72,7 @@ extern "C" __attribute__((visibility("default"))) int sigaction(int sig, const s
     return r;
   }
   const int saved_errno = errno;  // the hook's own calls must not show in the host's errno
-  const bool silenced = periscope::before_host_takes(sig);
-  struct sigaction previous = drop_queued(sig);
-  if (silenced) periscope::let_late_signals_be_discarded();
+  struct sigaction previous = take_from_periscope(sig);
   errno = saved_errno;
   const int r = g_next_sigaction(sig, action, nullptr);
   if (r != 0) {
@@ -83,9 +91,7 @@ extern "C" __attribute__((visibility("default"))) sighandler_t signal(int sig, s
   resolve_next();
   if (!periscope::host_takes_signal(sig, nullptr, 0)) return g_next_signal(sig, handler);
   const int saved_errno = errno;
-  const bool silenced = periscope::before_host_takes(sig);
-  struct sigaction previous = drop_queued(sig);
-  if (silenced) periscope::let_late_signals_be_discarded();
+  struct sigaction previous = take_from_periscope(sig);
   errno = saved_errno;
   if (g_next_signal(sig, handler) == SIG_ERR) {
     const int refused = errno;
