@@ -264,6 +264,8 @@ Status start_locked(const Options& options, pid_t forked_from, bool injected) {
   }
   if (options.heap_profile) {  // a fork child's agent finds it on already, with the parent's picture
     if (auto err = start_heap_sampling(options.heap_rate); !err.empty()) log_line("heap profiling is off: " + err);
+  } else {
+    bypass_heap_interposer();
   }
   agent->profiling = make_profiling(agent->io, options.profile_timers_only);
   // A slow request's report says where its samples were, when a profile runs while it is slow.

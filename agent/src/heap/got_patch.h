@@ -1,7 +1,8 @@
 // For an agent that was not first in the process (`periscope inject`): the loaded modules' calls
 // to malloc's family are bound to the allocator's functions, not to the agent's. Heap profiling
 // then points each module's GOT entries for them (JUMP_SLOT and GLOB_DAT relocations) at the
-// agent's functions, which pass every call on to the allocator as before.
+// agent's functions, which pass every call on to the allocator as before. A preloaded agent
+// uses the same to bypass itself until heap profiling is first started (heap_sampler.h).
 //
 // libc's own calls (strdup, stdio buffers) go through its GOT too and are patched; the agent's
 // functions pass them to the allocator's function by its address, never through a GOT.
@@ -25,7 +26,10 @@ struct GotPatchResult {
   std::string error;   // why an entry could not be written (the rest were)
 };
 
-// `ours(name)`: the agent's function for a symbol name, or null for names left alone.
-GotPatchResult patch_allocation_got(void* (*ours)(const char* name));
+// `target(name)`: the function a symbol's entries should hold (the agent's, or the allocator's
+// to bypass the agent), or null for names left alone. `with_libc`: libc's (and libdl's) entries
+// too; without, they stay as they are (they may be handed blocks of the interposer's bootstrap
+// arena, which only the agent's free may see).
+GotPatchResult patch_allocation_got(void* (*target)(const char* name), bool with_libc = true);
 
 }  // namespace periscope::agent

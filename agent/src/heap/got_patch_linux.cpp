@@ -14,7 +14,8 @@ namespace periscope::agent {
 namespace {
 
 struct Walk {
-  void* (*ours)(const char*);
+  void* (*target)(const char*);
+  bool with_libc;
   uintptr_t own_base;
   GotPatchResult result;
 };
@@ -24,6 +25,10 @@ uintptr_t absolute(uintptr_t base, uintptr_t ptr) { return ptr < base ? ptr + ba
 
 bool is_loader(const char* name) {
   return std::strstr(name, "/ld-linux") != nullptr || std::strstr(name, "/ld64.so") != nullptr;
+}
+
+bool is_libc(const char* name) {
+  return std::strstr(name, "/libc.so") != nullptr || std::strstr(name, "/libdl.so") != nullptr;
 }
 
 // Writes `value` at `slot`, making its page writable for the moment if RELRO made it read-only.
@@ -46,6 +51,7 @@ int patch_module(dl_phdr_info* module, size_t, void* data) {
   const uintptr_t base = module->dlpi_addr;
   const char* name = module->dlpi_name ? module->dlpi_name : "";
   if (base == walk->own_base || is_loader(name) || std::strstr(name, "linux-vdso") != nullptr) return 0;
+  if (!walk->with_libc && is_libc(name)) return 0;
   const ElfW(Dyn)* dynamic = nullptr;
   uintptr_t relro_begin = 0, relro_end = 0;
   for (int i = 0; i < module->dlpi_phnum; ++i) {
@@ -82,9 +88,9 @@ int patch_module(dl_phdr_info* module, size_t, void* data) {
       if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT) continue;
       const ElfW(Sym)& symbol = symbols[ELF64_R_SYM(r.r_info)];
       if (symbol.st_name == 0) continue;
-      void* ours = walk->ours(strings + symbol.st_name);
-      if (!ours) continue;
-      if (write_slot(base + r.r_offset, ours, relro_begin, relro_end, &walk->result.error)) ++patched;
+      void* target = walk->target(strings + symbol.st_name);
+      if (!target) continue;
+      if (write_slot(base + r.r_offset, target, relro_begin, relro_end, &walk->result.error)) ++patched;
     }
   }
   if (patched > 0) {
@@ -96,8 +102,8 @@ int patch_module(dl_phdr_info* module, size_t, void* data) {
 
 }  // namespace
 
-GotPatchResult patch_allocation_got(void* (*ours)(const char* name)) {
-  Walk walk{ours, 0, {}};
+GotPatchResult patch_allocation_got(void* (*target)(const char* name), bool with_libc) {
+  Walk walk{target, with_libc, 0, {}};
   Dl_info info{};
   if (::dladdr(reinterpret_cast<void*>(&patch_allocation_got), &info)) {
     walk.own_base = reinterpret_cast<uintptr_t>(info.dli_fbase);

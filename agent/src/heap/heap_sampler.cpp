@@ -219,7 +219,12 @@ PERISCOPE_HEAP_PATH void record(void* block, size_t size) noexcept {
 }
 
 void clear_table_locked() {
-  for (auto& slot : g_heap_filter) slot.store(0, std::memory_order_relaxed);
+  // Only the slots of tracked blocks: the rest of the filter was never written, and stays the
+  // kernel's one shared zero page (a whole-filter store would make it 256 KiB of private pages
+  // that every free then misses in the cache and the TLB).
+  for (const auto& [address, block] : g_table->blocks) {
+    g_heap_filter[heap_filter_slot(reinterpret_cast<void*>(address))].store(0, std::memory_order_relaxed);
+  }
   g_table->blocks.clear();
   g_table->index.clear();
   g_table->stacks.clear();
@@ -294,6 +299,7 @@ void heap_untrack_slow(void* block) noexcept {
 namespace {
 
 std::atomic<bool> g_patching{false};  // the agent was not first: modules' GOT entries point at it
+std::atomic<bool> g_bypassed{false};  // never on yet: modules' GOT entries point past the agent
 
 // Points what is new since the last time (modules loaded since) at the agent. Agent's thread.
 std::string patch_modules(std::string* note) {
@@ -318,6 +324,13 @@ std::string heap_sampling_unavailable() {
   return problem;
 }
 
+void bypass_heap_interposer() {
+  if (g_bypassed.load() || g_patching.load() || g_heap_sampling.load()) return;  // a fork child: done already
+  if (!malloc_interposer_problem().empty() || !own_allocation_function("malloc")) return;
+  HeapPassThrough pass;
+  if (patch_allocation_got(next_allocation_function, false).entries > 0) g_bypassed.store(true);
+}
+
 void refresh_heap_patches() {
   if (g_patching.load()) (void)patch_modules(nullptr);
 }
@@ -329,6 +342,7 @@ std::string start_heap_sampling(uint64_t rate, std::string* note) {
   }
   if (rate == 0) return "the sampling rate must be at least 1 byte";
   HeapPassThrough pass;
+  if (g_bypassed.exchange(false)) (void)patch_allocation_got(own_allocation_function, false);
   if (g_heap_sampling.load()) {
     if (rate == g_rate.load()) return {};
     return "heap profiling is on at " + std::to_string(g_rate.load()) + " bytes; stop it first to change the rate";

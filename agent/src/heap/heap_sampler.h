@@ -27,16 +27,22 @@ constexpr uint64_t kDefaultHeapRate = 512 * 1024;  // bytes between samples, on 
 // looks for its block only while some block is tracked and the block's filter slot is not empty.
 extern std::atomic<bool> g_heap_sampling;
 extern std::atomic<bool> g_heap_tracking;
-extern std::atomic<uint8_t> g_heap_filter[];  // per address hash, tracked blocks (sticky at 255)
-constexpr unsigned kHeapFilterBits = 18;  // 256 KiB: 12,000 tracked blocks (a 6 GiB heap at 512 KiB) fill 4.5% of it
+// Tracked blocks per 256-byte granule of the address space, 256 MiB of it wrapping around (counts
+// sticky at 255). Indexed by address, not by a hash: frees near each other in the heap read bytes
+// near each other in the filter, and the pages of it never written are all the kernel's one zero
+// page, so a free's look costs a cache hit. A 6 GiB heap's 12,000 tracked blocks (at 512 KiB)
+// fill ~1.2% of it; its resident size is at most 1 MiB.
+extern std::atomic<uint8_t> g_heap_filter[];
+constexpr unsigned kHeapFilterBits = 20;
+constexpr unsigned kHeapFilterGranuleBits = 8;
 extern __thread int64_t t_heap_bytes_left __attribute__((tls_model("initial-exec")));
 // A start changes the generation: a thread whose distance was drawn before draws anew (at the new rate).
 extern __thread uint64_t t_heap_generation __attribute__((tls_model("initial-exec")));
 extern std::atomic<uint64_t> g_heap_generation;
 
 inline size_t heap_filter_slot(const void* block) {
-  return static_cast<size_t>(((reinterpret_cast<uintptr_t>(block) >> 4) * 0x9E3779B97F4A7C15ull) >>
-                             (64 - kHeapFilterBits));
+  return static_cast<size_t>(reinterpret_cast<uintptr_t>(block) >> kHeapFilterGranuleBits) &
+         ((size_t{1} << kHeapFilterBits) - 1);
 }
 
 // The functions a sampled allocation's stack passes through from the host's call to the unwinder
@@ -47,13 +53,23 @@ inline size_t heap_filter_slot(const void* block) {
 PERISCOPE_HEAP_PATH void heap_sample_slow(void* block, size_t size) noexcept;  // the thread's distance was crossed
 void heap_untrack_slow(void* block) noexcept;              // the block may be a tracked one
 
-inline void heap_note_alloc(void* block, size_t size) {
-  if (__builtin_expect(!g_heap_sampling.load(std::memory_order_relaxed), 1)) return;
+inline bool heap_sampling_on() { return g_heap_sampling.load(std::memory_order_relaxed); }
+
+// An allocation of `size` while sampling is on, counted against the thread's distance: true when
+// it crosses it (or the distance is of an earlier start), and heap_sample_slow must then be told
+// of the block. Counting before the allocator's call lets the interposer tail-call it.
+inline bool heap_count_crosses(size_t size) {
   const int64_t left = t_heap_bytes_left - static_cast<int64_t>(size & (~size_t{0} >> 1));
   t_heap_bytes_left = left;
-  if (__builtin_expect(left < 0 || t_heap_generation != g_heap_generation.load(std::memory_order_relaxed), 0)) {
-    heap_sample_slow(block, size);
-  }
+  return __builtin_expect(left < 0 || t_heap_generation != g_heap_generation.load(std::memory_order_relaxed), 0);
+}
+
+inline void heap_count_alloc(void* block, size_t size) {
+  if (heap_count_crosses(size)) heap_sample_slow(block, size);
+}
+
+inline void heap_note_alloc(void* block, size_t size) {
+  if (__builtin_expect(heap_sampling_on(), 0)) heap_count_alloc(block, size);
 }
 
 inline void heap_note_free(void* block) {
@@ -81,6 +97,12 @@ class HeapPassThrough {
 // *note says so. Returns why not (a sanitizer build; nothing to patch). Already on at the same
 // rate: nothing changes.
 [[nodiscard]] std::string start_heap_sampling(uint64_t rate, std::string* note = nullptr);
+// While heap profiling has never been on, the interposer costs a call a jump: the modules loaded
+// at the agent's start (but libc's, see got_patch.h) get their GOT entries for malloc's family
+// pointed past the agent, at the allocator's functions. The first start points them back, for
+// good. Modules loaded later call through the agent as before. Once per process (not in a fork
+// child again); nothing when the process's malloc is not the agent's.
+void bypass_heap_interposer();
 // With patched GOT entries: patches the modules loaded since (before a profile is read).
 void refresh_heap_patches();
 // Stops sampling new allocations; what is tracked stays until freed, and can still be read.

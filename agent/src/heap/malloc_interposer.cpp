@@ -43,6 +43,10 @@ namespace {
 
 using periscope::agent::heap_note_alloc;
 using periscope::agent::heap_note_free;
+using periscope::agent::heap_count_alloc;
+using periscope::agent::heap_count_crosses;
+using periscope::agent::heap_sample_slow;
+using periscope::agent::heap_sampling_on;
 
 using MallocFn = void* (*)(size_t);
 using FreeFn = void (*)(void*);
@@ -57,8 +61,8 @@ std::atomic<size_t> g_arena_used{0};
 __thread bool t_resolving __attribute__((tls_model("initial-exec"))) = false;
 bool g_malloc_is_ours = false;
 
-bool in_arena(const void* p) {
-  return p >= static_cast<const void*>(g_arena) && p < static_cast<const void*>(g_arena + sizeof g_arena);
+bool in_arena(const void* p) {  // one compare: below the arena wraps around to a large distance
+  return reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(g_arena) < sizeof g_arena;
 }
 
 void* arena_alloc(size_t size, size_t alignment) {
@@ -224,6 +228,20 @@ PERISCOPE_HEAP_PATH void* new_or_throw(size_t size, size_t alignment) {
   }
 }
 
+// Plain new when our operator new is the process's: malloc, and the loop only if it fails.
+PERISCOPE_HEAP_PATH inline void* plain_new(size_t size) {
+  if (__builtin_expect(g_foreign_new.plain == nullptr, 1)) {
+    if (size == 0) size = 1;
+    const bool sample = heap_sampling_on() && heap_count_crosses(size);
+    void* p = load(g_next.malloc)(size);
+    if (__builtin_expect(p != nullptr, 1)) {
+      if (__builtin_expect(sample, 0)) heap_sample_slow(p, size);
+      return p;
+    }
+  }
+  return new_or_throw(size, 0);
+}
+
 PERISCOPE_HEAP_PATH void* new_or_null(size_t size, size_t alignment) noexcept {
   try {
     return new_or_throw(size, alignment);
@@ -233,34 +251,38 @@ PERISCOPE_HEAP_PATH void* new_or_null(size_t size, size_t alignment) noexcept {
 }
 
 void delete_block(void* block, size_t alignment = 0) noexcept {
-  if (!block || in_arena(block)) return;
+  if (in_arena(block)) return;
   if (__builtin_expect(g_foreign_new.plain != nullptr, 0)) {
     if (alignment != 0 && g_foreign_new.free_aligned) return g_foreign_new.free_aligned(block, std::align_val_t{alignment});
     if (g_foreign_new.free_plain) return g_foreign_new.free_plain(block);
   }
-  heap_note_free(block);
-  load(g_next.free)(block);
+  if (block) heap_note_free(block);
+  return load(g_next.free)(block);
 }
 
 }  // namespace
 
 extern "C" {
 
+// Each entry point counts first and, unless the allocation is to be sampled, tail-calls the next
+// allocator (no frame of its own: a check or two and a jump over the call without the agent).
 __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* malloc(size_t size) {
+  if (__builtin_expect(!heap_sampling_on() || !heap_count_crosses(size), 1)) return load(g_next.malloc)(size);
   void* p = load(g_next.malloc)(size);
-  heap_note_alloc(p, size);
+  heap_sample_slow(p, size);
   return p;
 }
 
 __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void free(void* block) {
-  if (!block || in_arena(block)) return;
-  heap_note_free(block);
-  load(g_next.free)(block);
+  if (in_arena(block)) return;
+  if (block) heap_note_free(block);
+  return load(g_next.free)(block);
 }
 
 __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* calloc(size_t count, size_t size) {
+  if (__builtin_expect(!heap_sampling_on(), 1)) return load(g_next.calloc)(count, size);
   void* p = load(g_next.calloc)(count, size);
-  if (p) heap_note_alloc(p, count * size);
+  if (p) heap_count_alloc(p, count * size);
   return p;
 }
 
@@ -277,20 +299,23 @@ __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* realloc(void* b
 }
 
 __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* memalign(size_t alignment, size_t size) {
+  if (__builtin_expect(!heap_sampling_on() || !heap_count_crosses(size), 1)) return load(g_next.memalign)(alignment, size);
   void* p = load(g_next.memalign)(alignment, size);
-  heap_note_alloc(p, size);
+  heap_sample_slow(p, size);
   return p;
 }
 
 __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH int posix_memalign(void** out, size_t alignment, size_t size) {
+  if (__builtin_expect(!heap_sampling_on(), 1)) return load(g_next.posix_memalign)(out, alignment, size);
   const int r = load(g_next.posix_memalign)(out, alignment, size);
-  if (r == 0) heap_note_alloc(*out, size);
+  if (r == 0) heap_count_alloc(*out, size);
   return r;
 }
 
 __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* aligned_alloc(size_t alignment, size_t size) {
+  if (__builtin_expect(!heap_sampling_on() || !heap_count_crosses(size), 1)) return load(g_next.aligned_alloc)(alignment, size);
   void* p = load(g_next.aligned_alloc)(alignment, size);
-  heap_note_alloc(p, size);
+  heap_sample_slow(p, size);
   return p;
 }
 
@@ -310,8 +335,8 @@ __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* pvalloc(size_t 
 
 }  // extern "C"
 
-PERISCOPE_HEAP_PATH void* operator new(std::size_t n) { return new_or_throw(n, 0); }
-PERISCOPE_HEAP_PATH void* operator new[](std::size_t n) { return new_or_throw(n, 0); }
+PERISCOPE_HEAP_PATH void* operator new(std::size_t n) { return plain_new(n); }
+PERISCOPE_HEAP_PATH void* operator new[](std::size_t n) { return plain_new(n); }
 PERISCOPE_HEAP_PATH void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return new_or_null(n, 0); }
 PERISCOPE_HEAP_PATH void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return new_or_null(n, 0); }
 PERISCOPE_HEAP_PATH void* operator new(std::size_t n, std::align_val_t a) { return new_or_throw(n, static_cast<size_t>(a)); }
@@ -341,25 +366,37 @@ void operator delete[](void* p, std::align_val_t a, const std::nothrow_t&) noexc
 
 namespace periscope::agent {
 
-void* own_allocation_function(const char* name) {
+namespace {
+
+// One of malloc's family by name: the agent's function (`own`) or the allocator's after it.
+void* allocation_function(const char* name, bool own) {
+  if (load(g_next.malloc) == boot_malloc) resolve();
   struct Entry {
     const char* name;
-    void* function;
+    void* own;
+    void* next;
   };
-  static const Entry kOwn[] = {{"malloc", reinterpret_cast<void*>(&malloc)},
-                               {"free", reinterpret_cast<void*>(&free)},
-                               {"calloc", reinterpret_cast<void*>(&calloc)},
-                               {"realloc", reinterpret_cast<void*>(&realloc)},
-                               {"memalign", reinterpret_cast<void*>(&memalign)},
-                               {"posix_memalign", reinterpret_cast<void*>(&posix_memalign)},
-                               {"aligned_alloc", reinterpret_cast<void*>(&aligned_alloc)},
-                               {"valloc", reinterpret_cast<void*>(&valloc)},
-                               {"pvalloc", reinterpret_cast<void*>(&pvalloc)}};
-  for (const auto& e : kOwn) {
-    if (std::strcmp(e.name, name) == 0) return e.function;
+  const Entry functions[] = {
+      {"malloc", reinterpret_cast<void*>(&malloc), reinterpret_cast<void*>(load(g_next.malloc))},
+      {"free", reinterpret_cast<void*>(&free), reinterpret_cast<void*>(load(g_next.free))},
+      {"calloc", reinterpret_cast<void*>(&calloc), reinterpret_cast<void*>(load(g_next.calloc))},
+      {"realloc", reinterpret_cast<void*>(&realloc), reinterpret_cast<void*>(load(g_next.realloc))},
+      {"memalign", reinterpret_cast<void*>(&memalign), reinterpret_cast<void*>(load(g_next.memalign))},
+      {"posix_memalign", reinterpret_cast<void*>(&posix_memalign), reinterpret_cast<void*>(load(g_next.posix_memalign))},
+      {"aligned_alloc", reinterpret_cast<void*>(&aligned_alloc), reinterpret_cast<void*>(load(g_next.aligned_alloc))},
+      {"valloc", reinterpret_cast<void*>(&valloc), reinterpret_cast<void*>(load(g_next.valloc))},
+      {"pvalloc", reinterpret_cast<void*>(&pvalloc), reinterpret_cast<void*>(load(g_next.pvalloc))}};
+  for (const auto& e : functions) {
+    if (std::strcmp(e.name, name) == 0) return own ? e.own : e.next;
   }
   return nullptr;
 }
+
+}  // namespace
+
+void* own_allocation_function(const char* name) { return allocation_function(name, true); }
+
+void* next_allocation_function(const char* name) { return allocation_function(name, false); }
 
 std::string malloc_interposer_problem() {
   if (load(g_next.malloc) == boot_malloc) resolve();
@@ -385,6 +422,7 @@ std::string malloc_interposer_problem() {
 }
 
 void* own_allocation_function(const char*) { return nullptr; }
+void* next_allocation_function(const char*) { return nullptr; }
 
 }  // namespace periscope::agent
 

@@ -17,5 +17,8 @@ std::string malloc_interposer_problem();
 // The agent's function for one of malloc's family by name ("malloc", "free", ...), or null (other
 // names, and sanitizer builds, which have none): what an injected agent points GOT entries at.
 void* own_allocation_function(const char* name);
+// The allocator's function after the agent by the same name (null where the agent has none, or
+// fills the gap itself): what entries point at while heap profiling has never been on.
+void* next_allocation_function(const char* name);
 
 }  // namespace periscope::agent
