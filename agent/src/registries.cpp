@@ -1,5 +1,7 @@
 #include "agent/src/registries.h"
 
+#include "agent/src/fork_handling.h"
+
 #include "agent/src/commands/builtin_commands.h"
 #include "agent/src/logging.h"
 #include "manhole/standard_commands.h"
@@ -11,12 +13,12 @@ LiveParts& live_parts() {
   return *parts;
 }
 
-manhole::VariableRegistry& variable_registry() {
+PERISCOPE_FORK_PATH manhole::VariableRegistry& variable_registry() {
   static auto* registry = new manhole::VariableRegistry;
   return *registry;
 }
 
-manhole::CommandRegistry& command_registry() {
+PERISCOPE_FORK_PATH manhole::CommandRegistry& command_registry() {
   static manhole::CommandRegistry* registry = [] {
     auto* r = new manhole::CommandRegistry;
     std::string err = manhole::add_standard_commands(*r, variable_registry());

@@ -475,7 +475,8 @@ double Sampler::handler_cost_ns(double quantile) {
   return 0;
 }
 
-bool Sampler::samples_new_threads() { return g_sampling.load(std::memory_order_relaxed); }
+// hot: with the agent's fork-child code (agent/src/fork_handling.h), one page a fork child faults in.
+__attribute__((hot)) bool Sampler::samples_new_threads() { return g_sampling.load(std::memory_order_relaxed); }
 
 void Sampler::arm_new_thread() {
   if (!g_sampling.load(std::memory_order_relaxed)) return;

@@ -39,7 +39,7 @@ struct Batch {
 
 // A crash report's capture: static memory, touched only in a crash. Once it began, captures of
 // the agent's thread publish nothing (and unpublish only their own batch).
-Slot g_crash_slots[StackCapture::kCrashThreads];
+constinit Slot g_crash_slots[StackCapture::kCrashThreads];
 Batch g_crash_batch(g_crash_slots, 0);
 std::atomic<bool> g_crashing{false};
 

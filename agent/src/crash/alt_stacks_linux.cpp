@@ -63,7 +63,7 @@ void give_main_thread_alt_stack() {
 
 PERISCOPE_FORK_PATH void reset_alt_stack_pool_in_fork_child() { reset_if_held_in_fork_child(g_pool_mutex); }
 
-bool new_threads_want_alt_stacks() { return g_want.load(std::memory_order_relaxed); }
+PERISCOPE_FORK_PATH bool new_threads_want_alt_stacks() { return g_want.load(std::memory_order_relaxed); }
 void set_new_threads_want_alt_stacks(bool want) { g_want.store(want); }
 
 ThreadAltStack::ThreadAltStack() {

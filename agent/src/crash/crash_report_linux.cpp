@@ -523,8 +523,10 @@ void uninstall_crash_handlers() {
 
 PERISCOPE_FORK_PATH void reset_crash_report_in_fork_child() {
   reset_alt_stack_pool_in_fork_child();
-  g_reporter.store(0);  // a report some parent thread was writing: not this process's
-  g_reported.store(false);
+  // A report some parent thread was writing is not this process's. Written only if set: a page
+  // the child writes is a page fork copies for it.
+  if (g_reporter.load() != 0) g_reporter.store(0);
+  if (g_reported.load()) g_reported.store(false);
 }
 
 }  // namespace periscope::agent

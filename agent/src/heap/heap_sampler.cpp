@@ -240,7 +240,7 @@ void clear_table_locked() {
 // makes the lock anew and, if it was held, starts from an empty table (the half-changed one is
 // left alone). Registered at load, before the agent's handler (child handlers run in the order
 // they were registered), which starts a thread and so allocates.
-void reset_in_child() {
+PERISCOPE_FORK_PATH void reset_in_child() {
   const bool held = reset_if_held_in_fork_child(g_lock);
   g_in_fork_child = true;
   if (held && g_table) {

@@ -13,6 +13,7 @@
 #include <new>
 #include <pthread.h>
 
+#include "agent/src/fork_handling.h"
 #include "agent/src/crash/alt_stacks.h"
 #include "profiler/capture/sampler.h"
 
@@ -25,7 +26,7 @@ using PthreadCreateFn = int (*)(pthread_t*, const pthread_attr_t*, void* (*)(voi
 PthreadCreateFn g_next_pthread_create = nullptr;
 
 // dlsym allocates: done at load (and again if a constructor ran before ours and called in).
-PthreadCreateFn next_pthread_create() {
+PERISCOPE_FORK_PATH PthreadCreateFn next_pthread_create() {
   if (!g_next_pthread_create) {
     g_next_pthread_create = reinterpret_cast<PthreadCreateFn>(::dlsym(RTLD_NEXT, "pthread_create"));
   }
@@ -56,14 +57,14 @@ void* start_host_routine(void* p) {
 // A thread started with SIGSEGV blocked (it inherits the creator's mask: the agent's own threads,
 // which block every signal) never runs a handler for it: the kernel kills the process with the
 // default action instead. It needs no alternate stack.
-bool segv_reaches_handlers_of_new_thread() {
+PERISCOPE_FORK_PATH bool segv_reaches_handlers_of_new_thread() {
   sigset_t mask;
   return ::pthread_sigmask(SIG_BLOCK, nullptr, &mask) != 0 || !sigismember(&mask, SIGSEGV);
 }
 
 }  // namespace
 
-extern "C" __attribute__((visibility("default"))) int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
+extern "C" __attribute__((visibility("default"))) PERISCOPE_FORK_PATH int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
                                                                      void* (*routine)(void*), void* arg) {
   PthreadCreateFn next = next_pthread_create();
   const bool sampled = periscope::Sampler::samples_new_threads();
