@@ -29,6 +29,7 @@ std::atomic<uint8_t> g_heap_filter[size_t{1} << kHeapFilterBits];
 __thread int64_t t_heap_bytes_left __attribute__((tls_model("initial-exec"))) = 0;
 __thread uint64_t t_heap_generation __attribute__((tls_model("initial-exec"))) = 0;
 std::atomic<uint64_t> g_heap_generation{1};
+std::atomic<uint64_t> g_heap_sampling_generation{0};
 
 namespace {
 
@@ -248,6 +249,7 @@ PERISCOPE_FORK_PATH void reset_in_child() {
     std::lock_guard lock(g_lock);
     g_table = new (std::nothrow) Table;  // the old one may be inconsistent: leaked on purpose
     if (!g_table) {
+      g_heap_sampling_generation.store(0);
       g_heap_sampling.store(false);
       g_heap_tracking.store(false);
       return;
@@ -361,10 +363,14 @@ std::string start_heap_sampling(uint64_t rate, std::string* note) {
     clock_gettime(CLOCK_MONOTONIC, &g_started);
   }
   g_heap_sampling.store(true);
+  g_heap_sampling_generation.store(g_heap_generation.load());
   return {};
 }
 
-void stop_heap_sampling() { g_heap_sampling.store(false); }
+void stop_heap_sampling() {
+  g_heap_sampling_generation.store(0);
+  g_heap_sampling.store(false);
+}
 
 HeapState heap_state() {
   HeapState s;

@@ -39,6 +39,7 @@ extern __thread int64_t t_heap_bytes_left __attribute__((tls_model("initial-exec
 // A start changes the generation: a thread whose distance was drawn before draws anew (at the new rate).
 extern __thread uint64_t t_heap_generation __attribute__((tls_model("initial-exec")));
 extern std::atomic<uint64_t> g_heap_generation;
+extern std::atomic<uint64_t> g_heap_sampling_generation;  // g_heap_generation while on, else 0
 
 inline size_t heap_filter_slot(const void* block) {
   return static_cast<size_t>(reinterpret_cast<uintptr_t>(block) >> kHeapFilterGranuleBits) &
@@ -53,23 +54,23 @@ inline size_t heap_filter_slot(const void* block) {
 PERISCOPE_HEAP_PATH void heap_sample_slow(void* block, size_t size) noexcept;  // the thread's distance was crossed
 void heap_untrack_slow(void* block) noexcept;              // the block may be a tracked one
 
-inline bool heap_sampling_on() { return g_heap_sampling.load(std::memory_order_relaxed); }
+// The running start's generation, 0 while sampling is off: the one global an allocation reads.
+inline uint64_t heap_sampling_generation() { return g_heap_sampling_generation.load(std::memory_order_relaxed); }
 
-// An allocation of `size` while sampling is on, counted against the thread's distance: true when
-// it crosses it (or the distance is of an earlier start), and heap_sample_slow must then be told
-// of the block. Counting before the allocator's call lets the interposer tail-call it.
-inline bool heap_count_crosses(size_t size) {
-  const int64_t left = t_heap_bytes_left - static_cast<int64_t>(size & (~size_t{0} >> 1));
+// An allocation of `size` while sampling is on (`generation`, nonzero), counted against the
+// thread's distance: true when it crosses it (or the distance is of an earlier start), and
+// heap_sample_slow must then be told of the block. Counting before the allocator's call lets the
+// interposer tail-call it. A size beyond INT64_MAX (no allocator has it) counts as nothing.
+inline bool heap_count_crosses(uint64_t generation, size_t size) {
+  const int64_t left = t_heap_bytes_left - static_cast<int64_t>(size);
   t_heap_bytes_left = left;
-  return __builtin_expect(left < 0 || t_heap_generation != g_heap_generation.load(std::memory_order_relaxed), 0);
+  return __builtin_expect(left < 0 || t_heap_generation != generation, 0);
 }
 
-inline void heap_count_alloc(void* block, size_t size) {
-  if (heap_count_crosses(size)) heap_sample_slow(block, size);
-}
-
+// An allocation seen after the allocator's call (calloc, realloc, operator new's slow loop).
 inline void heap_note_alloc(void* block, size_t size) {
-  if (__builtin_expect(heap_sampling_on(), 0)) heap_count_alloc(block, size);
+  const uint64_t generation = heap_sampling_generation();
+  if (__builtin_expect(generation != 0, 0) && heap_count_crosses(generation, size)) heap_sample_slow(block, size);
 }
 
 inline void heap_note_free(void* block) {

@@ -43,10 +43,9 @@ namespace {
 
 using periscope::agent::heap_note_alloc;
 using periscope::agent::heap_note_free;
-using periscope::agent::heap_count_alloc;
 using periscope::agent::heap_count_crosses;
 using periscope::agent::heap_sample_slow;
-using periscope::agent::heap_sampling_on;
+using periscope::agent::heap_sampling_generation;
 
 using MallocFn = void* (*)(size_t);
 using FreeFn = void (*)(void*);
@@ -232,7 +231,8 @@ PERISCOPE_HEAP_PATH void* new_or_throw(size_t size, size_t alignment) {
 PERISCOPE_HEAP_PATH inline void* plain_new(size_t size) {
   if (__builtin_expect(g_foreign_new.plain == nullptr, 1)) {
     if (size == 0) size = 1;
-    const bool sample = heap_sampling_on() && heap_count_crosses(size);
+    const uint64_t generation = heap_sampling_generation();
+    const bool sample = generation != 0 && heap_count_crosses(generation, size);
     void* p = load(g_next.malloc)(size);
     if (__builtin_expect(p != nullptr, 1)) {
       if (__builtin_expect(sample, 0)) heap_sample_slow(p, size);
@@ -250,14 +250,22 @@ PERISCOPE_HEAP_PATH void* new_or_null(size_t size, size_t alignment) noexcept {
   }
 }
 
-void delete_block(void* block, size_t alignment = 0) noexcept {
-  if (in_arena(block)) return;
-  if (__builtin_expect(g_foreign_new.plain != nullptr, 0)) {
-    if (alignment != 0 && g_foreign_new.free_aligned) return g_foreign_new.free_aligned(block, std::align_val_t{alignment});
-    if (g_foreign_new.free_plain) return g_foreign_new.free_plain(block);
-  }
+__attribute__((always_inline)) inline void free_block(void* block) noexcept {
   if (block) heap_note_free(block);
   return load(g_next.free)(block);
+}
+
+__attribute__((noinline)) void delete_foreign(void* block, size_t alignment) noexcept {
+  if (alignment != 0 && g_foreign_new.free_aligned) return g_foreign_new.free_aligned(block, std::align_val_t{alignment});
+  if (g_foreign_new.free_plain) return g_foreign_new.free_plain(block);
+  free_block(block);
+}
+
+// Inlined into each operator delete, so that the common case is one function that jumps on.
+__attribute__((always_inline)) inline void delete_block(void* block, size_t alignment = 0) noexcept {
+  if (in_arena(block)) return;
+  if (__builtin_expect(g_foreign_new.plain != nullptr, 0)) return delete_foreign(block, alignment);
+  return free_block(block);
 }
 
 }  // namespace
@@ -267,7 +275,8 @@ extern "C" {
 // Each entry point counts first and, unless the allocation is to be sampled, tail-calls the next
 // allocator (no frame of its own: a check or two and a jump over the call without the agent).
 __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* malloc(size_t size) {
-  if (__builtin_expect(!heap_sampling_on() || !heap_count_crosses(size), 1)) return load(g_next.malloc)(size);
+  const uint64_t generation = heap_sampling_generation();
+  if (__builtin_expect(generation == 0 || !heap_count_crosses(generation, size), 1)) return load(g_next.malloc)(size);
   void* p = load(g_next.malloc)(size);
   heap_sample_slow(p, size);
   return p;
@@ -275,14 +284,13 @@ __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* malloc(size_t s
 
 __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void free(void* block) {
   if (in_arena(block)) return;
-  if (block) heap_note_free(block);
-  return load(g_next.free)(block);
+  return free_block(block);
 }
 
 __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* calloc(size_t count, size_t size) {
-  if (__builtin_expect(!heap_sampling_on(), 1)) return load(g_next.calloc)(count, size);
+  if (__builtin_expect(heap_sampling_generation() == 0, 1)) return load(g_next.calloc)(count, size);
   void* p = load(g_next.calloc)(count, size);
-  if (p) heap_count_alloc(p, count * size);
+  if (p) heap_note_alloc(p, count * size);
   return p;
 }
 
@@ -299,21 +307,23 @@ __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* realloc(void* b
 }
 
 __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* memalign(size_t alignment, size_t size) {
-  if (__builtin_expect(!heap_sampling_on() || !heap_count_crosses(size), 1)) return load(g_next.memalign)(alignment, size);
+  const uint64_t generation = heap_sampling_generation();
+  if (__builtin_expect(generation == 0 || !heap_count_crosses(generation, size), 1)) return load(g_next.memalign)(alignment, size);
   void* p = load(g_next.memalign)(alignment, size);
   heap_sample_slow(p, size);
   return p;
 }
 
 __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH int posix_memalign(void** out, size_t alignment, size_t size) {
-  if (__builtin_expect(!heap_sampling_on(), 1)) return load(g_next.posix_memalign)(out, alignment, size);
+  if (__builtin_expect(heap_sampling_generation() == 0, 1)) return load(g_next.posix_memalign)(out, alignment, size);
   const int r = load(g_next.posix_memalign)(out, alignment, size);
-  if (r == 0) heap_count_alloc(*out, size);
+  if (r == 0) heap_note_alloc(*out, size);
   return r;
 }
 
 __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* aligned_alloc(size_t alignment, size_t size) {
-  if (__builtin_expect(!heap_sampling_on() || !heap_count_crosses(size), 1)) return load(g_next.aligned_alloc)(alignment, size);
+  const uint64_t generation = heap_sampling_generation();
+  if (__builtin_expect(generation == 0 || !heap_count_crosses(generation, size), 1)) return load(g_next.aligned_alloc)(alignment, size);
   void* p = load(g_next.aligned_alloc)(alignment, size);
   heap_sample_slow(p, size);
   return p;
