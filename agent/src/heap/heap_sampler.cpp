@@ -24,10 +24,8 @@ extern "C" char __stop_periscope_heap_path[];
 namespace periscope::agent {
 
 std::atomic<bool> g_heap_sampling{false};
-std::atomic<bool> g_heap_tracking{false};
 std::atomic<uint8_t> g_heap_filter[size_t{1} << kHeapFilterBits];
-__thread int64_t t_heap_bytes_left __attribute__((tls_model("initial-exec"))) = 0;
-__thread uint64_t t_heap_generation __attribute__((tls_model("initial-exec"))) = 0;
+__thread HeapThreadCount t_heap_count __attribute__((tls_model("initial-exec"))) = {0, 0};
 std::atomic<uint64_t> g_heap_generation{1};
 std::atomic<uint64_t> g_heap_sampling_generation{0};
 
@@ -117,8 +115,8 @@ void seed_thread() {
   t_random = (static_cast<uint64_t>(ts.tv_nsec) * 0x9E3779B97F4A7C15ull) ^
              (reinterpret_cast<uintptr_t>(&t_random) << 7) ^ static_cast<uint64_t>(gettid());
   if (t_random == 0) t_random = 0x853c49e6748fea9bull;
-  t_heap_generation = g_heap_generation.load(std::memory_order_relaxed);
-  t_heap_bytes_left = draw_distance();
+  t_heap_count.generation = g_heap_generation.load(std::memory_order_relaxed);
+  t_heap_count.bytes_left = draw_distance();
 }
 
 
@@ -206,7 +204,6 @@ PERISCOPE_HEAP_PATH void record_or_throw(void* block, size_t size) {
   table.blocks.emplace(address, Block{found->second, size, weight});
   auto& slot = g_heap_filter[heap_filter_slot(block)];
   if (slot.load(std::memory_order_relaxed) != 255) slot.fetch_add(1, std::memory_order_relaxed);
-  g_heap_tracking.store(true, std::memory_order_relaxed);
 }
 
 // Out of memory while recording (a host at its limit): the sample is dropped, the allocation
@@ -251,7 +248,6 @@ PERISCOPE_FORK_PATH void reset_in_child() {
     if (!g_table) {
       g_heap_sampling_generation.store(0);
       g_heap_sampling.store(false);
-      g_heap_tracking.store(false);
       return;
     }
     clear_table_locked();
@@ -275,18 +271,18 @@ HeapPassThrough::~HeapPassThrough() {
 PERISCOPE_HEAP_PATH void heap_sample_slow(void* block, size_t size) noexcept {
   const int64_t n = static_cast<int64_t>(size & (~size_t{0} >> 1));
   if (t_inside) {  // the profiler's own allocation: not counted
-    t_heap_bytes_left += n;
+    t_heap_count.bytes_left += n;
     return;
   }
   HeapPassThrough pass;
-  if (t_heap_generation != g_heap_generation.load(std::memory_order_relaxed)) {  // a new thread, or a new start
+  if (t_heap_count.generation != g_heap_generation.load(std::memory_order_relaxed)) {  // a new thread, or a new start
     seed_thread();
-    if (t_heap_bytes_left > n) {
-      t_heap_bytes_left -= n;
+    if (t_heap_count.bytes_left > n) {
+      t_heap_count.bytes_left -= n;
       return;
     }
   }
-  t_heap_bytes_left = draw_distance();
+  t_heap_count.bytes_left = draw_distance();
   if (block && g_heap_sampling.load(std::memory_order_relaxed)) record(block, size);
 }
 
@@ -295,6 +291,7 @@ void heap_untrack_slow(void* block) noexcept {
   const auto address = reinterpret_cast<uintptr_t>(block);
   HeapPassThrough pass;
   std::lock_guard lock(g_lock);
+  if (!g_table) return;  // a fork child that could not make its table anew
   if (auto it = g_table->blocks.find(address); it != g_table->blocks.end()) forget(*g_table, it);
 }
 

@@ -24,9 +24,8 @@ constexpr uint64_t kDefaultHeapRate = 512 * 1024;  // bytes between samples, on 
 
 // The interposer's fast paths (inline: they run on every allocation and free). An allocation is
 // counted only while sampling is on, and sampled when it crosses the thread's distance; a free
-// looks for its block only while some block is tracked and the block's filter slot is not empty.
+// looks for its block only when the block's filter slot is not empty.
 extern std::atomic<bool> g_heap_sampling;
-extern std::atomic<bool> g_heap_tracking;
 // Tracked blocks per 256-byte granule of the address space, 256 MiB of it wrapping around (counts
 // sticky at 255). Indexed by address, not by a hash: frees near each other in the heap read bytes
 // near each other in the filter, and the pages of it never written are all the kernel's one zero
@@ -35,9 +34,14 @@ extern std::atomic<bool> g_heap_tracking;
 extern std::atomic<uint8_t> g_heap_filter[];
 constexpr unsigned kHeapFilterBits = 20;
 constexpr unsigned kHeapFilterGranuleBits = 8;
-extern __thread int64_t t_heap_bytes_left __attribute__((tls_model("initial-exec")));
-// A start changes the generation: a thread whose distance was drawn before draws anew (at the new rate).
-extern __thread uint64_t t_heap_generation __attribute__((tls_model("initial-exec")));
+// A thread's distance to its next sample, and the start it was drawn for (a thread whose
+// generation is not the running start's draws anew, at the new rate). One variable, so that an
+// allocation finds both with one lookup of its thread-local offset.
+struct HeapThreadCount {
+  int64_t bytes_left;
+  uint64_t generation;
+};
+extern __thread HeapThreadCount t_heap_count __attribute__((tls_model("initial-exec")));
 extern std::atomic<uint64_t> g_heap_generation;
 extern std::atomic<uint64_t> g_heap_sampling_generation;  // g_heap_generation while on, else 0
 
@@ -62,9 +66,9 @@ inline uint64_t heap_sampling_generation() { return g_heap_sampling_generation.l
 // heap_sample_slow must then be told of the block. Counting before the allocator's call lets the
 // interposer tail-call it. A size beyond INT64_MAX (no allocator has it) counts as nothing.
 inline bool heap_count_crosses(uint64_t generation, size_t size) {
-  const int64_t left = t_heap_bytes_left - static_cast<int64_t>(size);
-  t_heap_bytes_left = left;
-  return __builtin_expect(left < 0 || t_heap_generation != generation, 0);
+  const int64_t left = t_heap_count.bytes_left - static_cast<int64_t>(size);
+  t_heap_count.bytes_left = left;
+  return __builtin_expect(left < 0 || t_heap_count.generation != generation, 0);
 }
 
 // An allocation seen after the allocator's call (calloc, realloc, operator new's slow loop).
@@ -73,10 +77,12 @@ inline void heap_note_alloc(void* block, size_t size) {
   if (__builtin_expect(generation != 0, 0) && heap_count_crosses(generation, size)) heap_sample_slow(block, size);
 }
 
+// A free (null included): one byte of the filter, which is all zero (the zero page) until a block
+// is tracked.
 inline void heap_note_free(void* block) {
-  if (__builtin_expect(!g_heap_tracking.load(std::memory_order_relaxed), 1)) return;
-  if (g_heap_filter[heap_filter_slot(block)].load(std::memory_order_relaxed) == 0) return;
-  heap_untrack_slow(block);
+  if (__builtin_expect(g_heap_filter[heap_filter_slot(block)].load(std::memory_order_relaxed) != 0, 0)) {
+    heap_untrack_slow(block);
+  }
 }
 
 // Marks the profiler's own work on a thread (its bookkeeping allocates through the same

@@ -230,7 +230,7 @@ PERISCOPE_HEAP_PATH void* new_or_throw(size_t size, size_t alignment) {
 // Plain new when our operator new is the process's: malloc, and the loop only if it fails.
 PERISCOPE_HEAP_PATH inline void* plain_new(size_t size) {
   if (__builtin_expect(g_foreign_new.plain == nullptr, 1)) {
-    if (size == 0) size = 1;
+    // malloc(0) gives a unique block (glibc, jemalloc, tcmalloc), as new(0) must; null: the loop.
     const uint64_t generation = heap_sampling_generation();
     const bool sample = generation != 0 && heap_count_crosses(generation, size);
     void* p = load(g_next.malloc)(size);
@@ -251,7 +251,7 @@ PERISCOPE_HEAP_PATH void* new_or_null(size_t size, size_t alignment) noexcept {
 }
 
 __attribute__((always_inline)) inline void free_block(void* block) noexcept {
-  if (block) heap_note_free(block);
+  heap_note_free(block);
   return load(g_next.free)(block);
 }
 
@@ -261,9 +261,10 @@ __attribute__((noinline)) void delete_foreign(void* block, size_t alignment) noe
   free_block(block);
 }
 
-// Inlined into each operator delete, so that the common case is one function that jumps on.
+// Inlined into each operator delete, so that the common case is one function that jumps on. No
+// arena check: operator new never hands out the bootstrap arena's blocks (only dlsym's malloc
+// calls get them, and they are given back with free).
 __attribute__((always_inline)) inline void delete_block(void* block, size_t alignment = 0) noexcept {
-  if (in_arena(block)) return;
   if (__builtin_expect(g_foreign_new.plain != nullptr, 0)) return delete_foreign(block, alignment);
   return free_block(block);
 }
