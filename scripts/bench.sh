@@ -56,6 +56,7 @@ else
   bench profiler env WORK_S="$(reps 2 5)" bash bench/profiler_bench.sh "$BUILD_DIR" "$(reps 1 5)"
   bench metrics_scrape "$B/metrics_scrape" "$(reps 50 300)"
   bench fork_cost bash bench/fork_cost.sh "$BUILD_DIR" "$(reps 3 7)" "$(reps 500 2000)"
+  bench heap_cost bash bench/heap_cost.sh "$BUILD_DIR" "$(reps 3 11)" "$(reps 1000000 5000000)"
   bench stacks_rss bash bench/stacks_rss.sh "$BUILD_DIR"
 fi
 [ -f "$OUT/QUICK" ] && QUICK=1
@@ -121,6 +122,19 @@ read -r fw fa fr < <(fork_row exit)
 row "fork + exit + wait" "$fa us" "<= 1.25x without" "without the agent: $fw us" "${fr}x"
 read -r fw fa fr < <(fork_row serve)
 row "fork-per-connection server" "$fa us/conn" "<= 1.25x without" "without the agent: $fw us" "${fr}x"
+faults=$(f fork_cost | awk '$2 == "exit" {print $(NF-2), $(NF-1), $NF}')
+row "page faults a fork+exit round" "${faults##*-> }" "-" "without the agent: ${faults%% ->*}" "-"
+
+heap() { f heap_cost | awk -v n="$1" 'index($0, n) {for (i = 1; i < NF; ++i) if ($(i+1) ~ /^\(/) {v = $i; r = $(i+1); gsub(/[()x]/, "", r); print v, r; exit}}'; }
+hn=$(f heap_cost | awk '/without the agent/ {print $4}')
+read -r hoff hoffr < <(heap "heap profiling off")
+read -r hon honr < <(heap "heap profiling on")
+read -r hfl hflr < <(heap "floor: malloc interposed")
+read -r _ tcr < <(heap "tcmalloc, sampling on")
+row "heap profiling off (allocation loop)" "$hoff ns" "<= 1.02x without" "without the agent: $hn ns" "${hoffr}x"
+row "heap profiling on, 512 KiB" "$hon ns" "<= 1.05x without" "tcmalloc's sampling: ${tcr:--}x of tcmalloc" "${honr}x"
+row "heap: malloc interposed, nothing else" "$hfl ns" "-" "(the floor of an interposer)" "${hflr}x"
+
 added=$(f stacks_rss | awk '/after 3x periscope stacks/ {for (i = 1; i < NF; ++i) if ($i == "added") {print $(i+1); exit}}')
 fds=$(f stacks_rss | awk '/after 3x periscope stacks/ {print $NF}')
 row "RSS added by 3 stacks (libc6-dbg)" "$added MiB, $fds fds" "<= 8 MiB, 0 fds" "-" "-"

@@ -367,8 +367,8 @@ alignas(64) char g_fork_child_stack[128 * 1024];
 
 // The waiting thread waits on the CPU the child forked on: a child that exits before the wait is
 // over must have the thread woken to die before its parent's waitpid returns, and a thread that
-// sleeps on another, idle CPU costs that CPU's wake-up (on a VM, the vCPU's): fork per connection
-// 1.50x -> 1.43x (bench/fork_cost.sh). Once the wait is over it may run anywhere it could before.
+// sleeps on another, idle CPU costs that CPU's wake-up (on a VM, the vCPU's; bench/fork_cost.sh,
+// fork per connection). Once the wait is over it may run anywhere it could before.
 void* wait_then_start_after_fork(void* parent_agent) {
   cpu_set_t allowed, here;
   bool pinned = g_fork_child_cpu_plus_1 > 0 && ::sched_getaffinity(0, sizeof allowed, &allowed) == 0;
