@@ -166,7 +166,22 @@ bool Symbolizer::report_modules() {
       }, nullptr, 0) != 0) {
     return false;
   }
-  if (pid_ == ::getpid()) loaded_generation_ = loaded_objects_generation();
+  if (pid_ == ::getpid()) {
+    // Our own modules again (a library was loaded since): into a new Dwfl. Reported again into the
+    // same one (dwfl_report_begin, unchanged modules kept), every module but the new ones stopped
+    // being found (elfutils 0.188; Symbolizer.ALibraryLoadedSinceKeepsEveryModuleNamed). What
+    // was loaded of them is read again on use.
+    if (loaded_generation_ != 0) {
+      auto fresh = std::make_unique<DwflHandle>();
+      fresh->dwfl = dwfl_begin(&kProcCallbacks);
+      if (!fresh->dwfl) {
+        error_ = std::string("libdwfl: ") + dwfl_errmsg(-1);
+        return false;
+      }
+      dwfl_ = std::move(fresh);
+    }
+    loaded_generation_ = loaded_objects_generation();
+  }
   dwfl_report_begin(dwfl_->dwfl);  // unchanged modules keep what they have loaded
   int r = pid_ == ::getpid() ? (dl_iterate_phdr(report_loaded_object, dwfl_->dwfl), 0)
                              : dwfl_linux_proc_report(dwfl_->dwfl, pid_);

@@ -5,6 +5,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ucontext.h>
+#include <unwind.h>
 
 #include "profiler/signal_delivery.h"
 
@@ -34,6 +36,45 @@ size_t walk(unw_cursor_t& cursor, uint64_t* pcs, size_t max_depth, bool* truncat
   return depth;
 }
 
+uint64_t interrupted_pc(const void* ucontext) {
+  return static_cast<uint64_t>(static_cast<const ucontext_t*>(ucontext)->uc_mcontext.gregs[REG_RIP]);
+}
+
+struct LibgccWalk {
+  uint64_t* pcs;
+  size_t max_depth;
+  size_t depth;
+  uint64_t start_at;  // 0: from the first frame; else from the frame at this pc (a signal's)
+  bool truncated;
+};
+
+_Unwind_Reason_Code add_libgcc_frame(_Unwind_Context* context, void* data) {
+  auto* w = static_cast<LibgccWalk*>(data);
+  int before_instruction = 0;
+  const auto pc = static_cast<uint64_t>(_Unwind_GetIPInfo(context, &before_instruction));
+  if (pc == 0) return _URC_END_OF_STACK;
+  if (w->start_at != 0) {
+    if (pc != w->start_at) return _URC_NO_REASON;  // the handler's own frames and the trampoline
+    w->start_at = 0;
+  }
+  if (w->depth == w->max_depth) {
+    w->truncated = true;
+    return _URC_END_OF_STACK;
+  }
+  w->pcs[w->depth++] = pc;
+  return _URC_NO_REASON;
+}
+
+// libgcc's unwinder from here, writing into `pcs`; from the frame at `start_at` when it is not 0
+// (nothing if that frame is never reached).
+size_t libgcc_walk(uint64_t* pcs, size_t max_depth, bool* truncated, uint64_t start_at) {
+  LibgccWalk w{pcs, max_depth, 0, start_at, false};
+  _Unwind_Backtrace(add_libgcc_frame, &w);
+  if (w.depth == 0 && start_at != 0 && max_depth > 0) pcs[w.depth++] = start_at;  // at least where it was
+  *truncated = w.truncated;
+  return w.depth;
+}
+
 }  // namespace
 
 std::string install_realtime_handler(int requested, SignalSearch search, const char* purpose,
@@ -54,10 +95,6 @@ std::string install_realtime_handler(int requested, SignalSearch search, const c
     for (int s = SIGRTMAX; s >= SIGRTMIN + 8 && sig == 0; --s) sig = signal_is_free(s) ? s : 0;
   }
   if (sig == 0) return std::string("no free real-time signal for ") + purpose;
-  // libunwind initialises itself (under a mutex, allocating) on first use: do it here, not in a handler.
-  uint64_t warm[8];
-  bool truncated = false;
-  unwind_here(warm, 8, &truncated);
   struct sigaction action {};
   action.sa_sigaction = handler;
   action.sa_flags = SA_SIGINFO | SA_RESTART;
@@ -67,22 +104,23 @@ std::string install_realtime_handler(int requested, SignalSearch search, const c
   return {};
 }
 
-// async-signal-safe: libunwind from the signal frame, writing into `pcs`.
+// async-signal-safe: libunwind from the signal frame, writing into `pcs` (libgcc's unwinder from
+// this frame, cut at the interrupted pc, before libunwind is prepared).
 size_t unwind_signal_context(void* ucontext, uint64_t* pcs, size_t max_depth, bool* truncated) {
-  unw_cursor_t cursor;
   *truncated = false;
-  if (!ucontext || unw_init_local2(&cursor, static_cast<unw_context_t*>(ucontext), UNW_INIT_SIGNAL_FRAME) < 0) {
-    return 0;
-  }
+  if (!ucontext) return 0;
+  if (!unwinder_ready()) return libgcc_walk(pcs, max_depth, truncated, interrupted_pc(ucontext));
+  unw_cursor_t cursor;
+  if (unw_init_local2(&cursor, static_cast<unw_context_t*>(ucontext), UNW_INIT_SIGNAL_FRAME) < 0) return 0;
   return walk(cursor, pcs, max_depth, truncated);
 }
 
-// async-signal-safe: libunwind from here, writing into `pcs`.
 size_t unwind_here(uint64_t* pcs, size_t max_depth, bool* truncated) {
-  unw_context_t context;
-  unw_cursor_t cursor;
   *truncated = false;
-  if (unw_getcontext(&context) != 0 || unw_init_local(&cursor, &context) < 0) return 0;
+  if (!unwinder_ready()) return libgcc_walk(pcs, max_depth, truncated, 0);
+  ucontext_t context;  // libunwind's unw_context_t on x86-64: "think of unw_getcontext() as getcontext()"
+  unw_cursor_t cursor;
+  if (::getcontext(&context) != 0 || unw_init_local(&cursor, &context) < 0) return 0;
   return walk(cursor, pcs, max_depth, truncated);
 }
 

@@ -81,6 +81,26 @@ TEST(Symbolizer, NamesVdsoFunctionsLikePerf) {
   EXPECT_NE(frames.back().function.find("clock_gettime"), std::string::npos) << describe_frame(frames.back());
 }
 
+// The agent's symbolizer lives on while the host loads libraries (the agent itself loads libunwind
+// at the first stack): an address outside every module then makes it read the module list again,
+// and what it knew must still be named.
+TEST(Symbolizer, ALibraryLoadedSinceKeepsEveryModuleNamed) {
+  Symbolizer s(::getpid());
+  ASSERT_EQ(s.error(), "");
+  ASSERT_NE(s.symbolize(reinterpret_cast<uint64_t>(&known_function), false).back().function.find("known_function"),
+            std::string::npos);
+  void* library = ::dlopen(PERISCOPE_TEST_PLUGIN, RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(library, nullptr) << ::dlerror();
+  (void)s.symbolize(0x10, false);  // in no module: the list is read again
+  auto frames = s.symbolize(reinterpret_cast<uint64_t>(&known_function) + 1, false);
+  ASSERT_FALSE(frames.empty());
+  EXPECT_NE(frames.back().function.find("known_function"), std::string::npos) << describe_frame(frames.back());
+  auto in_library = s.symbolize(reinterpret_cast<uint64_t>(::dlsym(library, "plugin_spin")), false);
+  ASSERT_FALSE(in_library.empty());
+  EXPECT_NE(in_library.back().function.find("plugin_spin"), std::string::npos) << describe_frame(in_library.back());
+  ::dlclose(library);
+}
+
 TEST(Symbolizer, AnAddressInNoModuleIsAnAddressNotACrash) {
   Symbolizer s(::getpid());
   for (uint64_t pc : {uint64_t{0}, uint64_t{0x10}, uint64_t{0xdeadbeef000}, ~uint64_t{0}}) {
