@@ -86,6 +86,19 @@ double thread_cpu_seconds(pid_t pid, const std::string& name) {
   return seconds;
 }
 
+// A non-PIE host that takes malloc's address: dlsym gives its PLT stub for "malloc", which leads
+// back to the agent. Heap profiling off (the interposer bypassed) and on from the start.
+TEST(HostileHost, ANonPieHostThatTakesMallocsAddressRunsWithTheAgent) {
+  for (const char* heap : {"off", "on"}) {
+    SocketDir dir;
+    auto r = run({target_path("canonical_plt_host")},
+                 {{"LD_PRELOAD", agent_preload()}, {"PERISCOPE_SOCKET_DIR", dir.path()}, {"PERISCOPE_HEAP", heap}}, "",
+                 kSameUser, std::chrono::seconds(20));
+    EXPECT_EQ(r.exit_code, 0) << "PERISCOPE_HEAP=" << heap << ": " << r.err;
+    EXPECT_EQ(r.out, "ok 63968000\n") << "PERISCOPE_HEAP=" << heap << ": " << r.err;
+  }
+}
+
 TEST(HostileHost, ResetSignalsThenStacksDoesNotKillTheHostAndSaysWhy) {
   SocketDir dir;
   Hostile host(dir);

@@ -19,6 +19,8 @@
 #include <cstdint>
 #include <cstring>
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <malloc.h>
 #include <new>
 #include <unistd.h>
@@ -121,17 +123,60 @@ F load(const std::atomic<F>& f) {
   return f.load(std::memory_order_relaxed);
 }
 
+// Whether `address`, as dlsym found it, is a definition. A non-PIE executable whose code takes a
+// function's address has a "canonical PLT entry": the symbol is undefined there and its value is
+// the executable's PLT stub, which dlsym(RTLD_DEFAULT) returns. The stub jumps through the
+// executable's GOT, to the agent once the agent is the process's malloc: taken for the allocator
+// after us, malloc would jump to itself for ever (the host hung at its first allocation).
+bool is_definition(void* address) {
+  Dl_info info{};
+  void* entry = nullptr;  // the symbol's ElfW(Sym)
+  return !::dladdr1(address, &info, &entry, RTLD_DL_SYMENT) || !entry ||
+         static_cast<const ElfW(Sym)*>(entry)->st_shndx != SHN_UNDEF;
+}
+
+struct Lookup {
+  const char* name;
+  void* found;
+};
+
+// dl_iterate_phdr's order is the search order of the objects loaded at start.
+int first_definition_in(dl_phdr_info* object, size_t, void* data) {
+  auto* lookup = static_cast<Lookup*>(data);
+  if (!object->dlpi_name || !*object->dlpi_name) return 0;  // the executable: the stub
+  void* handle = ::dlopen(object->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
+  if (!handle) return 0;  // the vDSO
+  void* f = ::dlsym(handle, lookup->name);
+  ::dlclose(handle);
+  Dl_info where{};
+  if (!f || !is_definition(f) || !::dladdr(f, &where) || !where.dli_fname ||
+      std::strcmp(where.dli_fname, object->dlpi_name) != 0) {
+    return 0;  // not defined in this object (found in one of its dependencies, or nowhere)
+  }
+  lookup->found = f;
+  return 1;
+}
+
+// The function the process's calls to `name` reach: dlsym(RTLD_DEFAULT), past a canonical PLT entry.
+void* process_definition(const char* name) {
+  void* global = ::dlsym(RTLD_DEFAULT, name);
+  if (!global || is_definition(global)) return global;
+  Lookup lookup{name, nullptr};
+  ::dl_iterate_phdr(first_definition_in, &lookup);
+  return lookup.found;
+}
+
 // The process's definition when it is not ours, else the next one after us.
 template <typename F>
 F find_next(const char* name, F own) {
-  void* global = ::dlsym(RTLD_DEFAULT, name);
+  void* global = process_definition(name);
   if (global && global != reinterpret_cast<void*>(own)) return reinterpret_cast<F>(global);
   return reinterpret_cast<F>(::dlsym(RTLD_NEXT, name));
 }
 
 void resolve() {
   t_resolving = true;
-  g_malloc_is_ours = ::dlsym(RTLD_DEFAULT, "malloc") == reinterpret_cast<void*>(&malloc);
+  g_malloc_is_ours = process_definition("malloc") == reinterpret_cast<void*>(&malloc);
   auto next_malloc = find_next<MallocFn>("malloc", &malloc);
   auto next_free = find_next<FreeFn>("free", &free);
   auto next_calloc = find_next<CallocFn>("calloc", &calloc);
@@ -147,13 +192,13 @@ void resolve() {
     std::abort();
   }
   if (!next_aligned_alloc) next_aligned_alloc = next_memalign;
-  void* global_new = ::dlsym(RTLD_DEFAULT, "_Znwm");
+  void* global_new = process_definition("_Znwm");
   if (global_new && global_new != reinterpret_cast<void*>(static_cast<void* (*)(size_t)>(&::operator new))) {
     g_foreign_new.plain = reinterpret_cast<void* (*)(size_t)>(global_new);
-    g_foreign_new.aligned = reinterpret_cast<void* (*)(size_t, std::align_val_t)>(::dlsym(RTLD_DEFAULT, "_ZnwmSt11align_val_t"));
-    g_foreign_new.free_plain = reinterpret_cast<void (*)(void*)>(::dlsym(RTLD_DEFAULT, "_ZdlPv"));
+    g_foreign_new.aligned = reinterpret_cast<void* (*)(size_t, std::align_val_t)>(process_definition("_ZnwmSt11align_val_t"));
+    g_foreign_new.free_plain = reinterpret_cast<void (*)(void*)>(process_definition("_ZdlPv"));
     g_foreign_new.free_aligned =
-        reinterpret_cast<void (*)(void*, std::align_val_t)>(::dlsym(RTLD_DEFAULT, "_ZdlPvSt11align_val_t"));
+        reinterpret_cast<void (*)(void*, std::align_val_t)>(process_definition("_ZdlPvSt11align_val_t"));
   }
   g_next.malloc.store(next_malloc);
   g_next.free.store(next_free);
@@ -413,7 +458,7 @@ std::string malloc_interposer_problem() {
   if (load(g_next.malloc) == boot_malloc) resolve();
   if (g_malloc_is_ours) return {};
   Dl_info info{};
-  void* global = ::dlsym(RTLD_DEFAULT, "malloc");
+  void* global = process_definition("malloc");
   const std::string owner = global && ::dladdr(global, &info) && info.dli_fname && *info.dli_fname
                                 ? info.dli_fname
                                 : std::string("the executable");
