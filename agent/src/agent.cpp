@@ -12,7 +12,6 @@
 #include <memory>
 #include <mutex>
 #include <pthread.h>
-#include <sched.h>
 #include <thread>
 #include <unistd.h>
 
@@ -328,7 +327,6 @@ void forget_parent_agent_in_fork_child() {
 // (a daemon's master forking its workers at once) passes it on, as if it had started.
 const Agent* g_pending_agent = nullptr;  // guarded by g_lifecycle; the parent's, leaked
 pid_t g_pending_forked_from = 0;
-int g_fork_child_cpu_plus_1 = 0;  // where the child forked (0: not known); beside what the child writes anyway
 
 void* start_agent_of_fork_child(void* parent_agent) {
   const auto* parent = static_cast<const Agent*>(parent_agent);  // read only: its pages stay shared
@@ -365,20 +363,8 @@ PERISCOPE_FORK_PATH bool start_detached(void* (*run)(void*), void* arg, void* st
 // .bss (no mmap; only the pages it touches are copied); the agent starts on a thread of its own.
 alignas(64) char g_fork_child_stack[128 * 1024];
 
-// The waiting thread waits on the CPU the child forked on: a child that exits before the wait is
-// over must have the thread woken to die before its parent's waitpid returns, and a thread that
-// sleeps on another, idle CPU costs that CPU's wake-up (on a VM, the vCPU's; bench/fork_cost.sh,
-// fork per connection). Once the wait is over it may run anywhere it could before.
 void* wait_then_start_after_fork(void* parent_agent) {
-  cpu_set_t allowed, here;
-  bool pinned = g_fork_child_cpu_plus_1 > 0 && ::sched_getaffinity(0, sizeof allowed, &allowed) == 0;
-  if (pinned) {
-    CPU_ZERO(&here);
-    CPU_SET(g_fork_child_cpu_plus_1 - 1, &here);
-    pinned = ::sched_setaffinity(0, sizeof here, &here) == 0;
-  }
   ::usleep(50 * 1000);  // first: a child that lives less (fork per connection) does nothing more
-  if (pinned) ::sched_setaffinity(0, sizeof allowed, &allowed);
   forget_parent_agent_in_fork_child();
   if (!start_detached(start_agent_of_fork_child, parent_agent, nullptr, 0)) {
     log_line("agent did not restart in the forked child: cannot start a thread");
@@ -387,7 +373,6 @@ void* wait_then_start_after_fork(void* parent_agent) {
 }
 
 PERISCOPE_FORK_PATH void start_in_background_after_fork(const Agent* parent_agent) {
-  g_fork_child_cpu_plus_1 = ::sched_getcpu() + 1;
   if (!start_detached(wait_then_start_after_fork, const_cast<Agent*>(parent_agent), g_fork_child_stack,
                       sizeof g_fork_child_stack)) {
     log_line("agent did not restart in the forked child: cannot start a thread");

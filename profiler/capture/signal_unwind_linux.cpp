@@ -5,7 +5,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <ucontext.h>
+#include <unistd.h>
 #include <unwind.h>
 
 #include "profiler/signal_delivery.h"
@@ -65,6 +68,23 @@ _Unwind_Reason_Code add_libgcc_frame(_Unwind_Context* context, void* data) {
   return _URC_NO_REASON;
 }
 
+// A call through a null function pointer: pc 0, and the caller's return address on top of the
+// stack (read with process_vm_readv: a bad stack pointer fails rather than faults). libgcc cannot
+// unwind from pc 0, so the stack stops there: [0, the caller].
+size_t null_call_frames(const void* ucontext, uint64_t* pcs, size_t max_depth) {
+  if (max_depth == 0) return 0;
+  pcs[0] = 0;
+  const auto sp = static_cast<uintptr_t>(static_cast<const ucontext_t*>(ucontext)->uc_mcontext.gregs[REG_RSP]);
+  uint64_t caller = 0;
+  iovec local{&caller, sizeof caller};
+  iovec remote{reinterpret_cast<void*>(sp), sizeof caller};
+  const bool read = ::syscall(SYS_process_vm_readv, ::getpid(), &local, 1, &remote, 1, 0) ==
+                    static_cast<long>(sizeof caller);
+  if (!read || caller == 0 || max_depth < 2) return 1;
+  pcs[1] = caller;
+  return 2;
+}
+
 // libgcc's unwinder from here, writing into `pcs`; from the frame at `start_at` when it is not 0
 // (nothing if that frame is never reached).
 size_t libgcc_walk(uint64_t* pcs, size_t max_depth, bool* truncated, uint64_t start_at) {
@@ -109,7 +129,10 @@ std::string install_realtime_handler(int requested, SignalSearch search, const c
 size_t unwind_signal_context(void* ucontext, uint64_t* pcs, size_t max_depth, bool* truncated) {
   *truncated = false;
   if (!ucontext) return 0;
-  if (!unwinder_ready()) return libgcc_walk(pcs, max_depth, truncated, interrupted_pc(ucontext));
+  if (!unwinder_ready()) {
+    if (interrupted_pc(ucontext) == 0) return null_call_frames(ucontext, pcs, max_depth);
+    return libgcc_walk(pcs, max_depth, truncated, interrupted_pc(ucontext));
+  }
   unw_cursor_t cursor;
   if (unw_init_local2(&cursor, static_cast<unw_context_t*>(ucontext), UNW_INIT_SIGNAL_FRAME) < 0) return 0;
   return walk(cursor, pcs, max_depth, truncated);

@@ -26,10 +26,21 @@ struct GotPatchResult {
   std::string error;   // why an entry could not be written (the rest were)
 };
 
+// Which entries a patch may write.
+struct GotPatchScope {
+  // libc's (and libdl's) too; without, they stay as they are (they may be handed blocks of the
+  // interposer's bootstrap arena, which only the agent's free may see).
+  bool with_libc = true;
+  // JUMP_SLOT entries (calls) only. A GLOB_DAT entry gives code the function's address, which it
+  // may keep (a deleter, a table of allocation functions): that must stay the process's function.
+  bool calls_only = false;
+  // When set, an entry is written only while it holds only_where(name), or (calls) the module's
+  // own lazy-binding stub: what a patch wrote can be undone exactly, and nothing else is touched.
+  void* (*only_where)(const char* name) = nullptr;
+};
+
 // `target(name)`: the function a symbol's entries should hold (the agent's, or the allocator's
-// to bypass the agent), or null for names left alone. `with_libc`: libc's (and libdl's) entries
-// too; without, they stay as they are (they may be handed blocks of the interposer's bootstrap
-// arena, which only the agent's free may see).
-GotPatchResult patch_allocation_got(void* (*target)(const char* name), bool with_libc = true);
+// to bypass the agent), or null for names left alone.
+GotPatchResult patch_allocation_got(void* (*target)(const char* name), const GotPatchScope& scope = {});
 
 }  // namespace periscope::agent

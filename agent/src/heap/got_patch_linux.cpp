@@ -15,7 +15,7 @@ namespace {
 
 struct Walk {
   void* (*target)(const char*);
-  bool with_libc;
+  GotPatchScope scope;
   uintptr_t own_base;
   GotPatchResult result;
 };
@@ -51,11 +51,16 @@ int patch_module(dl_phdr_info* module, size_t, void* data) {
   const uintptr_t base = module->dlpi_addr;
   const char* name = module->dlpi_name ? module->dlpi_name : "";
   if (base == walk->own_base || is_loader(name) || std::strstr(name, "linux-vdso") != nullptr) return 0;
-  if (!walk->with_libc && is_libc(name)) return 0;
+  if (!walk->scope.with_libc && is_libc(name)) return 0;
   const ElfW(Dyn)* dynamic = nullptr;
   uintptr_t relro_begin = 0, relro_end = 0;
+  uintptr_t module_begin = UINTPTR_MAX, module_end = 0;  // its mappings: a lazy stub points in
   for (int i = 0; i < module->dlpi_phnum; ++i) {
     const auto& ph = module->dlpi_phdr[i];
+    if (ph.p_type == PT_LOAD) {
+      if (base + ph.p_vaddr < module_begin) module_begin = base + ph.p_vaddr;
+      if (base + ph.p_vaddr + ph.p_memsz > module_end) module_end = base + ph.p_vaddr + ph.p_memsz;
+    }
     if (ph.p_type == PT_DYNAMIC) dynamic = reinterpret_cast<const ElfW(Dyn)*>(base + ph.p_vaddr);
     if (ph.p_type == PT_GNU_RELRO) {
       relro_begin = base + ph.p_vaddr;
@@ -86,10 +91,18 @@ int patch_module(dl_phdr_info* module, size_t, void* data) {
       const ElfW(Rela)& r = tables[t][i];
       const auto type = ELF64_R_TYPE(r.r_info);
       if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT) continue;
+      if (walk->scope.calls_only && type != R_X86_64_JUMP_SLOT) continue;
       const ElfW(Sym)& symbol = symbols[ELF64_R_SYM(r.r_info)];
       if (symbol.st_name == 0) continue;
       void* target = walk->target(strings + symbol.st_name);
       if (!target) continue;
+      if (walk->scope.only_where) {
+        const auto current = reinterpret_cast<uintptr_t>(*reinterpret_cast<void* const*>(base + r.r_offset));
+        const bool lazy_stub = type == R_X86_64_JUMP_SLOT && current >= module_begin && current < module_end;
+        if (!lazy_stub && current != reinterpret_cast<uintptr_t>(walk->scope.only_where(strings + symbol.st_name))) {
+          continue;
+        }
+      }
       if (write_slot(base + r.r_offset, target, relro_begin, relro_end, &walk->result.error)) ++patched;
     }
   }
@@ -102,8 +115,8 @@ int patch_module(dl_phdr_info* module, size_t, void* data) {
 
 }  // namespace
 
-GotPatchResult patch_allocation_got(void* (*target)(const char* name), bool with_libc) {
-  Walk walk{target, with_libc, 0, {}};
+GotPatchResult patch_allocation_got(void* (*target)(const char* name), const GotPatchScope& scope) {
+  Walk walk{target, scope, 0, {}};
   Dl_info info{};
   if (::dladdr(reinterpret_cast<void*>(&patch_allocation_got), &info)) {
     walk.own_base = reinterpret_cast<uintptr_t>(info.dli_fbase);

@@ -245,7 +245,12 @@ PERISCOPE_FORK_PATH void reset_in_child() {
   if (held && g_table) {
     HeapPassThrough pass;
     std::lock_guard lock(g_lock);
-    g_table = new (std::nothrow) Table;  // the old one may be inconsistent: leaked on purpose
+    // The old table may be inconsistent: leaked on purpose. The filter's counts were its blocks':
+    // zeroed where set (a read of the rest is the zero page's).
+    for (auto& slot : g_heap_filter) {
+      if (slot.load(std::memory_order_relaxed) != 0) slot.store(0, std::memory_order_relaxed);
+    }
+    g_table = new (std::nothrow) Table;
     if (!g_table) {
       g_heap_sampling_generation.store(0);
       g_heap_sampling.store(false);
@@ -300,6 +305,18 @@ namespace {
 
 std::atomic<bool> g_patching{false};  // the agent was not first: modules' GOT entries point at it
 std::atomic<bool> g_bypassed{false};  // never on yet: modules' GOT entries point past the agent
+std::atomic<bool> g_ever_started{false};  // sticky: blocks sampled then may be freed any time later
+
+// The bypass's entries: calls only, and only those that held the other side's function (or a
+// lazy stub), so that undoing it touches nothing else (a module bound to another allocator by
+// RTLD_DEEPBIND, a function address some code kept).
+GotPatchScope bypass_scope(void* (*held)(const char*)) {
+  GotPatchScope scope;
+  scope.with_libc = false;
+  scope.calls_only = true;
+  scope.only_where = held;
+  return scope;
+}
 
 // Points what is new since the last time (modules loaded since) at the agent. Agent's thread.
 std::string patch_modules(std::string* note) {
@@ -325,10 +342,14 @@ std::string heap_sampling_unavailable() {
 }
 
 void bypass_heap_interposer() {
-  if (g_bypassed.load() || g_patching.load() || g_heap_sampling.load()) return;  // a fork child: done already
+  // Once per process (a fork child, an agent started again: done already), and never after a
+  // start: blocks sampled then may still be freed, and their frees must reach the agent.
+  if (g_bypassed.load() || g_patching.load() || g_heap_sampling.load() || g_ever_started.load()) return;
   if (!malloc_interposer_problem().empty() || !own_allocation_function("malloc")) return;
   HeapPassThrough pass;
-  if (patch_allocation_got(next_allocation_function, false).entries > 0) g_bypassed.store(true);
+  if (patch_allocation_got(next_allocation_function, bypass_scope(own_allocation_function)).entries > 0) {
+    g_bypassed.store(true);
+  }
 }
 
 void refresh_heap_patches() {
@@ -342,7 +363,8 @@ std::string start_heap_sampling(uint64_t rate, std::string* note) {
   }
   if (rate == 0) return "the sampling rate must be at least 1 byte";
   HeapPassThrough pass;
-  if (g_bypassed.exchange(false)) (void)patch_allocation_got(own_allocation_function, false);
+  g_ever_started.store(true);
+  if (g_bypassed.exchange(false)) (void)patch_allocation_got(own_allocation_function, bypass_scope(next_allocation_function));
   if (g_heap_sampling.load()) {
     if (rate == g_rate.load()) return {};
     return "heap profiling is on at " + std::to_string(g_rate.load()) + " bytes; stop it first to change the rate";
@@ -352,10 +374,12 @@ std::string start_heap_sampling(uint64_t rate, std::string* note) {
     prepare_unwinder();
     uint64_t warm[kMaxDepth];
     (void)allocation_stack(warm);  // the unwinder's first use, here rather than in a host's malloc
-    g_table = new Table;
   });
   {
     std::lock_guard lock(g_lock);
+    // Made at the first start, never freed (the interposer outlives us); anew in a fork child
+    // that could not make its own.
+    if (!g_table) g_table = new Table;
     clear_table_locked();
     g_rate = rate;
     g_heap_generation.fetch_add(1);
