@@ -539,7 +539,6 @@ std::string Sampler::start(SampleMode mode, int hz, bool timers_only) {
            "profiled by signal (set PERISCOPE_PROFILE_SIGNAL to a signal the host leaves alone)";
   }
   if (!valid_sampling_hz(hz)) return "rate must be " + sampling_hz_range() + " Hz";
-  prepare_unwinder();  // the handler unwinds with libunwind once it is loaded: here, not in it
   stop();
   if (!g_ring.load()) g_ring.store(new SampleRing(kRingRecords));  // kept for the process's life
   SampleRing* ring = g_ring.load();

@@ -2,10 +2,7 @@
 // nobody else uses, and unwinding with libunwind into caller-provided memory.
 //
 // The unwind functions are async-signal-safe (libunwind's local unwinder, no allocation, no
-// locks of ours) once prepare_unwinder() has run; before, or where libunwind cannot be loaded,
-// they use libgcc's unwinder (`_Unwind_Backtrace`: ~0.4 us a frame, and it finds unwind tables
-// through glibc's lock-free _dl_find_object), which is what a crash report gets in a process that
-// never asked for a stack.
+// locks of ours); libunwind's one-time initialisation happens in install_realtime_handler.
 #pragma once
 
 #include <csignal>
@@ -24,20 +21,11 @@ enum class SignalSearch { kFromBottom, kFromTop };  // from SIGRTMIN+8 up, or fr
 [[nodiscard]] std::string install_realtime_handler(int requested, SignalSearch search, const char* purpose,
                                                    void (*handler)(int, siginfo_t*, void*), int* installed);
 
-// Loads libunwind (lazy_libunwind_linux.cpp: it is not linked, so that hosts that never ask for a
-// stack do not map it) and lets it initialise itself, which allocates under a lock the first time:
-// on a normal thread, before sending a signal whose handler unwinds. Once per process; true when
-// libunwind is there.
-bool prepare_unwinder();
-// Whether prepare_unwinder() found libunwind (one atomic load).
-bool unwinder_ready();
-
 // async-signal-safe: the stack interrupted by a signal, from the handler's ucontext; frame 0 is the
 // interrupted pc. Returns the depth; *truncated when the stack was deeper than max_depth.
 size_t unwind_signal_context(void* ucontext, uint64_t* pcs, size_t max_depth, bool* truncated);
 
-// The calling thread's own stack (async-signal-safe in practice: glibc's getcontext is registers
-// and one rt_sigprocmask).
+// async-signal-safe: the calling thread's own stack.
 size_t unwind_here(uint64_t* pcs, size_t max_depth, bool* truncated);
 
 }  // namespace periscope

@@ -235,7 +235,6 @@ StackCapture::Counters StackCapture::counters() {
 
 std::vector<CapturedStack> StackCapture::capture(const std::vector<pid_t>& tids, std::chrono::milliseconds timeout,
                                                  size_t max_depth) {
-  prepare_unwinder();  // the handlers unwind with libunwind once it is loaded: here, not in them
   std::lock_guard lock(*capture_mutex());
   const int sig = g_signal.load();
   const pid_t pid = ::getpid();

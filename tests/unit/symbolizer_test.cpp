@@ -81,9 +81,9 @@ TEST(Symbolizer, NamesVdsoFunctionsLikePerf) {
   EXPECT_NE(frames.back().function.find("clock_gettime"), std::string::npos) << describe_frame(frames.back());
 }
 
-// The agent's symbolizer lives on while the host loads libraries (the agent itself loads libunwind
-// at the first stack): an address outside every module then makes it read the module list again,
-// and what it knew must still be named.
+// The agent's symbolizer lives on while the host loads libraries (plugins, libdw itself): an
+// address outside every module then makes it read the module list again, and what it knew must
+// still be named.
 TEST(Symbolizer, ALibraryLoadedSinceKeepsEveryModuleNamed) {
   Symbolizer s(::getpid());
   ASSERT_EQ(s.error(), "");

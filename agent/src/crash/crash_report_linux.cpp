@@ -482,9 +482,10 @@ std::string install_crash_handlers(const std::string& log_path) {
   if (log_path.size() >= sizeof g_log_path) return "PERISCOPE_CRASH_LOG is too long";
   std::memcpy(g_log_path, log_path.c_str(), log_path.size() + 1);
   if (g_installed.exchange(true)) return {};
-  // The report unwinds with libunwind if a stack or a profile loaded it (signal_unwind.h), else
-  // with libgcc's unwinder: nothing is loaded for it here, in every host, for a crash that may
-  // never come.
+  // libunwind initialises itself on first use (allocating): not in a crashing process.
+  uint64_t warm[4];
+  bool truncated = false;
+  unwind_here(warm, 4, &truncated);
   for (int sig : kCrashSignals) {
     // The host put its handler over ours before an eject, and it may call ours: it stays, and
     // ours keeps the disposition from before.

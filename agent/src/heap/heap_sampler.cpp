@@ -17,7 +17,6 @@
 #include "agent/src/fork_handling.h"
 #include "agent/src/heap/got_patch.h"
 #include "agent/src/heap/malloc_interposer.h"
-#include "profiler/capture/signal_unwind.h"
 
 extern "C" char __start_periscope_heap_path[];  // the section's bounds, from the linker
 extern "C" char __stop_periscope_heap_path[];
@@ -135,7 +134,7 @@ _Unwind_Reason_Code add_frame(_Unwind_Context* context, void* data) {
 }
 
 PERISCOPE_HEAP_PATH int backtrace_of_this_thread(void** frames) {
-  if (!g_in_fork_child && unwinder_ready()) return unw_backtrace(frames, static_cast<int>(kMaxDepth + 8));
+  if (!g_in_fork_child) return unw_backtrace(frames, static_cast<int>(kMaxDepth + 8));
   std::pair<void**, int> walk{frames, 0};
   _Unwind_Backtrace(add_frame, &walk);
   return walk.second;
@@ -371,7 +370,6 @@ std::string start_heap_sampling(uint64_t rate, std::string* note) {
   }
   static std::once_flag once;
   std::call_once(once, [] {
-    prepare_unwinder();
     uint64_t warm[kMaxDepth];
     (void)allocation_stack(warm);  // the unwinder's first use, here rather than in a host's malloc
   });

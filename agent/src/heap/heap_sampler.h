@@ -104,11 +104,14 @@ class HeapPassThrough {
 // *note says so. Returns why not (a sanitizer build; nothing to patch). Already on at the same
 // rate: nothing changes.
 [[nodiscard]] std::string start_heap_sampling(uint64_t rate, std::string* note = nullptr);
-// While heap profiling has never been on, the interposer costs a call a jump: the modules loaded
-// at the agent's start (but libc's, see got_patch.h) get their GOT entries for malloc's family
-// pointed past the agent, at the allocator's functions. The first start points them back, for
-// good. Modules loaded later call through the agent as before. Once per process (not in a fork
-// child again); nothing when the process's malloc is not the agent's.
+// While heap profiling has never been on, the agent is not in the host's allocation calls: the
+// modules loaded at the agent's start (but libc's, see got_patch.h) get their PLT entries for
+// malloc's family pointed past the agent, at the allocator's functions (only calls: an address
+// code takes stays the agent's). The first start points exactly those back, for good. Modules
+// loaded later call through the agent as before. Once per process (not in a fork child, nor
+// after a start); nothing when the process's malloc is not the agent's. Not handled: a preloaded
+// dlsym interposer that allocates inside its hook while ours resolves gets bootstrap-arena
+// blocks, which it might give to a bypassed free.
 void bypass_heap_interposer();
 // With patched GOT entries: patches the modules loaded since (before a profile is read).
 void refresh_heap_patches();
