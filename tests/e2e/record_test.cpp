@@ -7,6 +7,7 @@
 #include <atomic>
 #include <csignal>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -140,20 +141,32 @@ TEST_P(PeriodicWork, DoesNotFoolTheSampler) {
   ProfiledHost host(dir, {{"PROFILE_TARGET_PERIOD_US", std::to_string(p.period_us)}, {"PERISCOPE_PROFILE_CLOCK", p.clock}},
                     p.unprivileged ? kNobody : kSameUser);
   const std::string out = dir.path() + "/periodic.folded";
-  auto r = periscope({"record", host.pid(), "-d", std::to_string(p.seconds), "--rate", std::to_string(p.hz), "-o", out});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  if (p.unprivileged && perf_event_paranoid() >= 2) {
-    // What Debian allows a user: perf_event for user mode, not CPU timers stuck to the 4 ms tick.
-    EXPECT_NE(r.err.find("perf_event task-clock per thread in user mode, per-thread CPU timers in system calls"),
-              std::string::npos) << r.err;
+  // Two records at most: a 4-sigma miss happens by chance once in ~5,000 checks (CI met one,
+  // 55.4 for 60 +- 4.5 over 1,862 samples), twice in a row never; a sampler fooled by the period
+  // or biased misses in both.
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    auto r = periscope({"record", host.pid(), "-d", std::to_string(p.seconds), "--rate", std::to_string(p.hz), "-o", out});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    if (p.unprivileged && perf_event_paranoid() >= 2) {
+      // What Debian allows a user: perf_event for user mode, not CPU timers stuck to the 4 ms tick.
+      EXPECT_NE(r.err.find("perf_event task-clock per thread in user mode, per-thread CPU timers in system calls"),
+                std::string::npos) << r.err;
+    }
+    const WorkShares shares = work_shares(slurp(out));
+    const double n = shares.work;
+    ASSERT_GT(n, 0.7 * p.hz * p.seconds) << r.err;
+    const double bound = 4 * 100 * std::sqrt(0.24 / n);
+    const bool within = std::abs(shares.a - 60) <= bound && std::abs(shares.b - 30) <= bound && std::abs(shares.c - 10) <= bound;
+    if (!within && attempt == 1) {
+      std::cerr << "first record outside 4 sigma (" << bound << "): " << shares.a << "/" << shares.b << "/" << shares.c
+                << " over " << n << " samples; recording again\n";
+      continue;
+    }
+    EXPECT_NEAR(shares.a, 60, bound) << r.err;
+    EXPECT_NEAR(shares.b, 30, bound) << r.err;
+    EXPECT_NEAR(shares.c, 10, bound) << r.err;
+    break;
   }
-  const WorkShares shares = work_shares(slurp(out));
-  const double n = shares.work;
-  ASSERT_GT(n, 0.7 * p.hz * p.seconds) << r.err;
-  const double bound = 4 * 100 * std::sqrt(0.24 / n);
-  EXPECT_NEAR(shares.a, 60, bound) << r.err;
-  EXPECT_NEAR(shares.b, 30, bound) << r.err;
-  EXPECT_NEAR(shares.c, 10, bound) << r.err;
 }
 
 // The tid of the thread of `pid` named `name`, 0 if none.
