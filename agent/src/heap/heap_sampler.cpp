@@ -216,6 +216,18 @@ PERISCOPE_HEAP_PATH void record(void* block, size_t size) noexcept {
   }
 }
 
+// The bootstrap arena's used part (heap_filter_reserve): its slots stay 255 through clears.
+std::atomic<uintptr_t> g_reserved_begin{0};
+std::atomic<uintptr_t> g_reserved_end{0};
+
+void mark_reserved() noexcept {
+  const uintptr_t begin = g_reserved_begin.load(std::memory_order_relaxed);
+  const uintptr_t end = g_reserved_end.load(std::memory_order_relaxed);
+  for (uintptr_t a = begin & ~((uintptr_t{1} << kHeapFilterGranuleBits) - 1); a < end; a += uintptr_t{1} << kHeapFilterGranuleBits) {
+    g_heap_filter[heap_filter_slot(reinterpret_cast<void*>(a))].store(255, std::memory_order_relaxed);
+  }
+}
+
 void clear_table_locked() {
   // Only the slots of tracked blocks: the rest of the filter was never written, and stays the
   // kernel's one shared zero page (a whole-filter store would make it 256 KiB of private pages
@@ -223,6 +235,7 @@ void clear_table_locked() {
   for (const auto& [address, block] : g_table->blocks) {
     g_heap_filter[heap_filter_slot(reinterpret_cast<void*>(address))].store(0, std::memory_order_relaxed);
   }
+  mark_reserved();
   g_table->blocks.clear();
   g_table->index.clear();
   g_table->stacks.clear();
@@ -249,6 +262,7 @@ PERISCOPE_FORK_PATH void reset_in_child() {
     for (auto& slot : g_heap_filter) {
       if (slot.load(std::memory_order_relaxed) != 0) slot.store(0, std::memory_order_relaxed);
     }
+    mark_reserved();
     g_table = new (std::nothrow) Table;
     if (!g_table) {
       g_heap_sampling_generation.store(0);
@@ -262,6 +276,16 @@ PERISCOPE_FORK_PATH void reset_in_child() {
 __attribute__((constructor(101))) void register_fork_handlers() { pthread_atfork(nullptr, nullptr, reset_in_child); }
 
 }  // namespace
+
+void heap_filter_reserve(const void* begin, const void* end) noexcept {
+  // Only ever grows (the arena is one range, used from its start): a racing smaller end is kept out.
+  g_reserved_begin.store(reinterpret_cast<uintptr_t>(begin), std::memory_order_relaxed);
+  uintptr_t old_end = g_reserved_end.load(std::memory_order_relaxed);
+  while (old_end < reinterpret_cast<uintptr_t>(end) &&
+         !g_reserved_end.compare_exchange_weak(old_end, reinterpret_cast<uintptr_t>(end), std::memory_order_relaxed)) {
+  }
+  mark_reserved();
+}
 
 HeapPassThrough::HeapPassThrough() : was_(t_inside) {
   t_inside = true;

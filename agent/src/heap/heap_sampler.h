@@ -77,8 +77,16 @@ inline void heap_note_alloc(void* block, size_t size) {
   if (__builtin_expect(generation != 0, 0) && heap_count_crosses(generation, size)) heap_sample_slow(block, size);
 }
 
+// Marks the interposer's bootstrap arena ([begin, end), handed out before the allocator was
+// found) sticky in the filter, so that a free's one filter look also sends the arena's blocks to
+// its slow path, where they are kept (no allocator knows them). Kept through every clear.
+void heap_filter_reserve(const void* begin, const void* end) noexcept;
+
 // A free (null included): one byte of the filter, which is all zero (the zero page) until a block
 // is tracked.
+inline bool heap_free_may_be_tracked(const void* block) {
+  return __builtin_expect(g_heap_filter[heap_filter_slot(block)].load(std::memory_order_relaxed) != 0, 0);
+}
 inline void heap_note_free(void* block) {
   if (__builtin_expect(g_heap_filter[heap_filter_slot(block)].load(std::memory_order_relaxed) != 0, 0)) {
     heap_untrack_slow(block);

@@ -31,7 +31,7 @@
 
 extern "C" {
 void* malloc(size_t size);
-void free(void* block);
+void free(void* block) noexcept;
 void* calloc(size_t count, size_t size);
 void* realloc(void* block, size_t size);
 void* memalign(size_t alignment, size_t size);
@@ -45,12 +45,14 @@ namespace {
 
 using periscope::agent::heap_note_alloc;
 using periscope::agent::heap_note_free;
+using periscope::agent::heap_untrack_slow;
 using periscope::agent::heap_count_crosses;
+using periscope::agent::heap_free_may_be_tracked;
 using periscope::agent::heap_sample_slow;
 using periscope::agent::heap_sampling_generation;
 
 using MallocFn = void* (*)(size_t);
-using FreeFn = void (*)(void*);
+using FreeFn = void (*)(void*) noexcept;  // noexcept: free and delete can then tail-call it
 using CallocFn = void* (*)(size_t, size_t);
 using ReallocFn = void* (*)(void*, size_t);
 using AlignedFn = void* (*)(size_t, size_t);  // memalign, aligned_alloc
@@ -75,6 +77,7 @@ void* arena_alloc(size_t size, size_t alignment) {
     if (size > sizeof g_arena || end > sizeof g_arena) return nullptr;
   } while (!g_arena_used.compare_exchange_weak(start, end, std::memory_order_relaxed));
   std::memcpy(g_arena + begin - sizeof(size_t), &size, sizeof size);
+  periscope::agent::heap_filter_reserve(g_arena, g_arena + end);  // free's filter look finds it
   return g_arena + begin;
 }
 
@@ -89,7 +92,7 @@ void resolve();
 // Until resolved, each pointer is a function that resolves (or, on the resolving thread, serves
 // from the arena) and calls on.
 void* boot_malloc(size_t size);
-void boot_free(void* block);
+void boot_free(void* block) noexcept;
 void* boot_calloc(size_t count, size_t size);
 void* boot_realloc(void* block, size_t size);
 void* boot_memalign(size_t alignment, size_t size);
@@ -218,7 +221,7 @@ bool booting() {
 }
 
 void* boot_malloc(size_t size) { return booting() ? arena_alloc(size, 16) : load(g_next.malloc)(size); }
-void boot_free(void* block) {
+void boot_free(void* block) noexcept {
   if (!booting()) load(g_next.free)(block);  // on the resolving thread: kept
 }
 void* boot_calloc(size_t count, size_t size) {
@@ -272,18 +275,23 @@ PERISCOPE_HEAP_PATH void* new_or_throw(size_t size, size_t alignment) {
   }
 }
 
+// A plain new that crossed the thread's distance.
+PERISCOPE_HEAP_PATH __attribute__((noinline)) void* sampled_new(size_t size) {
+  void* p = load(g_next.malloc)(size);
+  if (!p) return new_or_throw(size, 0);
+  heap_sample_slow(p, size);
+  return p;
+}
+
 // Plain new when our operator new is the process's: malloc, and the loop only if it fails.
+// malloc(0) gives a unique block (glibc, jemalloc, tcmalloc), as new(0) must; null: the loop.
+// The slow cases are calls of their own, so that this one saves nothing but the size.
 PERISCOPE_HEAP_PATH inline void* plain_new(size_t size) {
-  if (__builtin_expect(g_foreign_new.plain == nullptr, 1)) {
-    // malloc(0) gives a unique block (glibc, jemalloc, tcmalloc), as new(0) must; null: the loop.
-    const uint64_t generation = heap_sampling_generation();
-    const bool sample = generation != 0 && heap_count_crosses(generation, size);
-    void* p = load(g_next.malloc)(size);
-    if (__builtin_expect(p != nullptr, 1)) {
-      if (__builtin_expect(sample, 0)) heap_sample_slow(p, size);
-      return p;
-    }
-  }
+  if (__builtin_expect(g_foreign_new.plain != nullptr, 0)) return new_or_throw(size, 0);
+  const uint64_t generation = heap_sampling_generation();
+  if (__builtin_expect(generation != 0, 0) && heap_count_crosses(generation, size)) return sampled_new(size);
+  void* p = load(g_next.malloc)(size);
+  if (__builtin_expect(p != nullptr, 1)) return p;
   return new_or_throw(size, 0);
 }
 
@@ -295,8 +303,17 @@ PERISCOPE_HEAP_PATH void* new_or_null(size_t size, size_t alignment) noexcept {
   }
 }
 
+// A free whose filter slot is set: a tracked block maybe, or one of the bootstrap arena (its
+// slots are sticky, heap_filter_reserve), which no allocator knows and so is kept.
+PERISCOPE_HEAP_PATH __attribute__((noinline)) void free_slow(void* block) noexcept {
+  if (in_arena(block)) return;
+  heap_untrack_slow(block);
+  return load(g_next.free)(block);
+}
+
+// One filter byte, and a jump to the allocator's free (to free_slow where the byte is set).
 __attribute__((always_inline)) inline void free_block(void* block) noexcept {
-  heap_note_free(block);
+  if (heap_free_may_be_tracked(block)) return free_slow(block);
   return load(g_next.free)(block);
 }
 
@@ -328,10 +345,7 @@ __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* malloc(size_t s
   return p;
 }
 
-__attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void free(void* block) {
-  if (in_arena(block)) return;
-  return free_block(block);
-}
+__attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void free(void* block) noexcept { return free_block(block); }
 
 __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* calloc(size_t count, size_t size) {
   if (__builtin_expect(heap_sampling_generation() == 0, 1)) return load(g_next.calloc)(count, size);
@@ -403,20 +417,20 @@ PERISCOPE_HEAP_PATH void* operator new(std::size_t n, std::align_val_t a, const 
 PERISCOPE_HEAP_PATH void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
   return new_or_null(n, static_cast<size_t>(a));
 }
-void operator delete(void* p) noexcept { delete_block(p); }
-void operator delete[](void* p) noexcept { delete_block(p); }
-void operator delete(void* p, std::size_t) noexcept { delete_block(p); }
-void operator delete[](void* p, std::size_t) noexcept { delete_block(p); }
-void operator delete(void* p, std::align_val_t a) noexcept { delete_block(p, static_cast<size_t>(a)); }
-void operator delete[](void* p, std::align_val_t a) noexcept { delete_block(p, static_cast<size_t>(a)); }
-void operator delete(void* p, std::size_t, std::align_val_t a) noexcept { delete_block(p, static_cast<size_t>(a)); }
-void operator delete[](void* p, std::size_t, std::align_val_t a) noexcept { delete_block(p, static_cast<size_t>(a)); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { delete_block(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { delete_block(p); }
-void operator delete(void* p, std::align_val_t a, const std::nothrow_t&) noexcept {
+PERISCOPE_HEAP_PATH void operator delete(void* p) noexcept { delete_block(p); }
+PERISCOPE_HEAP_PATH void operator delete[](void* p) noexcept { delete_block(p); }
+PERISCOPE_HEAP_PATH void operator delete(void* p, std::size_t) noexcept { delete_block(p); }
+PERISCOPE_HEAP_PATH void operator delete[](void* p, std::size_t) noexcept { delete_block(p); }
+PERISCOPE_HEAP_PATH void operator delete(void* p, std::align_val_t a) noexcept { delete_block(p, static_cast<size_t>(a)); }
+PERISCOPE_HEAP_PATH void operator delete[](void* p, std::align_val_t a) noexcept { delete_block(p, static_cast<size_t>(a)); }
+PERISCOPE_HEAP_PATH void operator delete(void* p, std::size_t, std::align_val_t a) noexcept { delete_block(p, static_cast<size_t>(a)); }
+PERISCOPE_HEAP_PATH void operator delete[](void* p, std::size_t, std::align_val_t a) noexcept { delete_block(p, static_cast<size_t>(a)); }
+PERISCOPE_HEAP_PATH void operator delete(void* p, const std::nothrow_t&) noexcept { delete_block(p); }
+PERISCOPE_HEAP_PATH void operator delete[](void* p, const std::nothrow_t&) noexcept { delete_block(p); }
+PERISCOPE_HEAP_PATH void operator delete(void* p, std::align_val_t a, const std::nothrow_t&) noexcept {
   delete_block(p, static_cast<size_t>(a));
 }
-void operator delete[](void* p, std::align_val_t a, const std::nothrow_t&) noexcept {
+PERISCOPE_HEAP_PATH void operator delete[](void* p, std::align_val_t a, const std::nothrow_t&) noexcept {
   delete_block(p, static_cast<size_t>(a));
 }
 
