@@ -25,7 +25,7 @@ namespace periscope::agent {
 
 std::atomic<bool> g_heap_sampling{false};
 std::atomic<uint8_t> g_heap_filter[size_t{1} << kHeapFilterBits];
-__thread HeapThreadCount t_heap_count __attribute__((tls_model("initial-exec"))) = {0, 0};
+__thread HeapThreadCount t_heap_count __attribute__((tls_model("initial-exec"))) = {0, 0, nullptr, nullptr, 0};
 std::atomic<uint64_t> g_heap_generation{1};
 std::atomic<uint64_t> g_heap_sampling_generation{0};
 
@@ -109,13 +109,75 @@ int64_t draw_distance() {
   return d >= 9e18 ? INT64_MAX : static_cast<int64_t>(d);
 }
 
-void seed_thread() {
+// The threads that count (HeapThreadCount's list), so that a start can reach their distances.
+std::mutex g_threads_lock;
+HeapThreadCount* g_threads = nullptr;
+pthread_key_t g_thread_exit_key;
+bool g_thread_exit_key_made = false;
+pthread_once_t g_thread_exit_key_once = PTHREAD_ONCE_INIT;
+
+// A thread's exit (its pthread key's destructor; its TLS is still there): it leaves the list for
+// good, before glibc frees or reuses its TLS.
+void leave_thread_list(void*) {
+  std::lock_guard lock(g_threads_lock);
+  HeapThreadCount& self = t_heap_count;
+  if (self.listed != 1) return;
+  if (self.prev) self.prev->next = self.next;
+  else g_threads = self.next;
+  if (self.next) self.next->prev = self.prev;
+  self.listed = 2;
+}
+
+// At the thread's first crossing (inside the allocator's caller: HeapPassThrough is on). A thread
+// whose key cannot be set (keys exhausted) is not listed: a start does not reach its distance,
+// which then runs out at the rate it was drawn for.
+void join_thread_list() {
+  HeapThreadCount& self = t_heap_count;
+  // Made at the first crossing of any thread, which may come before the agent's constructors.
+  (void)::pthread_once(&g_thread_exit_key_once, [] {
+    g_thread_exit_key_made = ::pthread_key_create(&g_thread_exit_key, leave_thread_list) == 0;
+  });
+  if (!g_thread_exit_key_made || ::pthread_setspecific(g_thread_exit_key, &self) != 0) {
+    self.listed = 2;
+    return;
+  }
+  std::lock_guard lock(g_threads_lock);
+  self.prev = nullptr;
+  self.next = g_threads;
+  if (g_threads) g_threads->prev = &self;
+  g_threads = &self;
+  self.listed = 1;
+}
+
+// After a start (agent's thread): every listed thread's distance to 0, so that its next
+// allocation draws anew. A thread's own count is a plain subtraction in memory, which may write
+// back its old distance over our 0 (a lost update): until each thread has drawn for this start or
+// still has a distance of at most 0, store again (~40 ms at most).
+void restart_thread_counts(uint64_t generation) {
+  for (int pass = 0; pass < 200; ++pass) {
+    bool settled = true;
+    {
+      std::lock_guard lock(g_threads_lock);
+      for (HeapThreadCount* t = g_threads; t; t = t->next) {
+        if (__atomic_load_n(&t->generation, __ATOMIC_RELAXED) == generation) continue;
+        if (__atomic_load_n(&t->bytes_left, __ATOMIC_RELAXED) <= 0) continue;
+        __atomic_store_n(&t->bytes_left, 0, __ATOMIC_RELAXED);
+        settled = false;
+      }
+    }
+    if (settled) return;
+    const timespec pause{0, 200 * 1000};
+    ::nanosleep(&pause, nullptr);
+  }
+}
+
+void seed_thread(uint64_t generation) {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   t_random = (static_cast<uint64_t>(ts.tv_nsec) * 0x9E3779B97F4A7C15ull) ^
              (reinterpret_cast<uintptr_t>(&t_random) << 7) ^ static_cast<uint64_t>(gettid());
   if (t_random == 0) t_random = 0x853c49e6748fea9bull;
-  t_heap_count.generation = g_heap_generation.load(std::memory_order_relaxed);
+  __atomic_store_n(&t_heap_count.generation, generation, __ATOMIC_RELAXED);
   t_heap_count.bytes_left = draw_distance();
 }
 
@@ -252,6 +314,13 @@ void clear_table_locked() {
 // left alone). Registered at load, before the agent's handler (child handlers run in the order
 // they were registered), which starts a thread and so allocates.
 PERISCOPE_FORK_PATH void reset_in_child() {
+  // The other threads are gone (their TLS may be unmapped or reused): the list is this one.
+  (void)reset_if_held_in_fork_child(g_threads_lock);
+  g_threads = nullptr;
+  if (t_heap_count.listed == 1) {
+    t_heap_count.prev = t_heap_count.next = nullptr;
+    g_threads = &t_heap_count;
+  }
   const bool held = reset_if_held_in_fork_child(g_lock);
   g_in_fork_child = true;
   if (held && g_table) {
@@ -304,15 +373,23 @@ PERISCOPE_HEAP_PATH void heap_sample_slow(void* block, size_t size) noexcept {
     return;
   }
   HeapPassThrough pass;
-  if (t_heap_count.generation != g_heap_generation.load(std::memory_order_relaxed)) {  // a new thread, or a new start
-    seed_thread();
+  if (t_heap_count.listed == 0) join_thread_list();
+  const uint64_t generation = g_heap_sampling_generation.load();
+  if (generation == 0) {  // off: a distance never crossed, unless a start came meanwhile
+    t_heap_count.bytes_left = kHeapCountWhileOff;
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (g_heap_sampling_generation.load() != 0) t_heap_count.bytes_left = 0;  // its 0 may have come before ours
+    return;
+  }
+  if (t_heap_count.generation != generation) {  // a new thread, or a new start
+    seed_thread(generation);
     if (t_heap_count.bytes_left > n) {
       t_heap_count.bytes_left -= n;
       return;
     }
   }
   t_heap_count.bytes_left = draw_distance();
-  if (block && g_heap_sampling.load(std::memory_order_relaxed)) record(block, size);
+  if (block) record(block, size);
 }
 
 void heap_untrack_slow(void* block) noexcept {
@@ -409,6 +486,7 @@ std::string start_heap_sampling(uint64_t rate, std::string* note) {
   }
   g_heap_sampling.store(true);
   g_heap_sampling_generation.store(g_heap_generation.load());
+  restart_thread_counts(g_heap_generation.load());
   return {};
 }
 

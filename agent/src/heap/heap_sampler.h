@@ -22,9 +22,10 @@ namespace periscope::agent {
 
 constexpr uint64_t kDefaultHeapRate = 512 * 1024;  // bytes between samples, on average (Go's)
 
-// The interposer's fast paths (inline: they run on every allocation and free). An allocation is
-// counted only while sampling is on, and sampled when it crosses the thread's distance; a free
-// looks for its block only when the block's filter slot is not empty.
+// The interposer's fast paths (inline: they run on every allocation and free). An allocation
+// counts its bytes against the thread's distance, whether sampling is on or not, and goes to the
+// slow path only when it crosses it; a free looks for its block only when the block's filter slot
+// is not empty.
 extern std::atomic<bool> g_heap_sampling;
 // Tracked blocks per 256-byte granule of the address space, 256 MiB of it wrapping around (counts
 // sticky at 255). Indexed by address, not by a hash: frees near each other in the heap read bytes
@@ -34,13 +35,21 @@ extern std::atomic<bool> g_heap_sampling;
 extern std::atomic<uint8_t> g_heap_filter[];
 constexpr unsigned kHeapFilterBits = 20;
 constexpr unsigned kHeapFilterGranuleBits = 8;
-// A thread's distance to its next sample, and the start it was drawn for (a thread whose
-// generation is not the running start's draws anew, at the new rate). One variable, so that an
-// allocation finds both with one lookup of its thread-local offset.
+// A thread's distance to its next sample, and the start it was drawn for. While sampling is off a
+// thread that crosses its distance gets a distance it never crosses (kHeapCountWhileOff), so
+// an allocation is one subtraction either way, and reads no global. A start makes every
+// counting thread's distance 0 (restart_thread_counts in heap_sampler.cpp), which sends its next
+// allocation to the slow path, where it draws anew at the new rate. For that, the threads that
+// count are in a list of these (prev/next, under the sampler's thread lock), joined at a thread's
+// first crossing (a new thread's distance is 0) and left at its exit.
 struct HeapThreadCount {
-  int64_t bytes_left;
-  uint64_t generation;
+  int64_t bytes_left;   // its thread's; a start (another thread) stores 0 into it
+  uint64_t generation;  // the start its distance was drawn for; read by a start
+  HeapThreadCount* prev;
+  HeapThreadCount* next;
+  uint8_t listed;  // 0: not yet; 1: in the list; 2: left it (the thread is exiting)
 };
+constexpr int64_t kHeapCountWhileOff = INT64_MAX / 2;
 extern __thread HeapThreadCount t_heap_count __attribute__((tls_model("initial-exec")));
 extern std::atomic<uint64_t> g_heap_generation;
 extern std::atomic<uint64_t> g_heap_sampling_generation;  // g_heap_generation while on, else 0
@@ -58,23 +67,18 @@ inline size_t heap_filter_slot(const void* block) {
 PERISCOPE_HEAP_PATH void heap_sample_slow(void* block, size_t size) noexcept;  // the thread's distance was crossed
 void heap_untrack_slow(void* block) noexcept;              // the block may be a tracked one
 
-// The running start's generation, 0 while sampling is off: the one global an allocation reads.
-inline uint64_t heap_sampling_generation() { return g_heap_sampling_generation.load(std::memory_order_relaxed); }
-
-// An allocation of `size` while sampling is on (`generation`, nonzero), counted against the
-// thread's distance: true when it crosses it (or the distance is of an earlier start), and
+// An allocation of `size`, counted against the thread's distance: true when it crosses it, and
 // heap_sample_slow must then be told of the block. Counting before the allocator's call lets the
-// interposer tail-call it. A size beyond INT64_MAX (no allocator has it) counts as nothing.
-inline bool heap_count_crosses(uint64_t generation, size_t size) {
+// interposer tail-call it. A size beyond INT64_MAX (no allocator gives it) never crosses.
+inline bool heap_count_crosses(size_t size) {
   const int64_t left = t_heap_count.bytes_left - static_cast<int64_t>(size);
   t_heap_count.bytes_left = left;
-  return __builtin_expect(left < 0 || t_heap_count.generation != generation, 0);
+  return __builtin_expect(left < 0, 0);
 }
 
 // An allocation seen after the allocator's call (calloc, realloc, operator new's slow loop).
 inline void heap_note_alloc(void* block, size_t size) {
-  const uint64_t generation = heap_sampling_generation();
-  if (__builtin_expect(generation != 0, 0) && heap_count_crosses(generation, size)) heap_sample_slow(block, size);
+  if (heap_count_crosses(size)) heap_sample_slow(block, size);
 }
 
 // Marks the interposer's bootstrap arena ([begin, end), handed out before the allocator was

@@ -49,7 +49,6 @@ using periscope::agent::heap_untrack_slow;
 using periscope::agent::heap_count_crosses;
 using periscope::agent::heap_free_may_be_tracked;
 using periscope::agent::heap_sample_slow;
-using periscope::agent::heap_sampling_generation;
 
 using MallocFn = void* (*)(size_t);
 using FreeFn = void (*)(void*) noexcept;  // noexcept: free and delete can then tail-call it
@@ -288,8 +287,7 @@ PERISCOPE_HEAP_PATH __attribute__((noinline)) void* sampled_new(size_t size) {
 // The slow cases are calls of their own, so that this one saves nothing but the size.
 PERISCOPE_HEAP_PATH inline void* plain_new(size_t size) {
   if (__builtin_expect(g_foreign_new.plain != nullptr, 0)) return new_or_throw(size, 0);
-  const uint64_t generation = heap_sampling_generation();
-  if (__builtin_expect(generation != 0, 0) && heap_count_crosses(generation, size)) return sampled_new(size);
+  if (heap_count_crosses(size)) return sampled_new(size);
   void* p = load(g_next.malloc)(size);
   if (__builtin_expect(p != nullptr, 1)) return p;
   return new_or_throw(size, 0);
@@ -338,8 +336,7 @@ extern "C" {
 // Each entry point counts first and, unless the allocation is to be sampled, tail-calls the next
 // allocator (no frame of its own: a check or two and a jump over the call without the agent).
 __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* malloc(size_t size) {
-  const uint64_t generation = heap_sampling_generation();
-  if (__builtin_expect(generation == 0 || !heap_count_crosses(generation, size), 1)) return load(g_next.malloc)(size);
+  if (!heap_count_crosses(size)) return load(g_next.malloc)(size);
   void* p = load(g_next.malloc)(size);
   heap_sample_slow(p, size);
   return p;
@@ -348,9 +345,11 @@ __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* malloc(size_t s
 __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void free(void* block) noexcept { return free_block(block); }
 
 __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* calloc(size_t count, size_t size) {
-  if (__builtin_expect(heap_sampling_generation() == 0, 1)) return load(g_next.calloc)(count, size);
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) total = ~size_t{0};  // fails: counts as nothing
+  if (!heap_count_crosses(total)) return load(g_next.calloc)(count, size);
   void* p = load(g_next.calloc)(count, size);
-  if (p) heap_note_alloc(p, count * size);
+  heap_sample_slow(p, total);
   return p;
 }
 
@@ -367,23 +366,21 @@ __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* realloc(void* b
 }
 
 __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* memalign(size_t alignment, size_t size) {
-  const uint64_t generation = heap_sampling_generation();
-  if (__builtin_expect(generation == 0 || !heap_count_crosses(generation, size), 1)) return load(g_next.memalign)(alignment, size);
+  if (!heap_count_crosses(size)) return load(g_next.memalign)(alignment, size);
   void* p = load(g_next.memalign)(alignment, size);
   heap_sample_slow(p, size);
   return p;
 }
 
 __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH int posix_memalign(void** out, size_t alignment, size_t size) {
-  if (__builtin_expect(heap_sampling_generation() == 0, 1)) return load(g_next.posix_memalign)(out, alignment, size);
+  if (!heap_count_crosses(size)) return load(g_next.posix_memalign)(out, alignment, size);
   const int r = load(g_next.posix_memalign)(out, alignment, size);
-  if (r == 0) heap_note_alloc(*out, size);
+  heap_sample_slow(r == 0 ? *out : nullptr, size);
   return r;
 }
 
 __attribute__((visibility("default"))) PERISCOPE_HEAP_PATH void* aligned_alloc(size_t alignment, size_t size) {
-  const uint64_t generation = heap_sampling_generation();
-  if (__builtin_expect(generation == 0 || !heap_count_crosses(generation, size), 1)) return load(g_next.aligned_alloc)(alignment, size);
+  if (!heap_count_crosses(size)) return load(g_next.aligned_alloc)(alignment, size);
   void* p = load(g_next.aligned_alloc)(alignment, size);
   heap_sample_slow(p, size);
   return p;
