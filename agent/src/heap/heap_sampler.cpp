@@ -92,6 +92,9 @@ timespec g_started{};
 // parent thread at the fork and stay locked forever: stacks then come from libgcc's unwinder,
 // which finds unwind tables through glibc's _dl_find_object (no lock), at ~400 ns a frame.
 bool g_in_fork_child = false;
+// The threads that count (HeapThreadCount's list; under g_threads_lock, below). Beside
+// g_in_fork_child: a fork child writes both, and one page copied is cheaper than two.
+HeapThreadCount* g_threads = nullptr;
 
 uint64_t next_random() {
   uint64_t x = t_random;
@@ -109,9 +112,8 @@ int64_t draw_distance() {
   return d >= 9e18 ? INT64_MAX : static_cast<int64_t>(d);
 }
 
-// The threads that count (HeapThreadCount's list), so that a start can reach their distances.
+// Guards the list of the threads that count (g_threads), so that a start can reach their distances.
 std::mutex g_threads_lock;
-HeapThreadCount* g_threads = nullptr;
 pthread_key_t g_thread_exit_key;
 bool g_thread_exit_key_made = false;
 pthread_once_t g_thread_exit_key_once = PTHREAD_ONCE_INIT;
@@ -316,11 +318,9 @@ void clear_table_locked() {
 PERISCOPE_FORK_PATH void reset_in_child() {
   // The other threads are gone (their TLS may be unmapped or reused): the list is this one.
   (void)reset_if_held_in_fork_child(g_threads_lock);
-  g_threads = nullptr;
-  if (t_heap_count.listed == 1) {
-    t_heap_count.prev = t_heap_count.next = nullptr;
-    g_threads = &t_heap_count;
-  }
+  HeapThreadCount* const only = t_heap_count.listed == 1 ? &t_heap_count : nullptr;
+  if (g_threads != only) g_threads = only;
+  if (only && (only->prev || only->next)) only->prev = only->next = nullptr;
   const bool held = reset_if_held_in_fork_child(g_lock);
   g_in_fork_child = true;
   if (held && g_table) {
