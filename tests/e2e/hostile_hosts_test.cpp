@@ -234,6 +234,22 @@ TEST(HostileHost, StacksOfThreadsThatBlockSignalsComeByPtrace) {
   EXPECT_NE(r.out.find("hostile_hot_loop"), std::string::npos) << r.out;
 }
 
+// glibc gives a thread a malloc arena of its own at its first malloc or free. The agent's
+// pthread_create hook (crash report on: each new thread gets an alternate signal stack) handed its
+// start data over on the heap and freed it on the new thread: every host thread got an arena,
+// which every fork then locks, unlocks and copies (two page faults a fork each).
+TEST(HostileHost, ThreadsThatNeverAllocateGetNoMallocArenaFromTheAgent) {
+  SocketDir dir;
+  Hostile host(dir);
+  std::istringstream answer(host.command("idle-threads 4"));
+  std::string word;
+  int before = -1, after = -1;
+  ASSERT_TRUE(answer >> word >> before >> after) << answer.str();
+  EXPECT_EQ(word, "arenas");
+  EXPECT_GE(before, 1);
+  EXPECT_EQ(after, before) << "the host's idle threads got malloc arenas";
+}
+
 TEST(HostileHost, ForkAfterCloseAndReopenLeavesTheChildsFilesAlone) {
   SocketDir dir;
   Hostile host(dir);

@@ -14,6 +14,8 @@
 //   escape-names         name itself and its hot worker with terminal escape sequences          -> ok
 //   daemon-with-worker   fork a "master" that at once forks a "worker" (as nginx does when it
 //                        daemonizes); both live until stdin closes    -> master P worker Q
+//   idle-threads N       N more threads that never allocate (raw pthreads, waiting for the end);
+//                        glibc's malloc arenas before and after they started   -> arenas A B
 //   exit                 exit normally
 #include <atomic>
 #include <cerrno>
@@ -22,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <malloc.h>
 #include <iostream>
 #include <pthread.h>
 #include <sstream>
@@ -172,6 +175,42 @@ void escape_names(pthread_t hot) {
   ::pthread_setname_np(hot, "\x1b[2Jhot\x1b[5m");
 }
 
+// glibc's malloc arenas: the <heap> elements of malloc_info's report.
+int malloc_arenas() {
+  char* text = nullptr;
+  size_t size = 0;
+  FILE* out = open_memstream(&text, &size);
+  if (!out) return -1;
+  malloc_info(0, out);
+  std::fclose(out);
+  int heaps = 0;
+  for (const char* p = text; (p = std::strstr(p, "<heap nr=")) != nullptr; ++p) ++heaps;
+  std::free(text);
+  return heaps;
+}
+
+std::atomic<int> g_idle_started{0};
+
+// A thread that never calls malloc or free (std::thread's would free its state on the new thread).
+void* idle_thread(void*) {
+  g_idle_started.fetch_add(1);
+  while (!g_stop) ::usleep(10 * 1000);
+  return nullptr;
+}
+
+void idle_threads(int n) {
+  const int before = malloc_arenas();
+  const int target = g_idle_started.load() + n;
+  for (int i = 0; i < n; ++i) {
+    pthread_t thread;
+    if (pthread_create(&thread, nullptr, idle_thread, nullptr) != 0) return reply("error pthread_create");
+    pthread_detach(thread);
+  }
+  while (g_idle_started.load() < target) ::usleep(1000);
+  ::usleep(20 * 1000);  // past their first instructions: whatever their start does has happened
+  reply("arenas " + std::to_string(before) + " " + std::to_string(malloc_arenas()));
+}
+
 }  // namespace
 
 int main() {
@@ -209,7 +248,11 @@ int main() {
       drop_to(static_cast<uid_t>(uid));
     } else if (command == "daemon-with-worker") daemon_with_worker();
     else if (command == "escape-names") escape_names(threads[0].native_handle()), reply("ok");
-    else if (command == "exit") break;
+    else if (command == "idle-threads") {
+      int n = 0;
+      in >> n;
+      idle_threads(n);
+    } else if (command == "exit") break;
     else reply("unknown command " + command);
   }
   g_stop = true;

@@ -8,7 +8,9 @@
 // Exported from libperiscope.so (exports.map). Not built into sanitizer builds: ASan and TSan
 // interpose pthread_create themselves and start their own bookkeeping in the new thread, which
 // code of ours must not run before.
+#include <atomic>
 #include <csignal>
+#include <cstddef>
 #include <dlfcn.h>
 #include <new>
 #include <pthread.h>
@@ -42,12 +44,51 @@ struct HostStart {
   bool alt_stack;
 };
 
+// What the creator hands the new thread, in a slot of a static pool: the new thread copies it out
+// and frees the slot, without a call to free. glibc gives a thread a malloc arena of its own at its
+// first malloc or free: a host thread that never allocates would get one for the agent's sake,
+// which every fork then locks, unlocks and copies (two page faults a fork, each such thread).
+// All slots in flight (256 threads being started at once): the heap.
+constexpr unsigned kStartSlots = 256;
+struct StartSlot {
+  std::atomic<bool> used{false};
+  HostStart start{};
+};
+StartSlot g_start_slots[kStartSlots];
+std::atomic<unsigned> g_next_start_slot{0};
+
+PERISCOPE_FORK_PATH HostStart* hand_over(const HostStart& start) {
+  const unsigned first = g_next_start_slot.fetch_add(1, std::memory_order_relaxed);
+  for (unsigned i = 0; i < kStartSlots; ++i) {
+    StartSlot& slot = g_start_slots[(first + i) % kStartSlots];
+    bool expected = false;
+    if (!slot.used.load(std::memory_order_relaxed) && slot.used.compare_exchange_strong(expected, true)) {
+      slot.start = start;
+      return &slot.start;
+    }
+  }
+  return new (std::nothrow) HostStart(start);
+}
+
+bool in_pool(const HostStart* p) {
+  return p >= &g_start_slots[0].start && p <= &g_start_slots[kStartSlots - 1].start;
+}
+
+HostStart take_over(HostStart* p) {
+  const HostStart start = *p;
+  if (!in_pool(p)) {
+    delete p;
+    return start;
+  }
+  reinterpret_cast<StartSlot*>(reinterpret_cast<char*>(p) - offsetof(StartSlot, start))->used.store(false);
+  return start;
+}
+
 // The host's start routine, after what the thread needs first. The alternate stack goes back to
 // the pool when the routine returns, and on pthread_exit or cancellation (the unwind runs the
 // destructor).
 void* start_host_routine(void* p) {
-  const HostStart start = *static_cast<HostStart*>(p);
-  delete static_cast<HostStart*>(p);
+  const HostStart start = take_over(static_cast<HostStart*>(p));
   if (start.sampled) periscope::Sampler::arm_new_thread();
   if (!start.alt_stack) return start.routine(start.arg);
   periscope::agent::ThreadAltStack alt_stack;
@@ -70,10 +111,10 @@ extern "C" __attribute__((visibility("default"))) PERISCOPE_FORK_PATH int pthrea
   const bool sampled = periscope::Sampler::samples_new_threads();
   const bool alt_stack = periscope::agent::new_threads_want_alt_stacks() && segv_reaches_handlers_of_new_thread();
   if (!sampled && !alt_stack) return next(thread, attr, routine, arg);
-  auto* start = new (std::nothrow) HostStart{routine, arg, sampled, alt_stack};
+  HostStart* start = hand_over(HostStart{routine, arg, sampled, alt_stack});
   if (!start) return next(thread, attr, routine, arg);
   const int r = next(thread, attr, start_host_routine, start);
-  if (r != 0) delete start;
+  if (r != 0) (void)take_over(start);
   return r;
 }
 
