@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
+#include <dirent.h>
+#include <iterator>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -488,6 +490,31 @@ DemoWithHttp::DemoWithHttp(const SocketDir& dir, Env extra_env)
   }
   demo_ = m[1];
   admin_ = m[2];
+}
+
+double thread_cpu_seconds(pid_t pid, const std::string& name) {
+  const std::string task = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = ::opendir(task.c_str());
+  if (!d) return -1;
+  double seconds = -1;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream comm(task + "/" + e->d_name + "/comm");
+    std::string c;
+    std::getline(comm, c);
+    if (c != name) continue;
+    std::ifstream stat(task + "/" + e->d_name + "/stat");
+    std::string all((std::istreambuf_iterator<char>(stat)), {});
+    std::istringstream rest(all.substr(all.rfind(')') + 2));
+    std::string field;
+    long ticks = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+      if (i == 14 || i == 15) ticks += std::stol(field);
+    }
+    seconds = static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
+  ::closedir(d);
+  return seconds;
 }
 
 }  // namespace periscope::test

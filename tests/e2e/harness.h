@@ -62,6 +62,10 @@ class Process {
 
 // The whole file, or "" if it cannot be read.
 std::string slurp(const std::string& path);
+
+// CPU seconds used so far by the thread of `pid` named `name` (utime + stime, 10 ms ticks), -1 if
+// none.
+double thread_cpu_seconds(pid_t pid, const std::string& name);
 // Line `n` (0: the first) of `text`, or "" when it has fewer.
 std::string line_of(const std::string& text, size_t n);
 

@@ -15,7 +15,9 @@
 //   daemon-with-worker   fork a "master" that at once forks a "worker" (as nginx does when it
 //                        daemonizes); both live until stdin closes    -> master P worker Q
 //   idle-threads N       N more threads that never allocate (raw pthreads, waiting for the end);
-//                        glibc's malloc arenas before and after they started   -> arenas A B
+//                        glibc's malloc arenas before and after they started, and how many of
+//                        them run on an alternate signal stack (the agent's crash report gives
+//                        each new thread one: its pthread_create hook ran)  -> arenas A B altstacks K
 //   exit                 exit normally
 #include <atomic>
 #include <cerrno>
@@ -190,9 +192,12 @@ int malloc_arenas() {
 }
 
 std::atomic<int> g_idle_started{0};
+std::atomic<int> g_idle_alt_stacks{0};
 
 // A thread that never calls malloc or free (std::thread's would free its state on the new thread).
 void* idle_thread(void*) {
+  stack_t alt{};
+  if (sigaltstack(nullptr, &alt) == 0 && !(alt.ss_flags & SS_DISABLE)) g_idle_alt_stacks.fetch_add(1);
   g_idle_started.fetch_add(1);
   while (!g_stop) ::usleep(10 * 1000);
   return nullptr;
@@ -208,7 +213,8 @@ void idle_threads(int n) {
   }
   while (g_idle_started.load() < target) ::usleep(1000);
   ::usleep(20 * 1000);  // past their first instructions: whatever their start does has happened
-  reply("arenas " + std::to_string(before) + " " + std::to_string(malloc_arenas()));
+  reply("arenas " + std::to_string(before) + " " + std::to_string(malloc_arenas()) + " altstacks " +
+        std::to_string(g_idle_alt_stacks.load()));
 }
 
 }  // namespace

@@ -82,6 +82,9 @@ struct Table {
 // signal handler on its thread) allocates or frees passes through without looking.
 std::mutex g_lock;
 Table* g_table = nullptr;  // made at the first start, never freed (the interposer outlives us)
+// Whether a table was ever made: until then a free whose filter slot is set (one the bootstrap
+// arena shares) has nothing to look up, and takes no lock.
+std::atomic<bool> g_has_table{false};
 std::atomic<uint64_t> g_rate{kDefaultHeapRate};
 std::atomic<uint64_t> g_samples{0};
 std::atomic<uint64_t> g_dropped{0};
@@ -132,7 +135,9 @@ void leave_thread_list(void*) {
 
 // At the thread's first crossing (inside the allocator's caller: HeapPassThrough is on). A thread
 // whose key cannot be set (keys exhausted) is not listed: a start does not reach its distance,
-// which then runs out at the rate it was drawn for.
+// which then runs out at the rate it was drawn for (1 MiB while off). The lock is only tried:
+// inside malloc, never wait (a fork child's handler registered before ours may allocate while
+// the lock is still the dead parent thread's); the next crossing tries again.
 void join_thread_list() {
   HeapThreadCount& self = t_heap_count;
   // Made at the first crossing of any thread, which may come before the agent's constructors.
@@ -143,7 +148,11 @@ void join_thread_list() {
     self.listed = 2;
     return;
   }
-  std::lock_guard lock(g_threads_lock);
+  std::unique_lock lock(g_threads_lock, std::try_to_lock);
+  if (!lock.owns_lock()) return;
+  for (HeapThreadCount* t = g_threads; t; t = t->next) {
+    if (t == &self) return;  // listed already (a lost destructor value): a second link is a cycle
+  }
   self.prev = nullptr;
   self.next = g_threads;
   if (g_threads) g_threads->prev = &self;
@@ -156,11 +165,13 @@ void join_thread_list() {
 // back its old distance over our 0 (a lost update): until each thread has drawn for this start or
 // still has a distance of at most 0, store again (~40 ms at most).
 void restart_thread_counts(uint64_t generation) {
+  constexpr int kMaxListed = 1 << 20;  // more than any process's threads: a bound, should the list be broken
   for (int pass = 0; pass < 200; ++pass) {
     bool settled = true;
     {
       std::lock_guard lock(g_threads_lock);
-      for (HeapThreadCount* t = g_threads; t; t = t->next) {
+      int seen = 0;
+      for (HeapThreadCount* t = g_threads; t && seen < kMaxListed; t = t->next, ++seen) {
         if (__atomic_load_n(&t->generation, __ATOMIC_RELAXED) == generation) continue;
         if (__atomic_load_n(&t->bytes_left, __ATOMIC_RELAXED) <= 0) continue;
         __atomic_store_n(&t->bytes_left, 0, __ATOMIC_RELAXED);
@@ -284,6 +295,17 @@ PERISCOPE_HEAP_PATH void record(void* block, size_t size) noexcept {
 std::atomic<uintptr_t> g_reserved_begin{0};
 std::atomic<uintptr_t> g_reserved_end{0};
 
+// Whether the filter slot is one of the bootstrap arena's (never zeroed: its blocks' frees must
+// always meet the slow path).
+bool is_reserved_slot(size_t slot) noexcept {
+  const uintptr_t begin = g_reserved_begin.load(std::memory_order_relaxed);
+  const uintptr_t end = g_reserved_end.load(std::memory_order_relaxed);
+  if (begin == end) return false;
+  const size_t first = heap_filter_slot(reinterpret_cast<void*>(begin));
+  const size_t count = ((end - 1) >> kHeapFilterGranuleBits) - (begin >> kHeapFilterGranuleBits) + 1;
+  return ((slot - first) & ((size_t{1} << kHeapFilterBits) - 1)) < count;
+}
+
 void mark_reserved() noexcept {
   const uintptr_t begin = g_reserved_begin.load(std::memory_order_relaxed);
   const uintptr_t end = g_reserved_end.load(std::memory_order_relaxed);
@@ -297,9 +319,9 @@ void clear_table_locked() {
   // kernel's one shared zero page (a whole-filter store would make it 256 KiB of private pages
   // that every free then misses in the cache and the TLB).
   for (const auto& [address, block] : g_table->blocks) {
-    g_heap_filter[heap_filter_slot(reinterpret_cast<void*>(address))].store(0, std::memory_order_relaxed);
+    const size_t slot = heap_filter_slot(reinterpret_cast<void*>(address));
+    if (!is_reserved_slot(slot)) g_heap_filter[slot].store(0, std::memory_order_relaxed);
   }
-  mark_reserved();
   g_table->blocks.clear();
   g_table->index.clear();
   g_table->stacks.clear();
@@ -328,10 +350,11 @@ PERISCOPE_FORK_PATH void reset_in_child() {
     std::lock_guard lock(g_lock);
     // The old table may be inconsistent: leaked on purpose. The filter's counts were its blocks':
     // zeroed where set (a read of the rest is the zero page's).
-    for (auto& slot : g_heap_filter) {
-      if (slot.load(std::memory_order_relaxed) != 0) slot.store(0, std::memory_order_relaxed);
+    for (size_t slot = 0; slot < (size_t{1} << kHeapFilterBits); ++slot) {
+      if (g_heap_filter[slot].load(std::memory_order_relaxed) != 0 && !is_reserved_slot(slot)) {
+        g_heap_filter[slot].store(0, std::memory_order_relaxed);
+      }
     }
-    mark_reserved();
     g_table = new (std::nothrow) Table;
     if (!g_table) {
       g_heap_sampling_generation.store(0);
@@ -393,7 +416,7 @@ PERISCOPE_HEAP_PATH void heap_sample_slow(void* block, size_t size) noexcept {
 }
 
 void heap_untrack_slow(void* block) noexcept {
-  if (t_inside || !block) return;
+  if (t_inside || !block || !g_has_table.load(std::memory_order_relaxed)) return;
   const auto address = reinterpret_cast<uintptr_t>(block);
   HeapPassThrough pass;
   std::lock_guard lock(g_lock);
@@ -479,6 +502,7 @@ std::string start_heap_sampling(uint64_t rate, std::string* note) {
     // Made at the first start, never freed (the interposer outlives us); anew in a fork child
     // that could not make its own.
     if (!g_table) g_table = new Table;
+    g_has_table.store(true);
     clear_table_locked();
     g_rate = rate;
     g_heap_generation.fetch_add(1);

@@ -36,10 +36,11 @@ extern std::atomic<uint8_t> g_heap_filter[];
 constexpr unsigned kHeapFilterBits = 20;
 constexpr unsigned kHeapFilterGranuleBits = 8;
 // A thread's distance to its next sample, and the start it was drawn for. While sampling is off a
-// thread that crosses its distance gets a distance it never crosses (kHeapCountWhileOff), so
-// an allocation is one subtraction either way, and reads no global. A start makes every
-// counting thread's distance 0 (restart_thread_counts in heap_sampler.cpp), which sends its next
-// allocation to the slow path, where it draws anew at the new rate. For that, the threads that
+// thread that crosses its distance gets a long one (kHeapCountWhileOff, 1 MiB: one slow path per
+// MiB allocated, which looks whether a start came), so an allocation is one subtraction either
+// way, and reads no global. A start makes every counting thread's distance 0
+// (restart_thread_counts in heap_sampler.cpp), which sends its next allocation to the slow path,
+// where it draws anew at the new rate; a thread the start could not reach draws within 1 MiB. For that, the threads that
 // count are in a list of these (prev/next, under the sampler's thread lock), joined at a thread's
 // first crossing (a new thread's distance is 0) and left at its exit.
 struct HeapThreadCount {
@@ -49,7 +50,7 @@ struct HeapThreadCount {
   HeapThreadCount* next;
   uint8_t listed;  // 0: not yet; 1: in the list; 2: left it (the thread is exiting)
 };
-constexpr int64_t kHeapCountWhileOff = INT64_MAX / 2;
+constexpr int64_t kHeapCountWhileOff = int64_t{1} << 20;
 extern __thread HeapThreadCount t_heap_count __attribute__((tls_model("initial-exec")));
 extern std::atomic<uint64_t> g_heap_generation;
 extern std::atomic<uint64_t> g_heap_sampling_generation;  // g_heap_generation while on, else 0
