@@ -7,6 +7,9 @@
 //                        and exits; prints the median microseconds per connection
 // After the microseconds: the page faults per round, parent and children (getrusage): what a
 // fork copies and faults in is most of its cost, and unlike time it does not vary from run to run.
+// FORK_COST_CHILD_THREAD=1 (no agent): each child starts one thread as the agent's fork handler
+// does (detached, every signal blocked, on a static stack, sleeping 50 ms), and nothing else: the
+// floor of any agent that starts a fork child's agent on a thread of the child.
 #include <algorithm>
 #include <arpa/inet.h>
 #include <chrono>
@@ -14,6 +17,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <csignal>
 #include <string>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -25,6 +30,30 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+bool g_child_thread = false;
+alignas(64) char g_child_thread_stack[128 * 1024];
+
+void* sleep_50ms(void*) {
+  ::usleep(50 * 1000);
+  return nullptr;
+}
+
+// In a fork child: what the agent's fork handler costs at the least (see the top).
+void start_thread_in_child() {
+  if (!g_child_thread) return;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstack(&attr, g_child_thread_stack, sizeof g_child_thread_stack);
+  pthread_t thread;
+  if (pthread_create(&thread, &attr, sleep_50ms, nullptr) != 0) std::abort();
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
 
 double median_us(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -40,7 +69,10 @@ double fork_and_exit(int rounds) {
   for (int i = 0; i < rounds; ++i) {
     auto start = Clock::now();
     pid_t pid = fork();
-    if (pid == 0) _exit(0);
+    if (pid == 0) {
+      start_thread_in_child();
+      _exit(0);
+    }
     waitpid(pid, nullptr, 0);
     us.push_back(micros_since(start));
   }
@@ -68,6 +100,7 @@ void serve_forever(int listen_fd) {
     if (c < 0) continue;
     pid_t pid = fork();
     if (pid == 0) {
+      start_thread_in_child();
       char buf[64];
       if (read(c, buf, sizeof buf) > 0) (void)!write(c, "ok\n", 3);
       _exit(0);
@@ -120,6 +153,8 @@ int main(int argc, char** argv) {
   const std::string mode = argv[1];
   const int rounds = std::atoi(argv[2]);
   if (rounds <= 0 || (mode != "exit" && mode != "serve")) return 2;
+  const char* child_thread = std::getenv("FORK_COST_CHILD_THREAD");
+  g_child_thread = child_thread && std::string(child_thread) == "1";
   // A host has threads of its own (the agent has one): so does this one, like a real server.
   std::thread([] { for (;;) std::this_thread::sleep_for(std::chrono::seconds(1)); }).detach();
   const long faults_before = minor_faults();

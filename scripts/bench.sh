@@ -56,6 +56,7 @@ else
   bench profiler env WORK_S="$(reps 2 5)" bash bench/profiler_bench.sh "$BUILD_DIR" "$(reps 1 5)"
   bench metrics_scrape "$B/metrics_scrape" "$(reps 50 300)"
   bench fork_cost bash bench/fork_cost.sh "$BUILD_DIR" "$(reps 3 7)" "$(reps 500 2000)"
+  bench pg_connections bash bench/pg_connections.sh "$BUILD_DIR" "$(reps 2 7)" 4
   bench heap_cost bash bench/heap_cost.sh "$BUILD_DIR" "$(reps 3 11)" "$(reps 1000000 5000000)"
   bench stacks_rss bash bench/stacks_rss.sh "$BUILD_DIR"
 fi
@@ -124,6 +125,13 @@ read -r fw fa fr < <(fork_row serve)
 row "fork-per-connection server" "$fa us/conn" "<= 1.25x without" "without the agent: $fw us" "${fr}x"
 faults=$(f fork_cost | awk '$2 == "exit" {print $(NF-2), $(NF-1), $NF}')
 row "page faults a fork+exit round" "${faults##*-> }" "-" "without the agent: ${faults%% ->*}" "-"
+# The parts: the library loaded with no agent, and a thread started in each child with no periscope.
+fork_part() { f fork_cost | awk -v m="$1:" -v w="$2" '$1 == "parts" && $3 == m {print $w}'; }
+row "fork per connection: library loaded, agent off" "-" "-" "without the agent" "$(fork_part serve 8)"
+row "fork per connection: a thread in each child, no periscope" "-" "-" "without the agent" "$(fork_part serve 19)"
+pg() { f pg_connections | awk -v k="$1" '{for (i = 1; i < NF; ++i) if ($i == k) {print $(i+1); exit}}'; }
+pgr=$(f pg_connections | awk '{for (i = 1; i < NF; ++i) if ($i == "ratio") {print $(i+1); exit}}')
+row "PostgreSQL connections/s, pgbench -C -S" "$(pg agent)" "-" "without the agent: $(pg without)" "${pgr}x"
 
 heap() { f heap_cost | awk -v n="$1" 'index($0, n) {for (i = 1; i < NF; ++i) if ($(i+1) ~ /^\(/) {v = $i; r = $(i+1); gsub(/[()x]/, "", r); print v, r; exit}}'; }
 hn=$(f heap_cost | awk '/without the agent/ {print $4}')

@@ -42,10 +42,19 @@ size_t copy_name(char* out, const char* name) {
   return n;
 }
 
-template <typename T>
-T* map_zeroed(size_t count) {
-  void* p = ::mmap(nullptr, count * sizeof(T), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? nullptr : static_cast<T*>(p);
+// The slots and the per-thread blocks share one zeroed mapping: one mapping less for every fork
+// of the host to copy and every exit to unmap.
+struct TableMemory {
+  RequestSlot* slots = nullptr;
+  ThreadStatsBlock* blocks = nullptr;
+};
+TableMemory map_table(size_t slots, size_t blocks) {
+  static_assert(sizeof(RequestSlot) % alignof(ThreadStatsBlock) == 0, "the blocks follow the slots");
+  const size_t slot_bytes = slots * sizeof(RequestSlot);
+  void* p = ::mmap(nullptr, slot_bytes + blocks * sizeof(ThreadStatsBlock), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return {};
+  return {static_cast<RequestSlot*>(p), reinterpret_cast<ThreadStatsBlock*>(static_cast<char*>(p) + slot_bytes)};
 }
 
 // Single writer: a plain add, no lock prefix. Readers load the atomics.
@@ -191,10 +200,13 @@ RequestTable::RequestTable(const RequestTableConfig& config)
     : capacity_(config.capacity),
       max_names_(config.max_names),
       default_threshold_ms_(config.default_threshold_ms),
-      slots_(map_zeroed<RequestSlot>(config.capacity)),
+      slots_(nullptr),
       names_(new NameStats[config.max_names + 1]),
       id_(g_next_table_id.fetch_add(1)),
-      blocks_(map_zeroed<ThreadStatsBlock>(kThreadBlocks)) {
+      blocks_(nullptr) {
+  const TableMemory memory = map_table(capacity_, kThreadBlocks);
+  slots_ = memory.slots;
+  blocks_ = memory.blocks;
   if (!slots_) capacity_ = 0;  // track nothing rather than fail the agent
   first_use_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (auto id = FdIdentity::of(first_use_fd_)) first_use_identity_ = *id;

@@ -142,7 +142,7 @@ class RequestTable {
 
   static constexpr size_t kThreadBlocks = 512;
   const uint64_t id_;         // unique per table ever made: a new table may reuse an old address
-  ThreadStatsBlock* blocks_;  // mmap'ed like the slots
+  ThreadStatsBlock* blocks_;  // in the slots' mapping, after them
   void record(uint32_t name_index, uint64_t ns);
   ThreadStatsBlock* acquire_block();
 };
