@@ -44,10 +44,14 @@ as_postgres "$PG/initdb" -D "$DIR/data" -A trust -U postgres >/dev/null
 start X=1
 as_postgres "$PG/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -i -q postgres >/dev/null 2>&1
 stop
-mkdir -m 1777 "$DIR/sockets"
+# The agent makes its socket directory itself (0700, owned by postgres, as it requires).
+agent_running() { [ -S "$DIR/sockets/$(cat "$DIR/pid").sock" ]; }
 for _ in $(seq "$ROUNDS"); do
   start X=1; without=$(connections_per_second); stop
-  start PERISCOPE_SOCKET_DIR="$DIR/sockets" LD_PRELOAD="$AGENT"; with=$(connections_per_second); stop
+  start PERISCOPE_SOCKET_DIR="$DIR/sockets" LD_PRELOAD="$AGENT"
+  for _ in $(seq 100); do agent_running && break; sleep 0.05; done
+  agent_running || { echo "pg_connections.sh: no agent in the postmaster; its log ends:" >&2; tail -5 "$DIR/log" >&2; exit 1; }
+  with=$(connections_per_second); stop
   start PERISCOPE_DISABLE=1 LD_PRELOAD="$AGENT"; library=$(connections_per_second); stop
   echo "$without $with $library"
 done >"$DIR/rounds"
