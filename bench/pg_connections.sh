@@ -12,21 +12,28 @@ BUILD=${1:?usage: pg_connections.sh BUILD_DIR [ROUNDS] [SECONDS]}
 ROUNDS=${2:-5}
 SECONDS_EACH=${3:-4}
 AGENT=$(realpath "$BUILD/libperiscope.so")
-PG=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+PG=$( (ls -d /usr/lib/postgresql/*/bin 2>/dev/null || true) | sort -V | tail -1)
 [ -x "$PG/postgres" ] || { echo "pg_connections.sh: PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "pg_connections.sh: run as root (PostgreSQL runs as user postgres)" >&2; exit 2; }
 DIR=$(mktemp -d)
+trap 'stop; rm -rf "$DIR"' EXIT
 chown postgres "$DIR"
 chmod 700 "$DIR"
 PORT=$((20000 + RANDOM % 20000))
 as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; }
-stop() {
+stop() {  # a fast shutdown; after 10 s an immediate one, after 20 s SIGKILL
   [ -f "$DIR/pid" ] || return 0
-  kill -INT "$(cat "$DIR/pid")" 2>/dev/null || true
-  while kill -0 "$(cat "$DIR/pid")" 2>/dev/null; do sleep 0.1; done
+  local pid tries=0
+  pid=$(cat "$DIR/pid")
+  kill -INT "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do
+    tries=$((tries + 1))
+    [ $tries = 100 ] && kill -QUIT "$pid" 2>/dev/null
+    [ $tries = 200 ] && kill -KILL "$pid" 2>/dev/null
+    sleep 0.1
+  done
   rm -f "$DIR/pid"
 }
-trap 'stop; rm -rf "$DIR"' EXIT
 start() {  # start ENV...: the postmaster with these variables, once it answers
   # setpriv itself in the background (not a function): $! is then the postmaster's pid
   setpriv --reuid=postgres --regid=postgres --init-groups -- env "$@" "$PG/postgres" -D "$DIR/data" -p "$PORT" -k "$DIR" -c listen_addresses=127.0.0.1 \
@@ -35,9 +42,10 @@ start() {  # start ENV...: the postmaster with these variables, once it answers
   for _ in $(seq 200); do "$PG/pg_isready" -q -h 127.0.0.1 -p "$PORT" && return 0; sleep 0.05; done
   echo "pg_connections.sh: postgres did not start; its log ends:" >&2; tail -5 "$DIR/log" >&2; exit 1
 }
-connections_per_second() {
-  as_postgres "$PG/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -C -S -T "$SECONDS_EACH" postgres 2>/dev/null |
-    awk '/^tps/ {print $3; exit}'
+connections_per_second() {  # prints 0 if pgbench failed (the summary below then says so)
+  local out
+  out=$(as_postgres "$PG/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -C -S -T "$SECONDS_EACH" postgres 2>&1) || true
+  awk '/^tps/ {print $3; found = 1; exit} END {if (!found) print 0}' <<<"$out"
 }
 
 as_postgres "$PG/initdb" -D "$DIR/data" -A trust -U postgres >/dev/null
@@ -59,7 +67,7 @@ python3 - "$DIR/rounds" <<'PY'
 import statistics as st, sys
 rows = [list(map(float, line.split())) for line in open(sys.argv[1]) if line.strip()]
 if not rows or any(len(r) != 3 or r[0] <= 0 for r in rows):
-    sys.exit("pg_connections.sh: pgbench gave no rate")
+    sys.exit("pg_connections.sh: pgbench gave no rate in some round (its rounds: %s)" % rows)
 m = lambda i: st.median(r[i] for r in rows)
 ratio = lambda i: st.median(r[i] / r[0] for r in rows)
 spread = lambda i: "%.2f-%.2f" % (min(r[i] / r[0] for r in rows), max(r[i] / r[0] for r in rows))

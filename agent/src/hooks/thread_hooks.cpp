@@ -95,11 +95,13 @@ void* start_host_routine(void* p) {
   return start.routine(start.arg);
 }
 
-// A thread started with SIGSEGV blocked (it inherits the creator's mask: the agent's own threads,
-// which block every signal) never runs a handler for it: the kernel kills the process with the
-// default action instead. It needs no alternate stack.
-PERISCOPE_FORK_PATH bool segv_reaches_handlers_of_new_thread() {
+// A thread started with SIGSEGV blocked (the agent's own threads block every signal) never runs a
+// handler for it: the kernel kills the process with the default action instead. It needs no
+// alternate stack. Its mask is the one its attributes give (pthread_attr_setsigmask_np, as the
+// agent starts its threads), else its creator's.
+PERISCOPE_FORK_PATH bool segv_reaches_handlers_of_new_thread(const pthread_attr_t* attr) {
   sigset_t mask;
+  if (attr && pthread_attr_getsigmask_np(attr, &mask) == 0) return !sigismember(&mask, SIGSEGV);
   return ::pthread_sigmask(SIG_BLOCK, nullptr, &mask) != 0 || !sigismember(&mask, SIGSEGV);
 }
 
@@ -109,7 +111,7 @@ extern "C" __attribute__((visibility("default"))) PERISCOPE_FORK_PATH int pthrea
                                                                      void* (*routine)(void*), void* arg) {
   PthreadCreateFn next = next_pthread_create();
   const bool sampled = periscope::Sampler::samples_new_threads();
-  const bool alt_stack = periscope::agent::new_threads_want_alt_stacks() && segv_reaches_handlers_of_new_thread();
+  const bool alt_stack = periscope::agent::new_threads_want_alt_stacks() && segv_reaches_handlers_of_new_thread(attr);
   if (!sampled && !alt_stack) return next(thread, attr, routine, arg);
   HostStart* start = hand_over(HostStart{routine, arg, sampled, alt_stack});
   if (!start) return next(thread, attr, routine, arg);
