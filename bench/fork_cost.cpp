@@ -42,16 +42,17 @@ void* sleep_50ms(void*) {
 // In a fork child: what the agent's fork handler costs at the least (see the top).
 void start_thread_in_child() {
   if (!g_child_thread) return;
-  sigset_t all;
+  sigset_t all, old;
   sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setsigmask_np(&attr, &all);
   pthread_attr_setstack(&attr, g_child_thread_stack, sizeof g_child_thread_stack);
   pthread_t thread;
   if (pthread_create(&thread, &attr, sleep_50ms, nullptr) != 0) std::abort();
   pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 double median_us(std::vector<double> v) {
