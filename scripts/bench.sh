@@ -130,8 +130,7 @@ fork_part() { f fork_cost | awk -v m="$1:" -v w="$2" '$1 == "parts" && $3 == m {
 row "fork per connection: library loaded, agent off" "-" "-" "without the agent" "$(fork_part serve 8)"
 row "fork per connection: a thread in each child, no periscope" "-" "-" "without the agent" "$(fork_part serve 19)"
 pg() { (f pg_connections 2>/dev/null || true) | awk -v k="$1" '{for (i = 1; i < NF; ++i) if ($i == k) {print $(i+1); exit}}'; }
-pgr=$( (f pg_connections 2>/dev/null || true) | awk '{for (i = 1; i < NF; ++i) if ($i == "ratio") {print $(i+1); exit}}')
-row "PostgreSQL connections/s, pgbench -C -S" "$(pg agent)" "-" "without the agent: $(pg without)" "${pgr}x"
+row "PostgreSQL connections/s, pgbench -C -S" "$(pg agent)" "-" "without the agent: $(pg without)" "$(pg ratio)x"
 
 heap() { f heap_cost | awk -v n="$1" 'index($0, n) {for (i = 1; i < NF; ++i) if ($(i+1) ~ /^\(/) {v = $i; r = $(i+1); gsub(/[()x]/, "", r); print v, r; exit}}'; }
 hn=$(f heap_cost | awk '/without the agent/ {print $4}')

@@ -97,8 +97,8 @@ void* start_host_routine(void* p) {
 
 // A thread started with SIGSEGV blocked (the agent's own threads block every signal) never runs a
 // handler for it: the kernel kills the process with the default action instead. It needs no
-// alternate stack. Its mask is the one its attributes give (pthread_attr_setsigmask_np, as the
-// agent starts its threads), else its creator's.
+// alternate stack. Its mask is the one its attributes give (pthread_attr_setsigmask_np), else its
+// creator's (the agent blocks every signal around creating its threads).
 PERISCOPE_FORK_PATH bool segv_reaches_handlers_of_new_thread(const pthread_attr_t* attr) {
   sigset_t mask;
   if (attr && pthread_attr_getsigmask_np(attr, &mask) == 0) return !sigismember(&mask, SIGSEGV);
